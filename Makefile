@@ -1,0 +1,74 @@
+# smail.xoauth2 — developer entry points. `make demo` and `make test` work on a fresh machine
+# with Python 3.11+, make and git; everything else is installed into .venv from the requirement files.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+PY := $(BIN)/python
+BUILD := $(abspath .build)
+COLLECTION := $(BUILD)/ansible_collections/smail/xoauth2
+STATE := $(BUILD)/sandbox
+GET_PIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+ANSIBLE_TEST := cd $(COLLECTION) && PATH=$(BIN):$$PATH $(BIN)/ansible-test
+
+export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
+export ANSIBLE_NOCOLOR := 1
+export PATH := $(BIN):$(PATH)
+export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
+
+.PHONY: help venv build demo test sanity units integration sandbox-start sandbox-stop clean
+
+help:
+	@echo "make demo   send a notification through XOAUTH2 to the local sandbox and show it"
+	@echo "make test   sanity, unit and integration tests (starts and stops the sandbox)"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt requirements.txt tests/unit/requirements.txt tests/integration/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# ansible-test wants the collection under ansible_collections/NAMESPACE/NAME: copy the working tree there,
+# without what is not collection content (the sandbox and CI scripts run from the checkout).
+build: venv
+	rm -rf $(COLLECTION)
+	mkdir -p $(COLLECTION)
+	git ls-files -z --cached --others --exclude-standard | grep -zv -e '^sandbox/' -e '^\.ci/' -e '^benchmarks/' \
+	  | tar --null --files-from=- --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(COLLECTION)
+
+sandbox-start: build
+	$(PY) sandbox/xoauth2_sandbox.py stop --state-dir $(STATE) >/dev/null 2>&1 || true
+	rm -rf $(STATE) && mkdir -p $(STATE)
+	$(PY) sandbox/xoauth2_sandbox.py start --state-dir $(STATE)
+
+sandbox-stop:
+	-$(PY) sandbox/xoauth2_sandbox.py stop --state-dir $(STATE)
+
+demo: sandbox-start
+	@status=0; \
+	$(BIN)/ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(PY) \
+	  -e sandbox_settings_file=$(STATE)/sandbox.json $(COLLECTION)/playbooks/demo.yml || status=$$?; \
+	if [ $$status -eq 0 ]; then $(PY) sandbox/show_mail.py --state-dir $(STATE) --last 1; fi; \
+	$(MAKE) --no-print-directory sandbox-stop; exit $$status
+
+$(GET_PIP): .ci/get_pip_offline.py
+	mkdir -p $(dir $@)
+	cp $< $@
+
+sanity: build $(GET_PIP)
+	$(ANSIBLE_TEST) sanity --venv --python 3.11 --color no
+
+units: build
+	cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+integration: sandbox-start
+	@status=0; \
+	$(PY) sandbox/integration_config.py --state-dir $(STATE) > $(COLLECTION)/tests/integration/integration_config.yml; \
+	$(ANSIBLE_TEST) integration --local --python 3.11 --color no -v || status=$$?; \
+	$(MAKE) --no-print-directory sandbox-stop; exit $$status
+
+test: sanity units integration
+
+clean:
+	rm -rf $(BUILD) $(VENV)

@@ -1,0 +1,78 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """The OAuth2 option group (ARGSPEC: C(OAUTH2_ARGSPEC) in plugins/module_utils/_options.py)."""
+
+    DOCUMENTATION = r"""
+options:
+  provider:
+    description:
+      - The OAuth 2.0 provider whose defaults apply.
+      - V(google) uses the token endpoint C(https://oauth2.googleapis.com/token), the scope C(https://mail.google.com/)
+        and C(smtp.gmail.com:465) with implicit TLS.
+      - V(microsoft) uses C(https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token), sends the scopes
+        C(https://outlook.office.com/SMTP.Send offline_access) on every refresh (Azure AD requires them), and
+        C(smtp.office365.com:587) with STARTTLS.
+      - V(custom) has no defaults; give O(token_uri) and the SMTP O(host).
+    type: str
+    choices: [google, microsoft, custom]
+    default: google
+  client_id:
+    description:
+      - The OAuth client ID (the C(client_id) of the downloaded C(client_secret_*.json)).
+      - If not set, the environment variable E(SMAIL_XOAUTH2_CLIENT_ID) is used, then the O(token_ini) file.
+    type: str
+  client_secret:
+    description:
+      - The OAuth client secret.
+      - If not set, the environment variable E(SMAIL_XOAUTH2_CLIENT_SECRET) is used, then the O(token_ini) file.
+    type: str
+  refresh_token:
+    description:
+      - The long-lived refresh token obtained at consent (by C(SmailRefreshToken.exe) or M(smail.xoauth2.authorize)).
+      - If not set, the environment variable E(SMAIL_XOAUTH2_REFRESH_TOKEN) is used, then the O(token_ini) file.
+    type: str
+  token_uri:
+    description:
+      - The token endpoint. Defaults to the O(provider)'s.
+      - If not set, the environment variable E(SMAIL_XOAUTH2_TOKEN_URI) is used, then the O(token_ini) file's C(TokenURI).
+    type: str
+  tenant:
+    description:
+      - The Microsoft Entra tenant (ID or domain) for O(provider=microsoft). C(common) when not set.
+    type: str
+  scopes:
+    description:
+      - Scopes to request on refresh. Defaults to the O(provider)'s.
+      - Google ignores them on refresh; Microsoft and V(custom) providers receive them.
+    type: list
+    elements: str
+  access_token:
+    description:
+      - An access token to use as is; no refresh and no cache are involved.
+      - Mutually exclusive in practice with the refresh options, which are then ignored.
+    type: str
+  token_ini:
+    description:
+      - Path, on the host that runs the task, of an existing SMAIL refresh-token INI (C(smail_refresh_token.ini))
+        to read the account, client ID, client secret, refresh token and C(TokenURI) from.
+      - Options given explicitly win over the file's values.
+      - The file is read as cp932 unless it starts with a UTF-8 or UTF-16 byte order mark.
+    type: path
+  token_cache:
+    description:
+      - Reuse access tokens across tasks, forks and hosts on the machine that refreshes them, until 60 seconds before
+        they expire. Entries are files of mode C(0600) in a C(0700) directory, named by a hash of token endpoint,
+        client ID, refresh token and scopes.
+    type: bool
+    default: true
+  token_cache_dir:
+    description:
+      - The token cache directory. Defaults to C(~/.ansible/smail_xoauth2/tokens) of the user running the task.
+    type: path
+"""

@@ -1,0 +1,180 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""From option values to a delivered mail: the one send path of the module, the callback and the roles.
+
+Options arrive as a plain mapping (``module.params`` or a plugin's ``get_option()`` values) with the
+names of the ``oauth2``, ``tls`` and ``smtp`` option groups. This file has no Ansible imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import typing as t
+
+from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _oauth2, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+
+BEARER_MECHANISMS = ("xoauth2", "oauthbearer")
+
+
+@dataclasses.dataclass
+class Credentials:
+    """OAuth2 credentials from options, completed from a SMAIL refresh-token INI where options are silent."""
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    token_uri: str | None = None
+    account: str | None = None
+    #: Where the refresh token came from: ``options`` or the token INI's path.
+    origin: str = "options"
+
+    def __repr__(self) -> str:
+        return f"Credentials(client_id={self.client_id!r}, token_uri={self.token_uri!r}, account={self.account!r})"
+
+
+def read_credentials(options: t.Mapping[str, t.Any]) -> Credentials:
+    """The credentials named by the options; ``token_ini`` fills what the options leave empty."""
+    credentials = Credentials(
+        client_id=options.get("client_id"),
+        client_secret=options.get("client_secret"),
+        refresh_token=options.get("refresh_token"),
+        token_uri=options.get("token_uri"),
+    )
+    path = options.get("token_ini")
+    if not path:
+        return credentials
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise OptionError("token_ini", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        values = _ini.read_token_ini(data)
+    except _ini.IniError as exc:
+        raise OptionError("token_ini", f"{path} is not a readable token INI: {exc.problem}") from None
+    for field in ("client_id", "client_secret", "refresh_token", "token_uri", "account"):
+        if not getattr(credentials, field) and values.get(field):
+            setattr(credentials, field, values[field])
+            if field == "refresh_token":
+                credentials.origin = path
+    if not credentials.refresh_token and not options.get("access_token"):
+        raise OptionError("token_ini", f"{path} holds no refresh token under the expected keys")
+    return credentials
+
+
+def tls_settings(options: t.Mapping[str, t.Any]) -> _oauth2.TLSSettings:
+    """How certificates are checked, for the token endpoint and the SMTP server alike."""
+    timeout = options.get("timeout") or 30
+    if timeout <= 0:
+        raise OptionError("timeout", "must be a positive number of seconds")
+    return _oauth2.TLSSettings(validate_certs=options.get("validate_certs", True), ca_path=options.get("ca_path"),
+                               timeout=float(timeout))
+
+
+def token_cache(options: t.Mapping[str, t.Any]) -> _oauth2.TokenCache | None:
+    """The shared token cache, or None when ``token_cache`` is off."""
+    if not options.get("token_cache", True):
+        return None
+    return _oauth2.TokenCache(options.get("token_cache_dir"))
+
+
+def obtain_token(options: t.Mapping[str, t.Any], credentials: Credentials | None = None) -> _oauth2.AccessToken:
+    """An access token for the options: given, cached or refreshed."""
+    if options.get("access_token"):
+        return _oauth2.obtain_access_token(grant=None, access_token=options["access_token"])
+    credentials = credentials or read_credentials(options)
+    grant = _oauth2.resolve_grant(
+        provider=options.get("provider") or "google",
+        client_id=credentials.client_id,
+        client_secret=credentials.client_secret,
+        refresh_token=credentials.refresh_token,
+        token_uri=credentials.token_uri,
+        tenant=options.get("tenant"),
+        scopes=options.get("scopes"),
+    )
+    return _oauth2.obtain_access_token(grant=grant, cache=token_cache(options), tls=tls_settings(options))
+
+
+def smtp_endpoint(options: t.Mapping[str, t.Any]) -> _smtp.SMTPEndpoint:
+    """Host, port and TLS mode from the options, defaulting from the provider preset."""
+    preset = _oauth2.PROVIDERS.get(options.get("provider") or "google", _oauth2.PROVIDERS["custom"])
+    secure = options.get("secure") or preset.smtp_secure or "ssl"
+    host = options.get("host") or preset.smtp_host
+    if not host:
+        raise OptionError("host", f"is required with provider {preset.name!r}")
+    tls = tls_settings(options)
+    return _smtp.SMTPEndpoint(host=host, port=int(options.get("port") or _smtp.DEFAULT_PORTS[secure]), secure=secure, timeout=tls.timeout,
+                              validate_certs=tls.validate_certs, ca_path=tls.ca_path, ehlohost=options.get("ehlohost"))
+
+
+@dataclasses.dataclass
+class Delivery:
+    """The outcome of :func:`deliver`, as task result fields plus the secrets an adapter must mask."""
+
+    result: dict[str, t.Any]
+    secrets: list[str]
+    transcript: _smtp.Transcript
+    token: _oauth2.AccessToken | None = None
+
+
+def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_only: bool = False,
+            transcript: _smtp.Transcript | None = None) -> Delivery:
+    """Build, authenticate and send ``spec`` as the options say.
+
+    Every input is checked before the token endpoint or the SMTP server is contacted. Raises SmailError on
+    failure; the secrets to mask are then in ``transcript.secrets``. ``check_only`` authenticates without sending.
+    """
+    transcript = transcript or _smtp.Transcript()
+    mechanism = options.get("auth") or "xoauth2"
+    msg = _smtp.build_message(spec)
+    recipients = _smtp.envelope_recipients(spec)
+    if not recipients:
+        raise OptionError("to", "at least one recipient is required in to, cc or bcc")
+    envelope_sender = _smtp.parse_address(spec.sender, option="sender").addr_spec
+    endpoint = smtp_endpoint(options)
+    credentials = read_credentials(options) if mechanism in BEARER_MECHANISMS else Credentials()
+    username = options.get("username") or credentials.account or envelope_sender
+    # The secret is checked for presence later, once it is known; here only the shape of the connection.
+    _smtp.validate_connection(endpoint, _smtp.SASLLogin(mechanism=mechanism, username=username, secret="unchecked"))
+
+    token = None
+    secret = options.get("password")
+    if mechanism in BEARER_MECHANISMS:
+        token = obtain_token(options, credentials)
+        secret = token.token
+        transcript.add_secret(token.token)
+        if token.rotated_refresh_token:
+            transcript.add_secret(token.rotated_refresh_token)
+    for value in (options.get("client_secret"), options.get("refresh_token"), credentials.client_secret,
+                  credentials.refresh_token, options.get("password")):
+        transcript.add_secret(value)
+    login = _smtp.SASLLogin(mechanism=mechanism, username=username, secret=secret)
+    try:
+        sent = _smtp.send_message(endpoint, login, msg, envelope_sender=envelope_sender, recipients=recipients,
+                                  transcript=transcript, check_only=check_only)
+    except SmailError as exc:
+        exc.details.setdefault("token_source", token.source if token else None)
+        raise
+    result: dict[str, t.Any] = {
+        "message_id": sent.message_id,
+        "sender": sent.sender,
+        "recipients": sent.recipients if not check_only else recipients,
+        "refused": sent.refused,
+        "auth_mechanism": sent.auth_mechanism,
+        "token_source": token.source if token else None,
+        "sent": sent.sent,
+    }
+    if token is not None and token.rotated_refresh_token:
+        result["refresh_token_rotated"] = True
+    return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript, token=token)
+
+
+def expires_at_iso(token: _oauth2.AccessToken) -> str | None:
+    """The token's expiry as ISO 8601 UTC (``2026-01-01T00:00:00Z``), or None."""
+    if token.expires_at is None:
+        return None
+    return token.expires_at.astimezone(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,57 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Option groups shared by the collection's modules and plugins: one ARGSPEC each.
+
+Each group matches a doc fragment of the same name (``smail.xoauth2.oauth2``, ``smail.xoauth2.tls``,
+``smail.xoauth2.smtp``). Modules combine them with :func:`merge_argspecs`; plugins read the same names
+through ``get_option()`` and hand the resulting plain dict to the cores.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible.module_utils.basic import env_fallback
+
+OAUTH2_ARGSPEC: dict[str, dict[str, t.Any]] = {
+    "provider": {"type": "str", "default": "google", "choices": ["google", "microsoft", "custom"]},
+    "client_id": {"type": "str", "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_ID"])},
+    "client_secret": {"type": "str", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_SECRET"])},
+    "refresh_token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_REFRESH_TOKEN"])},
+    "token_uri": {"type": "str", "fallback": (env_fallback, ["SMAIL_XOAUTH2_TOKEN_URI"])},
+    "tenant": {"type": "str"},
+    "scopes": {"type": "list", "elements": "str"},
+    "access_token": {"type": "str", "no_log": True},
+    "token_ini": {"type": "path"},
+    "token_cache": {"type": "bool", "default": True},
+    "token_cache_dir": {"type": "path"},
+}
+
+TLS_ARGSPEC: dict[str, dict[str, t.Any]] = {
+    "validate_certs": {"type": "bool", "default": True},
+    "ca_path": {"type": "path"},
+    "timeout": {"type": "int", "default": 30},
+}
+
+SMTP_ARGSPEC: dict[str, dict[str, t.Any]] = {
+    "host": {"type": "str"},
+    "port": {"type": "int"},
+    "secure": {"type": "str", "choices": ["ssl", "starttls", "never"]},
+    "auth": {"type": "str", "default": "xoauth2", "choices": ["xoauth2", "oauthbearer", "plain", "login", "none"]},
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "ehlohost": {"type": "str"},
+}
+
+
+def merge_argspecs(*specs: t.Mapping[str, dict[str, t.Any]]) -> dict[str, dict[str, t.Any]]:
+    """One argument spec from several groups; a name defined twice is a programming error."""
+    merged: dict[str, dict[str, t.Any]] = {}
+    for spec in specs:
+        overlap = merged.keys() & spec.keys()
+        if overlap:
+            raise ValueError(f"option defined in two groups: {', '.join(sorted(overlap))}")
+        merged.update({name: dict(definition) for name, definition in spec.items()})
+    return merged

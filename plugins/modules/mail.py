@@ -1,0 +1,295 @@
+#!/usr/bin/python
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: mail
+short_description: Send mail through SMTP with OAuth 2.0 (XOAUTH2, OAUTHBEARER)
+version_added: 0.1.0
+description:
+  - Sends one mail through an SMTP server, authenticating with an OAuth 2.0 access token (Gmail, Microsoft 365, or any
+    XOAUTH2/OAUTHBEARER server), or with an app password.
+  - The access token is refreshed from a refresh token (given directly, from the environment, or read from a SMAIL
+    refresh-token INI on the host) and cached until shortly before it expires.
+  - Option names follow M(community.general.mail) where the meaning is the same. Unlike it, certificates are verified,
+    the message is built with Python's modern C(email) API, and C(changed) is V(true) when a mail was sent.
+  - The send runs step by step (connect, tls, ehlo, auth, mail, rcpt, data); a failure names its step in RV(stage)
+    and its stable code in RV(error), and says in RV(may_have_been_delivered) whether a retry could send the mail twice.
+author:
+  - smail.xoauth2 contributors
+requirements:
+  - google-auth and requests (on the host that runs the task), unless O(access_token) is given or O(auth) is a password mechanism
+extends_documentation_fragment:
+  - smail.xoauth2.oauth2
+  - smail.xoauth2.tls
+  - smail.xoauth2.smtp
+attributes:
+  check_mode:
+    support: full
+    details: Obtains the access token and authenticates to the server (proving the credentials), then quits without sending.
+  diff_mode:
+    support: none
+options:
+  sender:
+    description:
+      - The sender, as C(addr@example.com) or C(Display Name <addr@example.com>). Also the envelope sender.
+    type: str
+    required: true
+    aliases: [from]
+  to:
+    description:
+      - Recipients in the C(To) header, each C(addr) or C(Name <addr>).
+    type: list
+    elements: str
+    default: []
+    aliases: [recipients]
+  cc:
+    description:
+      - Recipients in the C(Cc) header.
+    type: list
+    elements: str
+    default: []
+  bcc:
+    description:
+      - Recipients that receive the mail without appearing in any header.
+    type: list
+    elements: str
+    default: []
+  reply_to:
+    description:
+      - Addresses for the C(Reply-To) header.
+    type: list
+    elements: str
+    default: []
+  subject:
+    description:
+      - The subject. Non-ASCII text is encoded as RFC 2047 encoded words.
+    type: str
+    required: true
+    aliases: [msg]
+  body:
+    description:
+      - The body, plain text or HTML as O(subtype) says.
+    type: str
+    default: ''
+  subtype:
+    description:
+      - V(html) sends a C(multipart/alternative) mail with the HTML body and a plain-text rendering of it.
+    type: str
+    choices: [plain, html]
+    default: plain
+  charset:
+    description:
+      - The character set of the body parts, for example V(utf-8) or V(iso-2022-jp).
+    type: str
+    default: utf-8
+  attach:
+    description:
+      - Paths, on the host that runs the task, of files to attach. The MIME type is guessed from the file name.
+    type: list
+    elements: path
+    default: []
+  headers:
+    description:
+      - Extra headers, as a dictionary of name to value. Headers that other options set cannot be given here.
+    type: dict
+    default: {}
+  message_id_domain:
+    description:
+      - The domain part of the generated C(Message-ID). Defaults to the sender's domain.
+    type: str
+  debug:
+    description:
+      - Return the SMTP conversation in RV(transcript), with the AUTH exchange and every secret shown as C(*****).
+    type: bool
+    default: false
+seealso:
+  - module: community.general.mail
+notes:
+  - Gmail requires the scope C(https://mail.google.com/) for SMTP; Microsoft 365 requires C(SMTP.Send) and SMTP AUTH
+    enabled for the mailbox.
+"""
+
+EXAMPLES = r"""
+- name: Notify through Gmail with a vaulted refresh token
+  smail.xoauth2.mail:
+    sender: "Deploy bot <deploy@example.com>"
+    to:
+      - ops@example.com
+    subject: "Deployment of {{ release }} finished"
+    body: "{{ ansible_play_hosts | length }} hosts updated."
+    client_id: "{{ vault_smail_client_id }}"
+    client_secret: "{{ vault_smail_client_secret }}"
+    refresh_token: "{{ vault_smail_refresh_token }}"
+  delegate_to: localhost
+  run_once: true
+
+- name: Send with the credentials SMAIL already has on a host
+  smail.xoauth2.mail:
+    sender: alerts@example.com
+    to: ops@example.com
+    subject: Disk almost full
+    body: "{{ inventory_hostname }}: {{ disk_report }}"
+    token_ini: /opt/smail/smail_refresh_token.ini
+
+- name: Microsoft 365 with an HTML body
+  smail.xoauth2.mail:
+    provider: microsoft
+    tenant: contoso.onmicrosoft.com
+    sender: reports@contoso.com
+    to: team@contoso.com
+    subject: Weekly report
+    subtype: html
+    body: "<h1>Report</h1><p>All green.</p>"
+    client_id: "{{ vault_m365_client_id }}"
+    refresh_token: "{{ vault_m365_refresh_token }}"
+
+- name: Prove the credentials without sending (check mode)
+  smail.xoauth2.mail:
+    sender: deploy@example.com
+    to: ops@example.com
+    subject: never sent
+  check_mode: true
+"""
+
+RETURN = r"""
+message_id:
+  description: The C(Message-ID) of the mail.
+  returned: success
+  type: str
+  sample: "<171234567890.12345.678@example.com>"
+sender:
+  description: The envelope sender address.
+  returned: success
+  type: str
+  sample: deploy@example.com
+recipients:
+  description: The envelope recipients the server accepted (in check mode, those it would be sent to).
+  returned: success
+  type: list
+  elements: str
+  sample: [ops@example.com]
+refused:
+  description: Recipients the server refused, with its reply. The mail went to the others.
+  returned: success
+  type: dict
+  sample: {"nobody@example.com": "550 5.1.1 The email account that you tried to reach does not exist."}
+auth_mechanism:
+  description: The SASL mechanism used.
+  returned: success
+  type: str
+  sample: xoauth2
+token_source:
+  description: Where the access token came from, V(given), V(cache) or V(refresh); null for password mechanisms.
+  returned: success and on failures after the token was obtained
+  type: str
+  sample: refresh
+refresh_token_rotated:
+  description: True when the token endpoint returned a new refresh token (Microsoft does on every refresh).
+  returned: when the refresh token was rotated
+  type: bool
+  sample: true
+transcript:
+  description: The SMTP conversation, one line per command (C(C:)) or reply (C(S:)), with secrets masked.
+  returned: when O(debug=true)
+  type: list
+  elements: str
+  sample: ["S: 220 smtp.example.com ESMTP", "C: AUTH XOAUTH2 *****", "S: 235 2.7.0 Accepted"]
+error:
+  description:
+    - The stable code of a failure, for example V(invalid_grant), V(invalid_client), V(token_endpoint_unreachable),
+      V(token_endpoint_tls), V(token_endpoint_bad_response), V(smtp_connect), V(smtp_tls), V(smtp_timeout),
+      V(smtp_auth), V(sender_refused), V(recipients_refused), V(data_refused), V(delivery_unknown), V(invalid_option).
+  returned: failure
+  type: str
+  sample: invalid_grant
+stage:
+  description: The step of the SMTP session that failed (connect, tls, ehlo, auth, mail, rcpt, data).
+  returned: failure of the SMTP session
+  type: str
+  sample: auth
+may_have_been_delivered:
+  description:
+    - True only when the connection was lost after the whole message was sent; the server may have delivered it,
+      so do not blindly retry.
+  returned: failure of the SMTP session
+  type: bool
+  sample: false
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
+from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
+    OAUTH2_ARGSPEC,
+    SMTP_ARGSPEC,
+    TLS_ARGSPEC,
+    merge_argspecs,
+)
+
+MESSAGE_ARGSPEC = {
+    "sender": {"type": "str", "required": True, "aliases": ["from"]},
+    "to": {"type": "list", "elements": "str", "default": [], "aliases": ["recipients"]},
+    "cc": {"type": "list", "elements": "str", "default": []},
+    "bcc": {"type": "list", "elements": "str", "default": []},
+    "reply_to": {"type": "list", "elements": "str", "default": []},
+    "subject": {"type": "str", "required": True, "aliases": ["msg"]},
+    "body": {"type": "str", "default": ""},
+    "subtype": {"type": "str", "default": "plain", "choices": ["plain", "html"]},
+    "charset": {"type": "str", "default": "utf-8"},
+    "attach": {"type": "list", "elements": "path", "default": []},
+    "headers": {"type": "dict", "default": {}},
+    "message_id_domain": {"type": "str"},
+    "debug": {"type": "bool", "default": False},
+}
+
+
+def message_spec(params: dict) -> _smtp.MessageSpec:
+    """The message options as the SMTP core's MessageSpec."""
+    return _smtp.MessageSpec(
+        sender=params["sender"],
+        subject=params["subject"],
+        to=tuple(params["to"]),
+        cc=tuple(params["cc"]),
+        bcc=tuple(params["bcc"]),
+        reply_to=tuple(params["reply_to"]),
+        body=params["body"],
+        subtype=params["subtype"],
+        charset=params["charset"],
+        attachments=tuple(params["attach"]),
+        headers=tuple((str(name), str(value)) for name, value in params["headers"].items()),
+        message_id_domain=params["message_id_domain"],
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, MESSAGE_ARGSPEC),
+                           supports_check_mode=True)
+    transcript = _smtp.Transcript()
+    debug = module.params["debug"]
+    try:
+        delivery = _mailer.deliver(module.params, message_spec(module.params), check_only=module.check_mode,
+                                   transcript=transcript)
+    except MissingLibraryError as exc:
+        module.fail_json(msg=missing_required_lib(exc.library), error=exc.code)
+    except SmailError as exc:
+        module.no_log_values.update(transcript.secrets)
+        extra = {"transcript": transcript.lines} if debug else {}
+        module.fail_json(**exc.as_result(), **extra)
+    module.no_log_values.update(delivery.secrets)
+    result = dict(delivery.result)
+    sent = result.pop("sent")
+    if debug:
+        result["transcript"] = delivery.transcript.lines
+    if module.check_mode:
+        result["msg"] = "Check mode: authenticated to the server; the mail was not sent."
+    module.exit_json(changed=sent or module.check_mode, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The SMTP core: SASL strings, message building, and stepwise sends against the sandbox's servers."""
+
+from __future__ import annotations
+
+import base64
+import email
+import json
+import socket
+import threading
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+
+
+def decoded(b64: str) -> str:
+    return base64.b64decode(b64).decode("utf-8")
+
+
+class TestSASL:
+    def test_xoauth2(self):
+        assert decoded(_smtp.xoauth2_initial_response("u@example.com", "tok")) == "user=u@example.com\x01auth=Bearer tok\x01\x01"
+
+    def test_oauthbearer(self):
+        raw = decoded(_smtp.oauthbearer_initial_response("u@example.com", "tok", host="smtp.example.com", port=587))
+        assert raw == "n,a=u@example.com,\x01host=smtp.example.com\x01port=587\x01auth=Bearer tok\x01\x01"
+
+    def test_plain(self):
+        assert decoded(_smtp.plain_initial_response("u", "p")) == "\x00u\x00p"
+
+    def test_error_challenge(self):
+        challenge = base64.b64encode(b'{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}').decode()
+        assert _smtp.decode_error_challenge(challenge)["status"] == "400"
+        assert _smtp.decode_error_challenge("not base64!") is None
+
+
+class TestBuildMessage:
+    def spec(self, **kwargs):
+        values = dict(sender="Deploy Bot <bot@example.com>", subject="Deployed", to=("ops@example.com",), body="done\n")
+        values.update(kwargs)
+        return _smtp.MessageSpec(**values)
+
+    def parsed(self, msg):
+        return email.message_from_bytes(_smtp.message_bytes(msg), policy=policy.default)
+
+    def test_headers_and_crlf(self):
+        msg = _smtp.build_message(self.spec(cc=("Ann <ann@example.com>",), bcc=("hidden@example.com",),
+                                            reply_to=("desk@example.com",), message_id_domain="mid.example.com"))
+        raw = _smtp.message_bytes(msg)
+        assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+        parsed = self.parsed(msg)
+        assert parsed["From"] == "Deploy Bot <bot@example.com>"
+        assert parsed["Cc"] == "Ann <ann@example.com>"
+        assert parsed["Reply-To"] == "desk@example.com"
+        assert parsed["Bcc"] is None and b"hidden@example.com" not in raw
+        assert parsed["Message-ID"].endswith("@mid.example.com>")
+        assert parsed["Date"]
+
+    def test_envelope_includes_bcc_once(self):
+        spec = self.spec(to=("a@example.com", "A <a@example.com>"), bcc=("b@example.com",))
+        assert _smtp.envelope_recipients(spec) == ["a@example.com", "b@example.com"]
+
+    def test_utf8_subject_and_display_name(self):
+        msg = _smtp.build_message(self.spec(sender="配信 <bot@example.com>", subject="配備完了のお知らせ"))
+        raw = _smtp.message_bytes(msg)
+        assert raw.isascii()
+        parsed = self.parsed(msg)
+        assert parsed["Subject"] == "配備完了のお知らせ"
+        assert parsed["From"].addresses[0].display_name == "配信"
+
+    def test_iso_2022_jp_body(self):
+        msg = _smtp.build_message(self.spec(body="本文です。\n", charset="iso-2022-jp"))
+        parsed = self.parsed(msg)
+        assert parsed.get_content_charset() == "iso-2022-jp"
+        assert "\x1b$B" in _smtp.message_bytes(msg).decode("ascii")
+        assert parsed.get_content().replace("\r\n", "\n") == "本文です。\n"
+
+    def test_html_has_text_alternative(self):
+        msg = _smtp.build_message(self.spec(subtype="html", body="<h1>Done</h1><p>3 hosts &amp; more</p>"))
+        parsed = self.parsed(msg)
+        assert parsed.get_content_type() == "multipart/alternative"
+        text = parsed.get_body(("plain",)).get_content()
+        assert "Done" in text and "3 hosts & more" in text and "<h1>" not in text
+        assert "<h1>Done</h1>" in parsed.get_body(("html",)).get_content()
+
+    def test_attachments_with_guessed_types(self, tmp_path):
+        report = tmp_path / "report.csv"
+        report.write_text("a,b\n1,2\n")
+        blob = tmp_path / "data.unknownext"
+        blob.write_bytes(b"\x00\x01")
+        msg = _smtp.build_message(self.spec(attachments=(str(report), str(blob))))
+        parts = {part.get_filename(): part for part in self.parsed(msg).iter_attachments()}
+        assert parts["report.csv"].get_content_type() == "text/csv"
+        assert parts["data.unknownext"].get_content_type() == "application/octet-stream"
+        assert parts["data.unknownext"].get_content() == b"\x00\x01"
+
+    def test_extra_headers(self):
+        parsed = self.parsed(_smtp.build_message(self.spec(headers=(("X-Release", "1.2.3"),))))
+        assert parsed["X-Release"] == "1.2.3"
+
+    @pytest.mark.parametrize("kwargs,option", [
+        ({"subject": "a\r\nBcc: victim@example.com"}, "subject"),
+        ({"headers": (("X-A", "v\nInjected: 1"),)}, "headers"),
+        ({"headers": (("From", "x@example.com"),)}, "headers"),
+        ({"headers": (("Bad Name", "v"),)}, "headers"),
+        ({"to": ("not-an-address",)}, "to"),
+        ({"sender": "nobody"}, "sender"),
+        ({"cc": ("a@example.com\r\nBcc: x@example.com",)}, "cc"),
+        ({"subtype": "rtf"}, "subtype"),
+        ({"charset": "no-such-charset"}, "charset"),
+        ({"attachments": ("/nonexistent/file.txt",)}, "attach"),
+        ({"body": "😀", "charset": "iso-2022-jp"}, "charset"),
+    ])
+    def test_bad_input_names_the_option(self, kwargs, option):
+        with pytest.raises(OptionError) as info:
+            _smtp.build_message(self.spec(**kwargs))
+        assert info.value.option == option
+
+
+def endpoint(settings, port_key, secure, **kwargs):
+    return _smtp.SMTPEndpoint(host=settings["host"], port=settings[port_key], secure=secure, timeout=10,
+                              ca_path=settings["ca_path"], **kwargs)
+
+
+def stored_messages(settings):
+    return sorted(Path(settings["mail_dir"]).glob("*.eml"))
+
+
+def send(settings, login, *, port_key="smtp_ssl_port", secure="ssl", recipients=("ops@example.com",), sender=None,
+         transcript=None, check_only=False, **endpoint_kwargs):
+    sender = sender or settings["account"]
+    spec = _smtp.MessageSpec(sender=sender, subject="sandbox test", to=tuple(recipients), body="hello\n")
+    return _smtp.send_message(endpoint(settings, port_key, secure, **endpoint_kwargs), login, _smtp.build_message(spec),
+                              envelope_sender=sender, recipients=list(recipients), transcript=transcript,
+                              check_only=check_only)
+
+
+@pytest.fixture()
+def bearer(sandbox, settings):
+    token = sandbox.authority.issue_access_token(settings["account"]).token
+    return token
+
+
+class TestSendAgainstSandbox:
+    def test_xoauth2_over_implicit_tls(self, settings, bearer):
+        before = len(stored_messages(settings))
+        transcript = _smtp.Transcript()
+        result = send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer), transcript=transcript)
+        assert result.sent and result.recipients == ["ops@example.com"] and result.refused == {}
+        messages = stored_messages(settings)
+        assert len(messages) == before + 1
+        sidecar = json.loads(messages[-1].with_suffix(".json").read_text())
+        assert sidecar["auth_mechanism"].upper() == "XOAUTH2"
+        assert result.message_id.encode() in messages[-1].read_bytes()
+
+    def test_oauthbearer_over_starttls(self, settings, bearer):
+        transcript = _smtp.Transcript()
+        result = send(settings, _smtp.SASLLogin("oauthbearer", settings["account"], bearer),
+                      port_key="smtp_starttls_port", secure="starttls", transcript=transcript)
+        assert result.sent
+        assert any(line.startswith("C: STARTTLS") for line in transcript.lines)
+        sidecar = json.loads(stored_messages(settings)[-1].with_suffix(".json").read_text())
+        assert sidecar["auth_mechanism"].upper() == "OAUTHBEARER"
+
+    def test_plain_with_app_password(self, settings):
+        assert send(settings, _smtp.SASLLogin("plain", settings["account"], settings["app_password"])).sent
+
+    def test_login_with_app_password(self, settings):
+        transcript = _smtp.Transcript()
+        assert send(settings, _smtp.SASLLogin("login", settings["account"], settings["app_password"]), transcript=transcript).sent
+        assert all(settings["app_password"] not in line for line in transcript.lines)
+
+    def test_transcript_masks_auth_and_token(self, settings, bearer):
+        transcript = _smtp.Transcript()
+        send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer), transcript=transcript)
+        text = "\n".join(transcript.lines)
+        sasl = _smtp.xoauth2_initial_response(settings["account"], bearer)
+        assert bearer not in text and sasl not in text
+        assert "C: AUTH XOAUTH2 *****" in transcript.lines
+        assert any(line.startswith("S: 235") for line in transcript.lines)
+        assert "C: MAIL FROM:<%s>" % settings["account"] in text.upper().replace(settings["account"].upper(), settings["account"])
+
+    def test_bad_token_is_smtp_auth_with_gmail_challenge(self, settings):
+        transcript = _smtp.Transcript()
+        with pytest.raises(_smtp.SMTPError) as info:
+            send(settings, _smtp.SASLLogin("xoauth2", settings["account"], "ya29.not-issued"), transcript=transcript)
+        error = info.value
+        assert (error.code, error.stage, error.may_have_been_delivered) == ("smtp_auth", "auth", False)
+        assert error.details["smtp_code"] == 535
+        assert error.details["auth_challenge"]["status"] == "400"
+        assert "5.7.8" in error.msg
+        # the client ended the exchange with an empty line, masked like every SASL line
+        assert transcript.lines.count("C: ") == 1
+
+    def test_bad_token_oauthbearer_answers_with_ctrl_a(self, settings):
+        with pytest.raises(_smtp.SMTPError) as info:
+            send(settings, _smtp.SASLLogin("oauthbearer", settings["account"], "bad"),
+                 port_key="smtp_starttls_port", secure="starttls")
+        assert info.value.code == "smtp_auth"
+        assert info.value.details["auth_challenge"]["status"] == "invalid_token"
+
+    def test_untrusted_certificate_is_smtp_tls(self, settings, bearer):
+        with pytest.raises(_smtp.SMTPError) as info:
+            send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer), port_key="smtp_untrusted_port")
+        assert (info.value.code, info.value.stage) == ("smtp_tls", "tls")
+
+    def test_validate_certs_false_accepts_untrusted(self, settings, bearer):
+        assert send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer), port_key="smtp_untrusted_port",
+                    validate_certs=False).sent
+
+    def test_no_starttls_offered_is_smtp_tls(self, settings):
+        with pytest.raises(_smtp.SMTPError) as info:
+            send(settings, _smtp.SASLLogin("none"), port_key="smtp_relay_port", secure="starttls")
+        assert info.value.code == "smtp_tls"
+
+    def test_partial_refusal_is_reported(self, settings, bearer):
+        result = send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer),
+                      recipients=("ok@example.com", "reject@example.com"))
+        assert result.recipients == ["ok@example.com"]
+        assert result.refused["reject@example.com"].startswith("550")
+
+    def test_all_refused(self, settings, bearer):
+        with pytest.raises(_smtp.SMTPError) as info:
+            send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer), recipients=("reject@example.com",))
+        assert info.value.code == "recipients_refused"
+        assert "reject@example.com" in info.value.details["refused"]
+
+    def test_sender_refused(self, settings, bearer):
+        with pytest.raises(_smtp.SMTPError) as info:
+            send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer), sender="refused@example.com")
+        assert (info.value.code, info.value.stage) == ("sender_refused", "mail")
+
+    def test_connection_lost_after_final_dot_is_delivery_unknown(self, settings, bearer):
+        before = len(stored_messages(settings))
+        with pytest.raises(_smtp.SMTPError) as info:
+            send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer), recipients=("drop-after-data@example.com",))
+        assert info.value.code == "delivery_unknown"
+        assert info.value.may_have_been_delivered is True
+        assert len(stored_messages(settings)) == before + 1
+
+    def test_check_only_authenticates_without_sending(self, settings, bearer):
+        before = len(stored_messages(settings))
+        result = send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer), check_only=True)
+        assert result.sent is False
+        assert len(stored_messages(settings)) == before
+
+    def test_connection_refused_is_smtp_connect(self, settings):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            closed_port = probe.getsockname()[1]
+        settings = dict(settings, closed_port=closed_port)
+        with pytest.raises(_smtp.SMTPError) as info:
+            send(settings, _smtp.SASLLogin("none"), port_key="closed_port", secure="never")
+        assert (info.value.code, info.value.stage) == ("smtp_connect", "connect")
+
+    def test_silent_server_is_smtp_timeout(self, settings):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        accepted = []
+        thread = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)
+        thread.start()
+        try:
+            spec = _smtp.MessageSpec(sender="a@example.com", subject="s", to=("b@example.com",))
+            silent = _smtp.SMTPEndpoint(host="127.0.0.1", port=listener.getsockname()[1], secure="never", timeout=1)
+            with pytest.raises(_smtp.SMTPError) as info:
+                _smtp.send_message(silent, _smtp.SASLLogin("none"), _smtp.build_message(spec),
+                                   envelope_sender="a@example.com", recipients=["b@example.com"])
+            assert info.value.code == "smtp_timeout"
+        finally:
+            for conn, _ in accepted:
+                conn.close()
+            listener.close()
+
+
+class TestValidateConnection:
+    def test_never_refused_for_remote_host_with_auth(self):
+        with pytest.raises(OptionError) as info:
+            _smtp.validate_connection(_smtp.SMTPEndpoint(host="smtp.example.com", port=25, secure="never"),
+                                      _smtp.SASLLogin("xoauth2", "u", "t"))
+        assert info.value.option == "secure"
+
+    def test_never_allowed_on_loopback(self):
+        _smtp.validate_connection(_smtp.SMTPEndpoint(host="127.0.0.1", port=25, secure="never"), _smtp.SASLLogin("xoauth2", "u", "t"))
+        _smtp.validate_connection(_smtp.SMTPEndpoint(host="smtp.example.com", port=25, secure="never"), _smtp.SASLLogin("none"))
+
+    def test_secure_never_on_plain_port_sends(self, settings, bearer):
+        assert send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer), port_key="smtp_plain_port", secure="never").sent
+
+    def test_sasl_login_repr_hides_secret(self):
+        assert "s3cret" not in repr(_smtp.SASLLogin("plain", "u", "s3cret"))
