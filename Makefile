@@ -36,11 +36,14 @@ build: venv
 	mkdir -p $(COLLECTION)
 	git ls-files -z --cached --others --exclude-standard | grep -zv -e '^sandbox/' -e '^\.ci/' -e '^benchmarks/' \
 	  | tar --null --files-from=- --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(COLLECTION)
+	# ansible-test lists files through git; the copy sits in the checkout's ignored .build, so it gets its own index.
+	cd $(COLLECTION) && git init -q && git add -A
 
 sandbox-start: build
 	$(PY) sandbox/xoauth2_sandbox.py stop --state-dir $(STATE) >/dev/null 2>&1 || true
 	rm -rf $(STATE) && mkdir -p $(STATE)
-	$(PY) sandbox/xoauth2_sandbox.py start --state-dir $(STATE)
+	nohup $(PY) sandbox/xoauth2_sandbox.py run --state-dir $(STATE) > $(BUILD)/sandbox.log 2>&1 &
+	$(PY) sandbox/xoauth2_sandbox.py wait --state-dir $(STATE) --timeout 60 || { cat $(BUILD)/sandbox.log; exit 1; }
 
 sandbox-stop:
 	-$(PY) sandbox/xoauth2_sandbox.py stop --state-dir $(STATE)

@@ -20,7 +20,7 @@ OAUTH2_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "client_id": {"type": "str", "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_ID"])},
     "client_secret": {"type": "str", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_SECRET"])},
     "refresh_token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_REFRESH_TOKEN"])},
-    "token_uri": {"type": "str", "fallback": (env_fallback, ["SMAIL_XOAUTH2_TOKEN_URI"])},
+    "token_uri": {"type": "str", "no_log": False, "fallback": (env_fallback, ["SMAIL_XOAUTH2_TOKEN_URI"])},
     "tenant": {"type": "str"},
     "scopes": {"type": "list", "elements": "str"},
     "access_token": {"type": "str", "no_log": True},
@@ -55,3 +55,14 @@ def merge_argspecs(*specs: t.Mapping[str, dict[str, t.Any]]) -> dict[str, dict[s
             raise ValueError(f"option defined in two groups: {', '.join(sorted(overlap))}")
         merged.update({name: dict(definition) for name, definition in spec.items()})
     return merged
+
+# The INI file an action renders on the target (doc fragment smail.xoauth2.ini_file); shared by token_ini and smail_ini.
+INI_FILE_ARGSPEC: dict[str, dict[str, t.Any]] = {
+    "dest": {"type": "str", "required": True},
+    "encoding": {"type": "str", "default": "cp932"},
+    "newline": {"type": "str", "default": "crlf", "choices": ["crlf", "lf"]},
+    "backup": {"type": "bool", "default": False},
+    "mode": {"type": "raw"},
+    "owner": {"type": "str"},
+    "group": {"type": "str"},
+}

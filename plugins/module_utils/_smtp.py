@@ -254,7 +254,7 @@ def parse_address(value: str, *, option: str) -> Address:
     name, addr = email.utils.parseaddr(value)
     if not addr or "@" not in addr or addr.startswith("@") or addr.endswith("@") or " " in addr:
         raise OptionError(option, f"{value!r} is not a mail address")
-    local, _, domain = addr.rpartition("@")
+    local, domain = addr.rsplit("@", 1)
     try:
         return Address(display_name=name, username=local, domain=domain)
     except (ValueError, TypeError) as exc:

@@ -19,7 +19,7 @@ description:
   - The send runs step by step (connect, tls, ehlo, auth, mail, rcpt, data); a failure names its step in RV(stage)
     and its stable code in RV(error), and says in RV(may_have_been_delivered) whether a retry could send the mail twice.
 author:
-  - smail.xoauth2 contributors
+  - smail.xoauth2 maintainers (@smail-xoauth2)
 requirements:
   - google-auth and requests (on the host that runs the task), unless O(access_token) is given or O(auth) is a password mechanism
 extends_documentation_fragment:
@@ -28,9 +28,11 @@ extends_documentation_fragment:
   - smail.xoauth2.smtp
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Obtains the access token and authenticates to the server (proving the credentials), then quits without sending.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   sender:

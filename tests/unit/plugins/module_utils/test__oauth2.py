@@ -184,7 +184,7 @@ class TestCache:
         def worker():
             results.append(_oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings)))
 
-        threads = [threading.Thread(target=worker) for _ in range(6)]
+        threads = [threading.Thread(target=worker) for _index in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -275,7 +275,7 @@ class TestSendAgainstSandbox:
                                    envelope_sender="a@example.com", recipients=["b@example.com"])
             assert info.value.code == "smtp_timeout"
         finally:
-            for conn, _ in accepted:
+            for conn, _address in accepted:
                 conn.close()
             listener.close()
 
