@@ -76,3 +76,76 @@ options:
       - The token cache directory. Defaults to C(~/.ansible/smail_xoauth2/tokens) of the user running the task.
     type: path
 """
+
+    # Where plugins, which have no task arguments, read these options: environment variables and ansible.cfg.
+    # Only the sources; a plugin extends both smail.xoauth2.oauth2 and smail.xoauth2.oauth2.plugins. The ini section is
+    # the smail.xoauth2.notify callback's, the only plugin using this group.
+    PLUGINS = r"""
+options:
+  provider:
+    env:
+      - name: SMAIL_XOAUTH2_PROVIDER
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: provider
+  client_id:
+    env:
+      - name: SMAIL_XOAUTH2_CLIENT_ID
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: client_id
+  client_secret:
+    env:
+      - name: SMAIL_XOAUTH2_CLIENT_SECRET
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: client_secret
+  refresh_token:
+    env:
+      - name: SMAIL_XOAUTH2_REFRESH_TOKEN
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: refresh_token
+  token_uri:
+    env:
+      - name: SMAIL_XOAUTH2_TOKEN_URI
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: token_uri
+  tenant:
+    env:
+      - name: SMAIL_XOAUTH2_TENANT
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: tenant
+  scopes:
+    env:
+      - name: SMAIL_XOAUTH2_SCOPES
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: scopes
+  access_token:
+    env:
+      - name: SMAIL_XOAUTH2_ACCESS_TOKEN
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: access_token
+  token_ini:
+    env:
+      - name: SMAIL_XOAUTH2_TOKEN_INI
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: token_ini
+  token_cache:
+    env:
+      - name: SMAIL_XOAUTH2_TOKEN_CACHE
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: token_cache
+  token_cache_dir:
+    env:
+      - name: SMAIL_XOAUTH2_TOKEN_CACHE_DIR
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: token_cache_dir
+"""

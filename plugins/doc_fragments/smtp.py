@@ -49,3 +49,52 @@ options:
       - The name to announce in EHLO. Defaults to this host's fully qualified name.
     type: str
 """
+
+    # Where plugins, which have no task arguments, read these options: environment variables and ansible.cfg.
+    # Only the sources; a plugin extends both smail.xoauth2.smtp and smail.xoauth2.smtp.plugins. The ini section is
+    # the smail.xoauth2.notify callback's, the only plugin using this group.
+    PLUGINS = r"""
+options:
+  host:
+    env:
+      - name: SMAIL_XOAUTH2_HOST
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: host
+  port:
+    env:
+      - name: SMAIL_XOAUTH2_PORT
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: port
+  secure:
+    env:
+      - name: SMAIL_XOAUTH2_SECURE
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: secure
+  auth:
+    env:
+      - name: SMAIL_XOAUTH2_AUTH
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: auth
+  username:
+    env:
+      - name: SMAIL_XOAUTH2_USERNAME
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: username
+  password:
+    env:
+      - name: SMAIL_XOAUTH2_PASSWORD
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: password
+  ehlohost:
+    env:
+      - name: SMAIL_XOAUTH2_EHLOHOST
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: ehlohost
+"""

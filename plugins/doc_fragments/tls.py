@@ -28,3 +28,28 @@ options:
     type: int
     default: 30
 """
+
+    # Where plugins, which have no task arguments, read these options: environment variables and ansible.cfg.
+    # Only the sources; a plugin extends both smail.xoauth2.tls and smail.xoauth2.tls.plugins. The ini section is
+    # the smail.xoauth2.notify callback's, the only plugin using this group.
+    PLUGINS = r"""
+options:
+  validate_certs:
+    env:
+      - name: SMAIL_XOAUTH2_VALIDATE_CERTS
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: validate_certs
+  ca_path:
+    env:
+      - name: SMAIL_XOAUTH2_CA_PATH
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: ca_path
+  timeout:
+    env:
+      - name: SMAIL_XOAUTH2_TIMEOUT
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: timeout
+"""

@@ -1,0 +1,301 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: notify
+type: notification
+short_description: Mail one summary of each playbook run through SMTP with OAuth 2.0
+version_added: 0.1.0
+description:
+  - At the end of a playbook run, sends one mail summarising it - the playbook, the controller, start and duration,
+    the recap per host (ok, changed, failed, unreachable, skipped, rescued, ignored), every failed or unreachable task
+    with its host and message, failures that were ignored or rescued, and the tasks that changed each host.
+  - The mail has a plain-text part and an HTML part with a coloured recap table.
+  - It is sent with the same token and SMTP code as M(smail.xoauth2.mail), from the controller, with the same
+    OAuth 2.0, TLS and SMTP options, read from environment variables or C(ansible.cfg).
+  - If the mail cannot be sent, the callback shows a warning with the error code and a hint; the result of the
+    playbook is unchanged.
+  - Enable it with C(callbacks_enabled = smail.xoauth2.notify) in the C([defaults]) section of C(ansible.cfg), or
+    E(ANSIBLE_CALLBACKS_ENABLED=smail.xoauth2.notify).
+author:
+  - smail.xoauth2 maintainers (@smail-xoauth2)
+requirements:
+  - google-auth and requests on the controller, unless O(access_token) is given or O(auth) is a password mechanism
+extends_documentation_fragment:
+  - smail.xoauth2.oauth2
+  - smail.xoauth2.oauth2.plugins
+  - smail.xoauth2.tls
+  - smail.xoauth2.tls.plugins
+  - smail.xoauth2.smtp
+  - smail.xoauth2.smtp.plugins
+options:
+  to:
+    description:
+      - Recipients of the summary, each C(addr) or C(Name <addr>). Comma-separated in the environment variable.
+      - Without O(to) and O(sender) the callback warns once and sends nothing.
+    type: list
+    elements: str
+    env:
+      - name: SMAIL_XOAUTH2_NOTIFY_TO
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: to
+  cc:
+    description:
+      - Recipients in the C(Cc) header.
+    type: list
+    elements: str
+    env:
+      - name: SMAIL_XOAUTH2_NOTIFY_CC
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: cc
+  sender:
+    description:
+      - The sender, as C(addr@example.com) or C(Display Name <addr@example.com>). Also the envelope sender and,
+        unless O(username) or the account of O(token_ini) says otherwise, the account to authenticate as.
+    type: str
+    env:
+      - name: SMAIL_XOAUTH2_NOTIFY_SENDER
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: sender
+  "on":
+    description:
+      - When to send.
+      - V(failure) when a host had a failed task or was unreachable (failures that were ignored or rescued do not
+        count).
+      - V(changed) when a host failed or was changed.
+      - V(always) after every run.
+    type: str
+    choices: [failure, changed, always]
+    default: failure
+    env:
+      - name: SMAIL_XOAUTH2_NOTIFY_ON
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: "on"
+  subject:
+    description:
+      - The subject, a Jinja2 template rendered in a sandbox over the summary (not Ansible's templating - plain
+        Jinja2 filters only, no lookups or host variables).
+      - 'Variables: C(playbook) (file name), C(playbook_paths), C(plays), C(status) (C(FAILED), C(changed) or
+        C(ok)), C(headline) (for example C(site.yml: FAILED on 2/40 hosts)), C(hosts), C(failed_hosts),
+        C(changed_hosts) (lists of host names), C(failures) (list of dictionaries with C(host), C(task) and C(kind)),
+        C(recap) (host name to its counters), C(controller), C(started), C(duration) (for example C(3m 05s)) and
+        C(duration_seconds).'
+      - 'Defaults to C([ansible] {{ headline }}), for example C([ansible] site.yml: FAILED on 2/40 hosts),
+        C([ansible] site.yml: changed on 3/40 hosts) or C([ansible] site.yml: ok on 40 hosts).'
+      - A template that fails to render falls back to the default, with a warning. Line breaks become spaces.
+    type: str
+    env:
+      - name: SMAIL_XOAUTH2_NOTIFY_SUBJECT
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: subject
+  max_output:
+    description:
+      - How many characters of each failure message are kept - its C(msg) and return code first, then the end of
+        its C(stderr), then the messages of failed loop items. Cuts are marked.
+      - V(0) keeps host and task names only.
+    type: int
+    default: 2000
+    env:
+      - name: SMAIL_XOAUTH2_NOTIFY_MAX_OUTPUT
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: max_output
+notes:
+  - The callback has no task variables; every option comes from its environment variable or from the
+    C([callback_smail_xoauth2_notify]) section of C(ansible.cfg). Paths (O(token_ini), O(ca_path),
+    O(token_cache_dir)) are on the controller.
+  - Results of tasks with C(no_log) never reach the mail; their failures read C(output hidden by no_log). No option
+    value that is a secret (O(client_secret), O(refresh_token), O(access_token), O(password)) is ever shown; keep
+    them in the environment or in an C(ansible.cfg) only you can read.
+  - A failure in a block with a C(rescue) section is listed as rescued when its host ends the run without failures;
+    a host with both rescued and unrescued failures lists all of them as failed.
+  - One mail per C(ansible-playbook) run; with several playbooks on the command line they share it.
+seealso:
+  - module: smail.xoauth2.mail
+"""
+
+EXAMPLES = r"""
+# ansible.cfg
+# [defaults]
+# callbacks_enabled = smail.xoauth2.notify
+#
+# [callback_smail_xoauth2_notify]
+# to = ops@example.com
+# sender = Ansible <ansible@example.com>
+# on = failure
+# subject = [ansible] {{ playbook }} {{ status }} ({{ failed_hosts | length }} of {{ hosts | length }} hosts failed)
+# token_ini = /etc/ansible/smail_refresh_token.ini
+
+# Or only through the environment, with the secrets of a Gmail client:
+# export ANSIBLE_CALLBACKS_ENABLED=smail.xoauth2.notify
+# export SMAIL_XOAUTH2_NOTIFY_TO=ops@example.com
+# export SMAIL_XOAUTH2_NOTIFY_SENDER=ansible@example.com
+# export SMAIL_XOAUTH2_CLIENT_ID=1234-abc.apps.googleusercontent.com
+# export SMAIL_XOAUTH2_CLIENT_SECRET=...
+# export SMAIL_XOAUTH2_REFRESH_TOKEN=...
+# ansible-playbook site.yml
+"""
+
+import datetime
+import socket
+import traceback
+
+from ansible.plugins.callback import CallbackBase
+
+from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _summary
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
+    OAUTH2_ARGSPEC,
+    SMTP_ARGSPEC,
+    TLS_ARGSPEC,
+    merge_argspecs,
+)
+
+CONNECTION_ARGSPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC)
+SECRET_OPTIONS = tuple(name for name, spec in CONNECTION_ARGSPEC.items() if spec.get("no_log"))
+# RFC 3834: keeps vacation responders and mailing lists from answering a machine.
+SUMMARY_HEADERS = (("Auto-Submitted", "auto-generated"),)
+
+
+def _task_result_parts(result):
+    """Host name, task and result dictionary of a task result, in ansible-core 2.17 and later."""
+    # 2.19 made host, task and result public and deprecated the underscored names that 2.17 and 2.18 only have.
+    host = getattr(result, "host", None) or result._host
+    task = getattr(result, "task", None) or result._task
+    data = result.result if hasattr(type(result), "result") else result._result
+    return host.get_name(), task, data
+
+
+def _task_name(task):
+    # An unnamed task is named after its action, as in ansible's own output.
+    return str(task.get_name() or task.action or "").strip()
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class CallbackModule(CallbackBase):
+    """Collects the events of a playbook run into a summary and mails it at the end."""
+
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "smail.xoauth2.notify"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, display=None, options=None):
+        super().__init__(display=display, options=options)
+        self.run = None
+
+    def _current_run(self):
+        """The run being recorded; created at the first event, normally v2_playbook_on_start."""
+        if self.run is None:
+            self.run = _summary.PlaybookRun(controller=socket.gethostname(), started=_now())
+        return self.run
+
+    def _warn(self, text, transcript=None):
+        self._display.warning(f"smail.xoauth2.notify: {transcript.mask(text) if transcript else text}")
+
+    # events
+
+    def v2_playbook_on_start(self, playbook):
+        first = self.run is None
+        self._current_run().add_playbook(str(playbook._file_name))
+        if first:
+            missing = [name for name in ("to", "sender") if not self.get_option(name)]
+            if missing:
+                self._warn(f"no summary mail will be sent: set {' and '.join(missing)} "
+                           f"({', '.join('SMAIL_XOAUTH2_NOTIFY_' + name.upper() for name in missing)}, "
+                           "or the [callback_smail_xoauth2_notify] section of ansible.cfg).")
+                # ansible-core skips a callback that says it is disabled.
+                self.disabled = True
+
+    def v2_playbook_on_play_start(self, play):
+        self._current_run().add_play(play.get_name().strip())
+
+    def v2_runner_on_ok(self, result):
+        host, task, data = _task_result_parts(result)
+        if data.get("changed"):
+            self._current_run().record_change(host, _task_name(task))
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._record_problem(result, _summary.IGNORED if ignore_errors else _summary.FAILED)
+
+    def v2_runner_on_unreachable(self, result):
+        self._record_problem(result, _summary.UNREACHABLE)
+
+    def _record_problem(self, result, kind):
+        host, task, data = _task_result_parts(result)
+        no_log = isinstance(task.no_log, bool) and task.no_log
+        message = _summary.failure_message(data, max_output=self.get_option("max_output"), no_log=no_log)
+        self._current_run().record_problem(_summary.TaskProblem(host=host, task=_task_name(task), message=message, kind=kind))
+
+    def v2_playbook_on_stats(self, stats):
+        run = self._current_run()
+        run.finish([_summary.HostRecap.from_counts(host, stats.summarize(host)) for host in stats.processed], _now())
+        if not _summary.should_send(self.get_option("on"), run):
+            self._display.vv(f"smail.xoauth2.notify: no summary mail, the run is {run.status} and on={self.get_option('on')}")
+            return
+        self.send_summary(run)
+
+    # sending
+
+    def subject(self, run):
+        """The rendered ``subject`` template, or the default subject."""
+        default = _summary.default_subject(run)
+        template = self.get_option("subject")
+        if not template:
+            return default
+        # Imported here: only a run with a subject template needs Jinja2's sandbox.
+        from jinja2 import StrictUndefined  # pylint: disable=import-outside-toplevel
+        from jinja2.sandbox import SandboxedEnvironment  # pylint: disable=import-outside-toplevel
+
+        try:
+            rendered = SandboxedEnvironment(undefined=StrictUndefined).from_string(str(template)).render(
+                _summary.template_variables(run))
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # Jinja2 raises TemplateError subclasses, the sandbox SecurityError, a filter anything.
+            self._warn(f"the subject template failed ({type(exc).__name__}: {exc}); using the default subject.")
+            return default
+        return " ".join(rendered.split()) or default
+
+    def send_summary(self, run):
+        """Mail the summary through the collection's one send path; a failure is a warning, never an error."""
+        options = {name: self.get_option(name) for name in CONNECTION_ARGSPEC}
+        transcript = _smtp.Transcript()
+        # Registered before the send: a failure before the SMTP session would otherwise leave them unmasked.
+        for name in SECRET_OPTIONS:
+            transcript.add_secret(options.get(name))
+        try:
+            spec = _smtp.MessageSpec(
+                sender=self.get_option("sender"),
+                to=tuple(self.get_option("to") or ()),
+                cc=tuple(self.get_option("cc") or ()),
+                subject=self.subject(run),
+                subtype="html",
+                body=_summary.render_html(run),
+                text_body=_summary.render_text(run),
+                headers=SUMMARY_HEADERS,
+            )
+            delivery = _mailer.deliver(options, spec, transcript=transcript)
+        except SmailError as exc:
+            self._warn(f"the summary mail was not sent ({exc.code}): {exc.full_msg}", transcript)
+            return
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # A bug must not turn a finished playbook into a crash; the traceback is for -vvv.
+            self._warn(f"the summary mail was not sent (unexpected {type(exc).__name__}): {exc}", transcript)
+            self._display.vvv(transcript.mask(traceback.format_exc()))
+            return
+        if delivery.result["refused"]:
+            refused = ", ".join(f"{address} ({reply})" for address, reply in delivery.result["refused"].items())
+            self._warn(f"the summary mail was not accepted for {refused}.", transcript)
+        self._display.v(f"smail.xoauth2.notify: summary mail {delivery.result['message_id']} sent to "
+                        f"{', '.join(delivery.result['recipients'])}")

@@ -1,0 +1,223 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The notify callback: events in, one call of the send path out, and warnings instead of errors."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from ansible.executor.stats import AggregateStats
+from ansible.executor.task_result import CallbackTaskResult
+from ansible.inventory.host import Host
+from ansible.playbook.task import Task
+
+from ansible_collections.smail.xoauth2.plugins.callback import notify
+from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+
+CLIENT_SECRET = "GOCSPX-client-secret-value"
+REFRESH_TOKEN = "1//refresh-token-value"
+
+
+class RecordingDisplay:
+    """Stands in for ansible's Display: keeps warnings and verbose lines."""
+
+    verbosity = 0
+
+    def __init__(self):
+        self.warnings = []
+        self.verbose = []
+
+    def warning(self, msg, *args, **kwargs):
+        self.warnings.append(msg)
+
+    def display(self, msg, *args, **kwargs):
+        self.verbose.append(msg)
+
+    def v(self, msg, *args, **kwargs):
+        self.verbose.append(msg)
+
+    vv = vvv = vvvv = v
+
+
+def option_defaults():
+    """Every option the callback reads, at its documented default."""
+    values = {name: spec.get("default") for name, spec in notify.CONNECTION_ARGSPEC.items()}
+    values.update({"to": None, "cc": None, "sender": None, "on": "failure", "subject": None, "max_output": 2000})
+    return values
+
+
+@pytest.fixture()
+def deliveries(monkeypatch):
+    """Calls of the send path, which answers as a successful send."""
+    calls = []
+
+    def deliver(options, spec, *, check_only=False, transcript=None):
+        calls.append(types.SimpleNamespace(options=options, spec=spec, transcript=transcript))
+        result = {"message_id": "<1@example.com>", "recipients": list(spec.to), "refused": {}, "sent": True}
+        return _mailer.Delivery(result=result, secrets=[], transcript=transcript)
+
+    monkeypatch.setattr(_mailer, "deliver", deliver)
+    return calls
+
+
+def make_callback(**options):
+    callback = notify.CallbackModule(display=RecordingDisplay())
+    values = option_defaults()
+    values.update(to=["ops@example.com"], sender="Ansible <ansible@example.com>", provider="custom",
+                  client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN)
+    values.update(options)
+    # What set_options() would have read from the environment and ansible.cfg.
+    callback._plugin_options = values
+    return callback
+
+
+def task(name, no_log=False):
+    new = Task()
+    new.name = name
+    new.no_log = no_log
+    return new
+
+
+def result(host, task_, data):
+    return CallbackTaskResult(Host(host), task_, data, {})
+
+
+def run_playbook(callback, *, fail_on=(), no_log=False, unreachable=(), ignored=()):
+    """Feed the callback the events of a three-host run of site.yml; returns the stats it ends with."""
+    stats = AggregateStats()
+    callback.v2_playbook_on_start(types.SimpleNamespace(_file_name="/srv/ansible/site.yml"))
+    callback.v2_playbook_on_play_start(types.SimpleNamespace(get_name=lambda: "Web tier"))
+    for host in ("web1", "web2", "web3"):
+        if host in unreachable:
+            stats.increment("dark", host)
+            callback.v2_runner_on_unreachable(result(host, task("Gathering Facts"), {"msg": "ssh: no route", "unreachable": True}))
+            continue
+        stats.increment("ok", host)
+        stats.increment("changed", host)
+        callback.v2_runner_on_ok(result(host, task("Install nginx"), {"changed": True}))
+        if host in ignored:
+            stats.increment("ok", host)
+            stats.increment("ignored", host)
+            callback.v2_runner_on_failed(result(host, task("Optional check"), {"failed": True, "msg": "meh"}), ignore_errors=True)
+        if host in fail_on:
+            stats.increment("failures", host)
+            data = {"failed": True, "msg": f"password hunter2 rejected on {host}"}
+            if no_log:
+                data = {"failed": True, "censored": "the output has been hidden", "_ansible_no_log": True}
+            callback.v2_runner_on_failed(result(host, task("Check <disk>", no_log=no_log), data))
+    callback.v2_playbook_on_stats(stats)
+    return stats
+
+
+class TestSend:
+    def test_one_mail_for_a_failed_run(self, deliveries):
+        callback = make_callback()
+        run_playbook(callback, fail_on=("web1", "web2"))
+        assert len(deliveries) == 1
+        call = deliveries[0]
+        assert set(call.options) == set(notify.CONNECTION_ARGSPEC)
+        assert call.options["client_secret"] == CLIENT_SECRET
+        spec = call.spec
+        assert spec.subject == "[ansible] site.yml: FAILED on 2/3 hosts"
+        assert spec.to == ("ops@example.com",)
+        assert spec.sender == "Ansible <ansible@example.com>"
+        assert spec.subtype == "html"
+        assert "- web1 | Check <disk> | failed\n    password hunter2 rejected on web1" in spec.text_body
+        assert "Check &lt;disk&gt;" in spec.body
+        assert ("Auto-Submitted", "auto-generated") in spec.headers
+        # The secrets are registered for masking before anything is contacted.
+        assert {CLIENT_SECRET, REFRESH_TOKEN} <= call.transcript.secrets
+        assert callback._display.warnings == []
+
+    def test_the_message_builds(self, deliveries):
+        run_playbook(make_callback(), fail_on=("web2",))
+        msg = _smtp.build_message(deliveries[0].spec)
+        assert [part.get_content_type() for part in msg.iter_parts()] == ["text/plain", "text/html"]
+
+    def test_clean_run_sends_nothing_on_failure(self, deliveries):
+        run_playbook(make_callback())
+        assert deliveries == []
+
+    def test_ignored_failures_do_not_count(self, deliveries):
+        run_playbook(make_callback(), ignored=("web3",))
+        assert deliveries == []
+
+    @pytest.mark.parametrize("on", ["changed", "always"])
+    def test_changed_run(self, deliveries, on):
+        run_playbook(make_callback(on=on), ignored=("web3",))
+        assert len(deliveries) == 1
+        text = deliveries[0].spec.text_body
+        assert deliveries[0].spec.subject == "[ansible] site.yml: changed on 3/3 hosts"
+        assert "Ignored and rescued errors (1)\n- web3 | Optional check | ignored\n    meh" in text
+        assert "- web2: 1 changed\n    Install nginx" in text
+
+    def test_unreachable(self, deliveries):
+        run_playbook(make_callback(), unreachable=("web3",))
+        assert "- web3 | Gathering Facts | unreachable\n    ssh: no route" in deliveries[0].spec.text_body
+
+    def test_no_log(self, deliveries):
+        run_playbook(make_callback(), fail_on=("web1",), no_log=True)
+        spec = deliveries[0].spec
+        assert "output hidden by no_log" in spec.text_body
+        assert "hunter2" not in spec.text_body + spec.body
+
+    def test_max_output(self, deliveries):
+        run_playbook(make_callback(max_output=8), fail_on=("web1",))
+        assert "    password [... 25 more characters]\n" in deliveries[0].spec.text_body
+
+
+class TestSubjectTemplate:
+    def test_rendered_over_the_summary(self, deliveries):
+        template = "{{ playbook }} {{ status }}: {{ failed_hosts | join(',') }} of {{ hosts | length }}\n on {{ controller }}"
+        callback = make_callback(subject=template)
+        run_playbook(callback, fail_on=("web1", "web3"))
+        assert deliveries[0].spec.subject.startswith("site.yml FAILED: web1,web3 of 3 on ")
+
+    @pytest.mark.parametrize("template", ["{{ nothing.here }}", "{{ ''.__class__.__mro__ }}", "{% if %}", "  "])
+    def test_falls_back_to_the_default(self, deliveries, template):
+        callback = make_callback(subject=template)
+        run_playbook(callback, fail_on=("web1",))
+        assert deliveries[0].spec.subject == "[ansible] site.yml: FAILED on 1/3 hosts"
+        assert len(callback._display.warnings) == (0 if not template.strip() else 1)
+
+
+class TestFailuresAreWarnings:
+    def test_send_error(self, monkeypatch):
+        def deliver(options, spec, *, check_only=False, transcript=None):
+            # A core bug that would echo a secret: the callback's masking still hides it.
+            raise SmailError("invalid_grant", f"The token endpoint refused {REFRESH_TOKEN}.", hint="Authorize again.")
+
+        monkeypatch.setattr(_mailer, "deliver", deliver)
+        callback = make_callback()
+        run_playbook(callback, fail_on=("web1",))
+        [warning] = callback._display.warnings
+        assert warning == ("smail.xoauth2.notify: the summary mail was not sent (invalid_grant): "
+                           "The token endpoint refused *****. Hint: Authorize again.")
+
+    def test_unexpected_error(self, monkeypatch):
+        def deliver(options, spec, *, check_only=False, transcript=None):
+            raise RuntimeError(f"boom {CLIENT_SECRET}")
+
+        monkeypatch.setattr(_mailer, "deliver", deliver)
+        callback = make_callback()
+        run_playbook(callback, fail_on=("web1",))
+        [warning] = callback._display.warnings
+        assert warning == "smail.xoauth2.notify: the summary mail was not sent (unexpected RuntimeError): boom *****"
+        assert CLIENT_SECRET not in "".join(callback._display.verbose)
+
+    def test_real_send_path_with_a_bad_option(self):
+        callback = make_callback(host=None)
+        run_playbook(callback, fail_on=("web1",))
+        [warning] = callback._display.warnings
+        assert "(invalid_option): Option 'host'" in warning
+
+    def test_missing_recipient_disables(self, deliveries):
+        callback = make_callback(to=None)
+        run_playbook(callback, fail_on=("web1",))
+        assert callback.disabled
+        [warning] = callback._display.warnings
+        assert "set to (SMAIL_XOAUTH2_NOTIFY_TO" in warning
