@@ -522,13 +522,29 @@ def _rewrite_value(line: IniLine, value: str, codec: str) -> IniLine:
     return IniLine(text=prefix + tail, eol=line.eol, raw=_raw_prefix(line, prefix, codec) + tail.encode(codec), raw_eol=line.raw_eol)
 
 
-def _merge_lines(lines: tuple[IniLine, ...], settings: Mapping[str, Mapping[str, str | None]], *,
-                 codec: str, newline: str) -> tuple[list[IniLine], list[str]]:
-    """Apply ``settings`` to ``lines``; return the new lines and the ``Section/Key`` names touched."""
-    parsed = [_parse_line(line.text) for line in lines]
-    owner: list[int] = []  # block index of each line, -1 before the first section
-    folds: list[str] = []  # folded name of each block
-    anchor: list[int] = []  # per block: last header, key or other non-comment line; new keys go after it
+@dataclass(frozen=True)
+class _Layout:
+    """Where the sections and keys of an existing file are, by line index."""
+
+    parsed: tuple[_Parsed, ...]
+    owner: tuple[int, ...]  # block index of each line, -1 before the first section
+    folds: tuple[str, ...]  # folded name of each block (one block per section header)
+    anchor: tuple[int, ...]  # per block: last header, key or other non-comment line; new keys go after it
+    first_block: Mapping[str, int]  # folded section name -> its first block
+
+    def key_lines(self, section: str, key: str) -> list[int]:
+        """Return the indexes of every line setting ``key`` in any block of ``section``."""
+        section_fold, key_fold = _fold(section), _fold(key)
+        return [index for index, item in enumerate(self.parsed)
+                if item.kind == "key" and self.owner[index] >= 0 and self.folds[self.owner[index]] == section_fold
+                and _fold(item.name) == key_fold]
+
+
+def _layout(lines: tuple[IniLine, ...]) -> _Layout:
+    parsed = tuple(_parse_line(line.text) for line in lines)
+    owner: list[int] = []
+    folds: list[str] = []
+    anchor: list[int] = []
     for index, item in enumerate(parsed):
         if item.kind == "section":
             folds.append(_fold(item.name))
@@ -539,50 +555,60 @@ def _merge_lines(lines: tuple[IniLine, ...], settings: Mapping[str, Mapping[str,
     first_block: dict[str, int] = {}
     for block, folded in enumerate(folds):
         first_block.setdefault(folded, block)
+    return _Layout(parsed=parsed, owner=tuple(owner), folds=tuple(folds), anchor=tuple(anchor), first_block=first_block)
 
-    replaced: dict[int, IniLine | None] = {}
-    inserted: dict[int, list[IniLine]] = {}
-    new_sections: list[tuple[str, list[tuple[str, str]]]] = []
-    updated: list[str] = []
+
+@dataclass(frozen=True)
+class _Plan:
+    """The edits a merge makes: replaced or dropped lines, lines inserted after an index, new sections."""
+
+    replaced: dict[int, IniLine | None]
+    inserted: dict[int, list[IniLine]]
+    new_sections: list[tuple[str, list[tuple[str, str]]]]
+    updated: list[str]
+
+
+def _plan(lines: tuple[IniLine, ...], settings: Mapping[str, Mapping[str, str | None]], *, codec: str, newline: str) -> _Plan:
+    """Decide, line by line, what merging ``settings`` into ``lines`` changes."""
+    layout = _layout(lines)
+    plan = _Plan(replaced={}, inserted={}, new_sections=[], updated=[])
     for section, entries in settings.items():
-        section_fold = _fold(section)
-        target = first_block.get(section_fold)
+        target = layout.first_block.get(_fold(section))
         if target is None:
             wanted = [(key, value) for key, value in entries.items() if value is not None]
             if wanted:
-                new_sections.append((section, wanted))
-                updated.extend(f"{section}/{key}" for key, _value in wanted)
+                plan.new_sections.append((section, wanted))
+                plan.updated.extend(f"{section}/{key}" for key, _value in wanted)
             continue
         for key, value in entries.items():
-            key_fold = _fold(key)
-            hits = [index for index, item in enumerate(parsed)
-                    if item.kind == "key" and owner[index] >= 0 and folds[owner[index]] == section_fold and _fold(item.name) == key_fold]
+            hits = layout.key_lines(section, key)
             if value is None:
                 # Remove every occurrence, in repeated sections too, so no reader can still find the key.
-                for index in hits:
-                    replaced[index] = None
+                plan.replaced.update(dict.fromkeys(hits))
                 if hits:
-                    updated.append(f"{section}/{key}")
+                    plan.updated.append(f"{section}/{key}")
                 continue
             # Only the first block of a section counts: a key in a later repeat is not reliably seen by Windows.
-            first = next((index for index in hits if owner[index] == target), None)
+            first = next((index for index in hits if layout.owner[index] == target), None)
             if first is None:
-                inserted.setdefault(anchor[target], []).append(_make_line(f"{key}={value}", newline, codec))
-            elif parsed[first].value == value:
+                plan.inserted.setdefault(layout.anchor[target], []).append(_make_line(f"{key}={value}", newline, codec))
+            elif layout.parsed[first].value == value:
                 continue
             else:
-                replaced[first] = _rewrite_value(lines[first], value, codec)
-            updated.append(f"{section}/{key}")
+                plan.replaced[first] = _rewrite_value(lines[first], value, codec)
+            plan.updated.append(f"{section}/{key}")
+    return plan
 
+
+def _assemble(lines: tuple[IniLine, ...], plan: _Plan, *, codec: str, newline: str) -> list[IniLine]:
+    """Return ``lines`` with ``plan`` applied; untouched lines are the very same objects."""
     result: list[IniLine] = []
     for index, line in enumerate(lines):
-        if index in replaced:
-            if replaced[index] is not None:
-                result.append(replaced[index])
-        else:
-            result.append(line)
-        result.extend(inserted.get(index, ()))
-    for section, wanted in new_sections:
+        replacement = plan.replaced.get(index, line)
+        if replacement is not None:
+            result.append(replacement)
+        result.extend(plan.inserted.get(index, ()))
+    for section, wanted in plan.new_sections:
         if result and _parse_line(result[-1].text).kind != "blank":
             result.append(_make_line("", newline, codec))
         result.append(_make_line(f"[{section}]", newline, codec))
@@ -591,7 +617,7 @@ def _merge_lines(lines: tuple[IniLine, ...], settings: Mapping[str, Mapping[str,
     for index in range(len(result) - 1):
         if not result[index].eol:
             result[index] = dataclasses.replace(result[index], eol=newline, raw_eol=newline.encode(codec))
-    return result, updated
+    return result
 
 
 def merge_ini(existing: bytes | None, settings: Mapping[str, Mapping[str, str | None]], *,
@@ -633,12 +659,13 @@ def merge_ini(existing: bytes | None, settings: Mapping[str, Mapping[str, str | 
         raise IniError("bom", f"{codec} has no byte order mark")
     _check_encodable(settings, codec=codec, field=field)
     line_break = decoded.newline or newline
-    lines, updated = _merge_lines(decoded.lines, settings, codec=codec, newline=line_break)
+    plan = _plan(decoded.lines, settings, codec=codec, newline=line_break)
+    lines = _assemble(decoded.lines, plan, codec=codec, newline=line_break)
     data = (_BOM_BYTES[codec] if decoded.bom else b"") + b"".join(line.raw + line.raw_eol for line in lines)
     return MergeResult(
         data=data,
         changed=existing is None or data != bytes(existing),
-        updated=updated,
+        updated=plan.updated,
         before_text=decoded.text,
         after_text="".join(line.text + line.eol for line in lines),
         encoding=codec,
