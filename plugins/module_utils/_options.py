@@ -56,6 +56,7 @@ def merge_argspecs(*specs: t.Mapping[str, dict[str, t.Any]]) -> dict[str, dict[s
         merged.update({name: dict(definition) for name, definition in spec.items()})
     return merged
 
+
 # The INI file an action renders on the target (doc fragment smail.xoauth2.ini_file); shared by token_ini and smail_ini.
 INI_FILE_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "dest": {"type": "str", "required": True},

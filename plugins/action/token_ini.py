@@ -1,0 +1,150 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""smail.xoauth2.token_ini: render SmailRefreshToken.exe's INI (account, client, refresh token) on the target."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from ansible.errors import AnsibleError
+
+from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _mailer, _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
+    INI_FILE_ARGSPEC,
+    OAUTH2_ARGSPEC,
+    TLS_ARGSPEC,
+    merge_argspecs,
+)
+from ansible_collections.smail.xoauth2.plugins.plugin_utils._ini_action import IniFileAction, IniRequest
+
+# Options that mean what they mean for smail.xoauth2.mail; the values come from the task only (vault), never
+# from the controller's environment, so the environment fallbacks are dropped.
+_SHARED_OAUTH2_OPTIONS = ("provider", "client_id", "client_secret", "refresh_token", "token_uri", "tenant")
+
+TOKEN_INI_ARGSPEC = merge_argspecs(
+    INI_FILE_ARGSPEC,
+    TLS_ARGSPEC,
+    {name: {key: value for key, value in OAUTH2_ARGSPEC[name].items() if key != "fallback"} for name in _SHARED_OAUTH2_OPTIONS},
+    {
+        "account": {"type": "str", "required": True},
+        "auth_uri": {"type": "str"},
+        "client_secrets_file": {"type": "path", "no_log": False},
+        "section": {"type": "str", "default": _ini.TOKEN_INI_SECTION},
+        "keys": {
+            "type": "dict",
+            "apply_defaults": True,
+            "options": {field: {"type": "str", "default": key} for field, key in _ini.TOKEN_INI_KEYS.items()},
+        },
+        "verify": {"type": "bool", "default": False},
+    },
+)
+
+# Fields of client_secret_*.json (under "installed" or "web") that fill options left unset.
+CLIENT_SECRETS_FIELDS = ("client_id", "client_secret", "token_uri", "auth_uri")
+
+
+def parse_client_secrets(text: str) -> dict[str, str]:
+    """The client ID, secret and URIs of a Google console ``client_secret_*.json``; OptionError if it is not one."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        # No detail from the parser: it would quote the text, which holds the secret.
+        raise OptionError("client_secrets_file", "is not valid JSON") from None
+    client = None
+    if isinstance(document, dict):
+        client = next((document[kind] for kind in ("installed", "web") if isinstance(document.get(kind), dict)), None)
+    if client is None:
+        raise OptionError("client_secrets_file", "has no 'installed' or 'web' client (is it a client_secret_*.json from the console?)")
+    values = {field: client[field] for field in CLIENT_SECRETS_FIELDS if isinstance(client.get(field), str) and client[field]}
+    if "client_id" not in values:
+        raise OptionError("client_secrets_file", "has no client_id")
+    return values
+
+
+def token_values(args: t.Mapping[str, t.Any], from_file: t.Mapping[str, str]) -> dict[str, str | None]:
+    """The token fields to write: the options, else the client secrets file, else the provider's URIs."""
+    preset = _oauth2.PROVIDERS[args["provider"]]
+    tenant = args.get("tenant") or "common"
+    defaults = {
+        "token_uri": preset.token_uri.replace("{tenant}", tenant) if preset.token_uri else None,
+        "auth_uri": preset.auth_uri.replace("{tenant}", tenant) if preset.auth_uri else None,
+    }
+    return {field: args.get(field) or from_file.get(field) or defaults.get(field) for field in _ini.TOKEN_INI_KEYS}
+
+
+def token_settings(values: t.Mapping[str, str | None], *, section: str, keys: t.Mapping[str, str],
+                   encoding: str) -> dict[str, dict[str, str | None]]:
+    """``merge_ini`` settings for the token fields; errors name the option at fault (section, keys.X or the field)."""
+    try:
+        _ini.validate_settings({section: {}}, encoding=encoding)
+    except _ini.IniError as exc:
+        raise OptionError("section", exc.problem) from None
+    seen: dict[str, str] = {}
+    for field, key in keys.items():
+        try:
+            _ini.validate_settings({section: {key: ""}}, encoding=encoding)
+        except _ini.IniError as exc:
+            raise OptionError(f"keys.{field}", exc.problem) from None
+        if key.lower() in seen:
+            raise OptionError(f"keys.{field}", f"is the same INI key as keys.{seen[key.lower()]}")
+        seen[key.lower()] = field
+    for field, value in values.items():
+        try:
+            _ini.validate_settings({section: {keys[field]: value}}, encoding=encoding)
+        except _ini.IniError as exc:
+            raise OptionError(field, f"{exc.problem} (key {keys[field]} in [{section}])") from None
+    return _ini.token_ini_settings(values, section=section, keys=keys)
+
+
+class ActionModule(IniFileAction):
+    """Render the refresh-token INI; a secret file, 0600 from creation on POSIX."""
+
+    ARGSPEC = TOKEN_INI_ARGSPEC
+    NEW_FILE_MODE = "0600"
+
+    def ini_request(self, args: dict[str, t.Any], task_vars: dict[str, t.Any]) -> IniRequest:
+        from_file = self._read_client_secrets(args["client_secrets_file"]) if args.get("client_secrets_file") else {}
+        values = token_values(args, from_file)
+        keys = args["keys"]
+        secret_keys = sorted({keys[field] for field in _ini.TOKEN_INI_SECRET_FIELDS} |
+                             {_ini.TOKEN_INI_KEYS[field] for field in _ini.TOKEN_INI_SECRET_FIELDS})
+        return IniRequest(
+            settings=token_settings(values, section=args["section"], keys=keys, encoding=args["encoding"]),
+            secret_keys=secret_keys,
+            secret_values={values[field] for field in _ini.TOKEN_INI_SECRET_FIELDS if values.get(field)},
+            field="token_ini",
+        )
+
+    def before_write(self, args: dict[str, t.Any], merged: _ini.MergeResult, secrets: set[str]) -> dict[str, t.Any]:
+        if not args["verify"]:
+            return {}
+        # Verify what the file will hold, including values kept from the existing file.
+        written = _ini.read_token_ini(merged.data, encoding=merged.encoding, section=args["section"], keys=args["keys"])
+        secrets.update(written[field] for field in _ini.TOKEN_INI_SECRET_FIELDS if written.get(field))
+        options = {name: args.get(name) for name in ("provider", "tenant", "validate_certs", "ca_path", "timeout")}
+        options.update({field: written.get(field) for field in ("client_id", "client_secret", "refresh_token", "token_uri")})
+        options["token_cache"] = False
+        token = _mailer.obtain_token(options)
+        secrets.update(value for value in (token.token, token.rotated_refresh_token) if value)
+        return {"verified": True}
+
+    def _read_client_secrets(self, path: str) -> dict[str, str]:
+        try:
+            found = self._find_needle("files", path)
+            real_path = self._loader.get_real_file(found, decrypt=True)
+        except AnsibleError as exc:
+            raise OptionError("client_secrets_file", f"cannot read {path}: {exc.message}") from None
+        try:
+            with open(real_path, "rb") as handle:
+                data = handle.read()
+        finally:
+            self._loader.cleanup_tmp_file(real_path)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise OptionError("client_secrets_file", "is not UTF-8 text") from None
+        return parse_client_secrets(text)

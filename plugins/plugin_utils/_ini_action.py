@@ -1,0 +1,208 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The controller side of the INI actions: read the file from the target, merge it here, copy the result back.
+
+``token_ini`` and ``smail_ini`` differ only in the settings they merge and in which values are secret. Everything
+else lives here: argument validation, reading the target's file (stat + slurp), the merge (``_ini.merge_ini``),
+the masked diff, creating a new POSIX file with its final mode before it holds anything, and the hand-over of a
+controller temp file to ``ansible.builtin.copy`` or ``ansible.windows.win_copy``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import shutil
+import tempfile
+import typing as t
+
+from ansible import constants as C
+from ansible.module_utils.common.parameters import remove_values
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.smail.xoauth2.plugins.module_utils import _ini
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+
+NEWLINES = {"crlf": "\r\n", "lf": "\n"}
+MASK = "********"
+
+POSIX_MODULES = {"copy": "ansible.legacy.copy", "slurp": "ansible.legacy.slurp", "file": "ansible.legacy.file"}
+WINDOWS_MODULES = {"copy": "ansible.windows.win_copy", "slurp": "ansible.windows.slurp"}
+
+
+@dataclasses.dataclass
+class IniRequest:
+    """What an action wants merged into its file, and what must never be shown."""
+
+    #: section -> key -> value; None removes the key.
+    settings: dict[str, dict[str, str | None]]
+    #: Keys whose values are masked in the diff: bare key names (any section) or (section, key) pairs.
+    secret_keys: list[t.Any] = dataclasses.field(default_factory=list)
+    #: Values scrubbed from anything the task returns.
+    secret_values: set[str] = dataclasses.field(default_factory=set)
+    #: The option that errors in ``settings`` are reported under.
+    field: str = "settings"
+
+
+def masked_diff(merged: _ini.MergeResult, *, dest: str, existed: bool, secret_keys: list[t.Any]) -> dict[str, str]:
+    """The diff of a merge with every secret value replaced by ``********``."""
+    return {
+        "before_header": dest if existed else f"{dest} (absent)",
+        "after_header": dest,
+        "before": _ini.mask_ini_text(merged.before_text, secret_keys, mask=MASK) if existed else "",
+        "after": _ini.mask_ini_text(merged.after_text, secret_keys, mask=MASK),
+    }
+
+
+class IniFileAction(ActionBase):
+    """Base of the INI actions: subclasses give ``ARGSPEC`` and :meth:`ini_request`, optionally :meth:`before_write`."""
+
+    TRANSFERS_FILES = True
+
+    #: The validated options: ``INI_FILE_ARGSPEC`` merged with the action's own.
+    ARGSPEC: t.ClassVar[dict[str, dict[str, t.Any]]] = {}
+    #: Mode of a new file on POSIX targets when the task gives none; None leaves it to the copy module (umask).
+    NEW_FILE_MODE: t.ClassVar[str | None] = None
+
+    def ini_request(self, args: dict[str, t.Any], task_vars: dict[str, t.Any]) -> IniRequest:
+        """The settings to merge for these options; raise SmailError for bad input."""
+        raise NotImplementedError
+
+    def before_write(self, args: dict[str, t.Any], merged: _ini.MergeResult, secrets: set[str]) -> dict[str, t.Any]:
+        """A last check of the merged file before it is copied; returns extra result fields, raises SmailError."""
+        return {}
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        secrets: set[str] = set()
+        try:
+            _validation, args = self.validate_argument_spec(self.ARGSPEC)
+            secrets.update(str(args[name]) for name, spec in self.ARGSPEC.items() if spec.get("no_log") and args.get(name))
+            result.update(self._merge_and_copy(args, task_vars, secrets))
+        except _ini.IniError as exc:
+            # The INI core names the setting (or dest) and never quotes a value.
+            result.update(failed=True, **OptionError(exc.field, exc.problem).as_result())
+        except SmailError as exc:
+            result.update(failed=True, **exc.as_result())
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        # Belt and braces: nothing built above carries a secret, but a value could still echo through a message.
+        return remove_values(result, {value for value in secrets if value})
+
+    @property
+    def is_windows(self) -> bool:
+        """Whether the target speaks PowerShell, i.e. gets win_copy instead of copy."""
+        return getattr(self._connection._shell, "SHELL_FAMILY", None) == "powershell"
+
+    def _merge_and_copy(self, args: dict[str, t.Any], task_vars: dict[str, t.Any], secrets: set[str]) -> dict[str, t.Any]:
+        dest = args["dest"]
+        windows = self.is_windows
+        if windows and not self._shared_loader_obj.action_loader.has_plugin(WINDOWS_MODULES["copy"], collection_list=self._task.collections):
+            raise SmailError("missing_collection", f"{self._task.action} needs the ansible.windows collection for Windows targets.",
+                             hint="Install it on the controller: ansible-galaxy collection install ansible.windows")
+        if not dest or dest.endswith(("/", "\\")):
+            raise OptionError("dest", "must be the path of a file, not of a directory")
+        request = self.ini_request(args, task_vars)
+        secrets.update(request.secret_values)
+        # Refuse bad input before the target is even contacted.
+        _ini.validate_settings(request.settings, field=request.field, encoding=args["encoding"])
+
+        existing = self._read_target_file(dest, windows, task_vars)
+        if existing is None and not args.get("create", True):
+            raise SmailError("dest_missing", f"{dest} does not exist and create is false.", details={"dest": dest})
+        merged = _ini.merge_ini(existing, request.settings, encoding=args["encoding"], newline=NEWLINES[args["newline"]],
+                                field=request.field, source="dest")
+        result: dict[str, t.Any] = self.before_write(args, merged, secrets)
+        if self._task.diff:
+            result["diff"] = masked_diff(merged, dest=dest, existed=existing is not None, secret_keys=request.secret_keys)
+
+        copied = self._copy_to_target(merged.data, args, existed=existing is not None, windows=windows, task_vars=task_vars)
+        if copied.get("failed"):
+            result.update(failed=True, error="write_failed", msg=f"Could not write {dest}: {copied.get('msg', 'copy failed')}")
+            return result
+        result.update(changed=bool(copied.get("changed")), dest=dest, updated=merged.updated)
+        if copied.get("backup_file"):
+            result["backup_file"] = copied["backup_file"]
+        if windows and any(args.get(name) is not None for name in ("mode", "owner", "group")):
+            result["warnings"] = ["mode, owner and group apply to POSIX targets only; they were ignored."]
+        return result
+
+    def _read_target_file(self, dest: str, windows: bool, task_vars: dict[str, t.Any]) -> bytes | None:
+        """The target's current file, or None when there is none."""
+        stat = self._execute_remote_stat(dest, all_vars=task_vars, follow=True, checksum=False)
+        if not stat.get("exists"):
+            return None
+        if stat.get("isdir"):
+            raise OptionError("dest", f"{dest} is a directory")
+        modules = WINDOWS_MODULES if windows else POSIX_MODULES
+        slurped = self._execute_module(module_name=modules["slurp"], module_args={"src": dest}, task_vars=task_vars)
+        if slurped.get("failed"):
+            raise SmailError("read_failed", f"Could not read {dest}: {slurped.get('msg', 'slurp failed')}", details={"dest": dest})
+        return base64.b64decode(slurped["content"])
+
+    def _copy_to_target(self, data: bytes, args: dict[str, t.Any], *, existed: bool, windows: bool,
+                        task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Copy ``data`` to ``dest`` through the copy action, from a controller temp file; returns its result."""
+        dest = args["dest"]
+        # decrypt off: a rendered file that happened to start like a vault file must be copied as is.
+        copy_args: dict[str, t.Any] = {"dest": dest, "decrypt": False}
+        # A backup of the empty placeholder made for a new file would be noise.
+        if args["backup"] and existed:
+            copy_args["backup"] = True
+        if not windows:
+            copy_args["follow"] = True
+            copy_args.update({name: args[name] for name in ("mode", "owner", "group") if args.get(name) is not None})
+        new_file_mode = args.get("mode") or self.NEW_FILE_MODE
+        placeholder = not windows and not existed and not self._task.check_mode and new_file_mode is not None
+
+        local_tempdir = tempfile.mkdtemp(dir=C.DEFAULT_LOCAL_TMP)
+        try:
+            copy_args["src"] = os.path.join(local_tempdir, "rendered.ini")
+            with os.fdopen(os.open(copy_args["src"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+                handle.write(data)
+            if placeholder:
+                self._create_placeholder(dest, new_file_mode, args, task_vars)
+            try:
+                copied = self._run_copy_action(copy_args, windows, task_vars)
+            except BaseException:
+                if placeholder:
+                    self._remove_placeholder(dest, task_vars)
+                raise
+            if copied.get("failed") and placeholder:
+                self._remove_placeholder(dest, task_vars)
+            return copied
+        finally:
+            shutil.rmtree(local_tempdir, ignore_errors=True)
+
+    def _create_placeholder(self, dest: str, mode: t.Any, args: dict[str, t.Any], task_vars: dict[str, t.Any]) -> None:
+        """Create ``dest`` empty with its final mode: copying onto an existing file keeps its mode, a new one gets the umask's."""
+        file_args = {"path": dest, "state": "touch", "mode": mode}
+        file_args.update({name: args[name] for name in ("owner", "group") if args.get(name) is not None})
+        touched = self._execute_module(module_name=POSIX_MODULES["file"], module_args=file_args, task_vars=task_vars)
+        if touched.get("failed"):
+            raise SmailError("write_failed", f"Could not create {dest}: {touched.get('msg', 'file failed')}", details={"dest": dest})
+
+    def _remove_placeholder(self, dest: str, task_vars: dict[str, t.Any]) -> None:
+        self._execute_module(module_name=POSIX_MODULES["file"], module_args={"path": dest, "state": "absent"}, task_vars=task_vars)
+
+    def _run_copy_action(self, copy_args: dict[str, t.Any], windows: bool, task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
+        new_task = self._task.copy()
+        new_task.args = copy_args
+        # The copy's own diff would show the real text; the masked one is built by the caller.
+        new_task.diff = False
+        new_task.no_log = True
+        copy_action = self._shared_loader_obj.action_loader.get(
+            WINDOWS_MODULES["copy"] if windows else POSIX_MODULES["copy"],
+            task=new_task,
+            connection=self._connection,
+            play_context=self._play_context,
+            loader=self._loader,
+            templar=self._templar,
+            shared_loader_obj=self._shared_loader_obj,
+        )
+        return copy_action.run(task_vars=task_vars)

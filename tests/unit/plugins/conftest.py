@@ -1,0 +1,167 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""A fake target for the INI actions: files in a dict, and a log of every module or action run against it."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import typing as t
+from unittest.mock import MagicMock
+
+import pytest
+import yaml
+
+from ansible_collections.smail.xoauth2.plugins.plugin_utils import _ini_action
+
+
+class FakeTarget:
+    """Files of a target, and the log of every module or action run against it."""
+
+    def __init__(self, files: dict[str, bytes] | None = None, *, has_windows: bool = True, copy_fails: bool = False) -> None:
+        self.files = dict(files or {})
+        self.calls: list[tuple[str, dict[str, t.Any]]] = []
+        self.has_windows = has_windows
+        self.copy_fails = copy_fails
+        self.copy_tasks: list[t.Any] = []
+
+    def stat(self, path, all_vars, follow, checksum=True):
+        self.calls.append(("stat", {"path": path, "follow": follow}))
+        return {"exists": path in self.files, "isdir": False}
+
+    def module(self, module_name, module_args, task_vars):
+        self.calls.append((module_name, dict(module_args)))
+        if module_name.endswith("slurp"):
+            return {"content": base64.b64encode(self.files[module_args["src"]]).decode(), "encoding": "base64"}
+        if module_args.get("state") == "touch":
+            self.files.setdefault(module_args["path"], b"")
+            return {"changed": True}
+        if module_args.get("state") == "absent":
+            self.files.pop(module_args["path"], None)
+            return {"changed": True}
+        raise AssertionError(f"unexpected module {module_name}")
+
+    def action_loader(self) -> MagicMock:
+        loader = MagicMock()
+        loader.has_plugin.side_effect = lambda name, collection_list=None: self.has_windows or not name.startswith("ansible.windows.")
+        loader.get.side_effect = self.copy_action
+        return loader
+
+    def copy_action(self, name, task, **kwargs):
+        self.copy_tasks.append(task)
+        action = MagicMock()
+
+        def run(task_vars=None):
+            args = dict(task.args)
+            with open(args["src"], "rb") as handle:
+                data = handle.read()
+            self.calls.append((name, args))
+            if self.copy_fails:
+                return {"failed": True, "msg": "disk full"}
+            changed = self.files.get(args["dest"]) != data
+            if not task.check_mode:
+                self.files[args["dest"]] = data
+            result = {"changed": changed, "dest": args["dest"],
+                      # What a real copy would add with diff on: the real text. It must never come back.
+                      "diff": [{"after": data.decode("latin-1")}]}
+            if args.get("backup") and changed:
+                result["backup_file"] = args["dest"] + ".bak"
+            return result
+
+        action.run.side_effect = run
+        return action
+
+    def names(self) -> list[str]:
+        return [name for name, _args in self.calls]
+
+
+def run_action(action_class, args, target, *, shell_family="sh", check_mode=False, diff=False, loader=None, search_path=()):
+    """Run an INI action the way the executor would, against ``target``; returns the task result."""
+    task = MagicMock()
+    task.args = dict(args)
+    task.async_val = 0
+    task.check_mode = check_mode
+    task.diff = diff
+    task.action = "smail.xoauth2.test"
+    task.collections = []
+    task.get_search_path.return_value = list(search_path)
+
+    def copy_task():
+        new_task = MagicMock()
+        new_task.check_mode = check_mode
+        new_task.diff = diff
+        return new_task
+
+    task.copy.side_effect = copy_task
+    connection = MagicMock()
+    connection._shell.SHELL_FAMILY = shell_family
+    connection._shell.tmpdir = "/remote/tmp"
+    action = action_class(task, connection, MagicMock(), loader or MagicMock(), MagicMock(), None)
+    action._shared_loader_obj = MagicMock(action_loader=target.action_loader())
+    action._execute_remote_stat = target.stat
+    action._execute_module = target.module
+    action._remove_tmp_path = MagicMock()
+    return action.run(task_vars={})
+
+
+@pytest.fixture()
+def make_target():
+    """The FakeTarget class, to build a target with files or failures."""
+    return FakeTarget
+
+
+@pytest.fixture()
+def local_tmp(tmp_path, monkeypatch):
+    """The controller's local temp dir (where rendered files go), empty at the start of the test."""
+    local = tmp_path / "local_tmp"
+    local.mkdir()
+    monkeypatch.setattr(_ini_action.C, "DEFAULT_LOCAL_TMP", str(local))
+    return local
+
+
+@pytest.fixture()
+def run_ini_action(local_tmp):
+    """run_action(action_class, args, target, ...) with the rendered files kept in ``local_tmp``."""
+    return run_action
+
+
+def _normalised(options: t.Mapping[str, t.Any] | None) -> dict[str, t.Any] | None:
+    """Argument spec or documented options reduced to what both must agree on."""
+    if not options:
+        return None
+    return {
+        name: {
+            "type": spec.get("type", "str"),
+            "required": bool(spec.get("required", False)),
+            "default": spec.get("default"),
+            "choices": spec.get("choices"),
+            "elements": spec.get("elements"),
+            "options": _normalised(spec.get("options") or spec.get("suboptions")),
+        }
+        for name, spec in options.items()
+    }
+
+
+def documented_options(module_name: str) -> dict[str, t.Any]:
+    """The options of a module's DOCUMENTATION with this collection's doc fragments merged in."""
+    module = importlib.import_module(f"ansible_collections.smail.xoauth2.plugins.modules.{module_name}")
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    options = dict(doc["options"])
+    for fragment in doc.get("extends_documentation_fragment", []):
+        if fragment.startswith("smail.xoauth2."):
+            fragment_module = importlib.import_module(f"ansible_collections.smail.xoauth2.plugins.doc_fragments.{fragment.split('.')[2]}")
+            for name, spec in yaml.safe_load(fragment_module.ModuleDocFragment.DOCUMENTATION)["options"].items():
+                assert name not in options, f"{name} documented twice"
+                options[name] = spec
+    return options
+
+
+@pytest.fixture()
+def docs_match_argspec():
+    """assert docs_match_argspec(module_name, argspec): the doc-only module documents exactly the action's options."""
+    def check(module_name: str, argspec: t.Mapping[str, t.Any]) -> bool:
+        assert _normalised(documented_options(module_name)) == _normalised(argspec)
+        return True
+    return check
