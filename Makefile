@@ -65,10 +65,15 @@ sanity: build $(GET_PIP)
 units: build
 	cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/unit
 
+# Dovecot's submission server is the third-party XOAUTH2 server: it checks tokens at the sandbox's /tokeninfo.
 integration: sandbox-start
 	@status=0; \
-	$(PY) sandbox/integration_config.py --state-dir $(STATE) > $(COLLECTION)/tests/integration/integration_config.yml; \
-	$(ANSIBLE_TEST) integration --local --python 3.11 --color no -v || status=$$?; \
+	$(PY) sandbox/dovecot_submission.py start --state-dir $(STATE) || status=$$?; \
+	if [ $$status -eq 0 ]; then \
+	  $(PY) sandbox/integration_config.py --state-dir $(STATE) > $(COLLECTION)/tests/integration/integration_config.yml; \
+	  $(ANSIBLE_TEST) integration --local --python 3.11 --color no -v || status=$$?; \
+	fi; \
+	$(PY) sandbox/dovecot_submission.py stop --state-dir $(STATE); \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
 
 test: sanity units integration
