@@ -71,7 +71,7 @@ integration: sandbox-start
 	$(PY) sandbox/dovecot_submission.py start --state-dir $(STATE) || status=$$?; \
 	if [ $$status -eq 0 ]; then \
 	  $(PY) sandbox/integration_config.py --state-dir $(STATE) > $(COLLECTION)/tests/integration/integration_config.yml; \
-	  $(ANSIBLE_TEST) integration --local --python 3.11 --color no -v || status=$$?; \
+	  ( $(ANSIBLE_TEST) integration --local --python 3.11 --color no -v ) || status=$$?; \
 	fi; \
 	$(PY) sandbox/dovecot_submission.py stop --state-dir $(STATE); \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
