@@ -528,13 +528,13 @@ class SMTPSession:
         else:
             initial, abort_answer = "", "*"
         self.transcript.add_secret(initial)
+        challenge = None
         self.smtp.in_sasl_exchange = True
         try:
             if login.mechanism == "login":
                 code, reply = self._login_exchange(username, secret)
             else:
                 code, reply = self._command(f"AUTH {mechanism} {initial}", stage="auth")
-                challenge = None
                 if code == 334:
                     # A bearer-token server reports the rejection as a challenge and waits for the client to end the exchange.
                     challenge = decode_error_challenge(reply)
