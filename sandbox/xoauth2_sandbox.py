@@ -8,9 +8,17 @@ Everything listens on 127.0.0.1 on free ports and is described by ``<state_dir>/
 which is written (atomically) only once every server listens. Only the standard library, aiosmtpd
 and trustme are used.
 
-* Token endpoint (Google-like): ``POST /token`` with ``grant_type=refresh_token``, ``GET /tokeninfo``,
-  and a few deliberately broken paths for error tests. Served over HTTPS with a certificate of the
-  trusted CA (``ca.pem``), over HTTPS with a certificate of an unrelated CA, and over plain HTTP.
+* Token endpoint (Google-like): ``POST /token`` with ``grant_type=refresh_token`` or
+  ``authorization_code`` (PKCE S256 or plain verified), ``GET /tokeninfo``, and a few deliberately
+  broken paths for error tests. Served over HTTPS with a certificate of the trusted CA (``ca.pem``),
+  over HTTPS with a certificate of an unrelated CA, and over plain HTTP.
+* Authorization endpoint (Google-like): ``GET /authorize`` consents at once and redirects to the
+  loopback ``redirect_uri`` with ``code`` and ``state``, or with ``error=access_denied`` when
+  ``login_hint`` starts with ``deny`` or ``deny=1`` is given. A refresh token is issued for
+  ``access_type=offline`` only, and after the first consent of an account only with ``prompt=consent``.
+* Microsoft-like endpoints under ``/ms/{tenant}/oauth2/v2.0/`` (``authorize`` and ``token``): a refresh
+  needs ``scope``, and every refresh returns a new refresh token. As with Azure AD, the old refresh
+  token stays valid. A refresh token is issued when the scope includes ``offline_access``.
 * SMTP (smtp.gmail.com-like): implicit TLS, STARTTLS, implicit TLS with the untrusted certificate,
   and plain SMTP, all requiring ``AUTH XOAUTH2 | OAUTHBEARER | PLAIN | LOGIN`` before MAIL; plus a
   plain relay sink without AUTH (for a third-party server such as Dovecot to relay to).
@@ -30,6 +38,7 @@ import binascii
 import collections
 import dataclasses
 import datetime
+import hashlib
 import hmac
 import http.server
 import itertools
@@ -46,6 +55,7 @@ import threading
 import time
 import typing as t
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import trustme
@@ -56,7 +66,12 @@ LOG = logging.getLogger("xoauth2_sandbox")
 
 HOST = "127.0.0.1"
 ACCOUNT = "sandbox.user@example.com"
+MICROSOFT_ACCOUNT = "m365.user@contoso.example"
 GMAIL_SCOPE = "https://mail.google.com/"
+MICROSOFT_SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
+#: Scopes Azure AD grants on top of the resource's (they say what the token may do, not where).
+MICROSOFT_OIDC_SCOPES = ("offline_access", "openid", "profile", "email")
+AUTHORIZATION_CODE_LIFETIME_SECONDS = 600
 ACCESS_TOKEN_LIFETIME_SECONDS = 3599
 SMTP_HOSTNAME = "smtp.sandbox.localhost"
 
@@ -74,6 +89,13 @@ TOKEN_PATH = "/token"
 TOKEN_NOT_JSON_PATH = "/token-not-json"
 TOKEN_NO_ACCESS_TOKEN_PATH = "/token-without-access-token"
 TOKENINFO_PATH = "/tokeninfo"
+AUTHORIZE_PATH = "/authorize"
+#: Azure AD's v2 endpoints, under /ms/ so they share the listeners with the Google-like ones.
+MICROSOFT_PREFIX = "/ms/"
+MICROSOFT_TOKEN_PATH = "/ms/{tenant}/oauth2/v2.0/token"
+MICROSOFT_AUTHORIZE_PATH = "/ms/{tenant}/oauth2/v2.0/authorize"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+DENY_LOGIN_HINT_PREFIX = "deny"
 
 #: Long enough for an AUTH line carrying a large base64 bearer token (Gmail accepts ~12 KiB).
 MAX_AUTH_LINE_LENGTH = 12288
@@ -171,6 +193,23 @@ class RefreshToken:
     revoked: bool = False
 
 
+@dataclasses.dataclass
+class AuthorizationCode:
+    """A code handed out by ``/authorize``; redeemable once, with the PKCE verifier of its challenge."""
+
+    code: str
+    client_id: str
+    redirect_uri: str
+    account: str
+    scope: str
+    code_challenge: str | None
+    code_challenge_method: str
+    #: Whether the code exchange returns a refresh token.
+    offline: bool
+    expires_at: float
+    used: bool = False
+
+
 @dataclasses.dataclass(frozen=True)
 class AccessToken:
     token: str
@@ -200,6 +239,9 @@ class TokenAuthority:
         self._clients: dict[str, OAuthClient] = {}
         self._refresh_tokens: dict[str, RefreshToken] = {}
         self._access_tokens: dict[str, AccessToken] = {}
+        self._codes: dict[str, AuthorizationCode] = {}
+        #: (client_id, account) pairs that consented once; Google then needs prompt=consent for a new refresh token.
+        self._consents: set[tuple[str, str]] = set()
 
     def register_client(self, client_id: str | None = None, client_secret: str | None = None) -> OAuthClient:
         """Register (and return) a client; random Google-looking credentials when none are given."""
@@ -211,11 +253,11 @@ class TokenAuthority:
             self._clients[client.client_id] = client
         return client
 
-    def grant_refresh_token(self, client_id: str, account: str, *, revoked: bool = False) -> str:
+    def grant_refresh_token(self, client_id: str, account: str, *, revoked: bool = False, scope: str | None = None) -> str:
         """Create a refresh token of ``account`` for ``client_id`` (already revoked if asked)."""
         token = f"1//sandbox-{secrets.token_urlsafe(32)}"
         with self._lock:
-            self._refresh_tokens[token] = RefreshToken(token, client_id, account, self.scope, revoked)
+            self._refresh_tokens[token] = RefreshToken(token, client_id, account, scope or self.scope, revoked)
         return token
 
     def revoke_refresh_token(self, token: str) -> bool:
@@ -227,6 +269,11 @@ class TokenAuthority:
             grant.revoked = True
             return True
 
+    def find_client(self, client_id: str | None) -> OAuthClient | None:
+        """The registered client ``client_id``, or None."""
+        with self._lock:
+            return self._clients.get(client_id or "")
+
     def authenticate_client(self, client_id: str | None, client_secret: str | None) -> OAuthClient:
         """The registered client with this secret; raises ``invalid_client`` (401) otherwise."""
         with self._lock:
@@ -237,13 +284,72 @@ class TokenAuthority:
 
     def redeem_refresh_token(self, client: OAuthClient, refresh_token: str) -> AccessToken:
         """A new access token for a live refresh token of ``client``; raises ``invalid_grant`` (400) otherwise."""
+        grant = self._live_refresh_token(client, refresh_token)
+        return self.issue_access_token(grant.account, client_id=client.client_id, scope=grant.scope)
+
+    def rotate_refresh_token(self, client: OAuthClient, refresh_token: str, scope: str) -> tuple[AccessToken, str]:
+        """Azure AD's refresh: ``scope`` is required and must have been granted; returns the access token and a new
+        refresh token. The old refresh token stays valid, as Azure AD's do until they expire."""
+        grant = self._live_refresh_token(client, refresh_token)
+        requested = scope.split()
+        if not requested:
+            raise OAuthError(400, "invalid_request", "AADSTS90014: The required field 'scope' is missing from the credential.")
+        granted = set(grant.scope.split()) | set(MICROSOFT_OIDC_SCOPES)
+        unknown = [item for item in requested if item not in granted]
+        if unknown:
+            raise OAuthError(400, "invalid_scope", f"AADSTS70011: The provided value for scope {' '.join(unknown)} is not valid.")
+        issued = self.issue_access_token(grant.account, client_id=client.client_id, scope=resource_scope(grant.scope))
+        return issued, self.grant_refresh_token(client.client_id, grant.account, scope=grant.scope)
+
+    def _live_refresh_token(self, client: OAuthClient, refresh_token: str) -> RefreshToken:
         with self._lock:
             grant = self._refresh_tokens.get(refresh_token)
         if grant is None or grant.revoked or grant.client_id != client.client_id:
             raise OAuthError(400, "invalid_grant", "Token has been expired or revoked.")
-        return self.issue_access_token(grant.account, client_id=client.client_id)
+        return grant
 
-    def issue_access_token(self, account: str, *, client_id: str | None = None, lifetime: float | None = None) -> AccessToken:
+    def issue_authorization_code(self, client_id: str, redirect_uri: str, account: str, scope: str, *,
+                                 code_challenge: str | None, code_challenge_method: str, offline: bool,
+                                 prompt_consent: bool) -> str:
+        """Record a consent and return its code. ``offline`` asks for a refresh token; after an account's first consent
+        Google returns one only when the consent screen was shown again (``prompt_consent``)."""
+        code = f"4/sandbox-{secrets.token_urlsafe(32)}"
+        with self._lock:
+            first_consent = (client_id, account) not in self._consents
+            self._consents.add((client_id, account))
+            self._codes[code] = AuthorizationCode(
+                code=code, client_id=client_id, redirect_uri=redirect_uri, account=account, scope=scope,
+                code_challenge=code_challenge, code_challenge_method=code_challenge_method,
+                offline=offline and (first_consent or prompt_consent),
+                expires_at=time.time() + AUTHORIZATION_CODE_LIFETIME_SECONDS,
+            )
+        return code
+
+    def redeem_authorization_code(self, client: OAuthClient, code: str, redirect_uri: str | None,
+                                  code_verifier: str | None) -> tuple[AuthorizationCode, AccessToken, str | None]:
+        """Exchange a code once: checks client, redirect URI and the PKCE verifier (RFC 7636).
+
+        Returns the code's record, the access token and a refresh token (None unless the consent was offline).
+        """
+        with self._lock:
+            record = self._codes.get(code)
+            if record is None or record.used or record.client_id != client.client_id or record.expires_at < time.time():
+                raise OAuthError(400, "invalid_grant", "Malformed auth code.")
+            # Used even when the checks below fail: a code is good for one attempt, like Google's.
+            record.used = True
+        if redirect_uri != record.redirect_uri:
+            raise OAuthError(400, "redirect_uri_mismatch", "Bad Request")
+        if record.code_challenge is not None:
+            if not code_verifier:
+                raise OAuthError(400, "invalid_grant", "Missing code verifier.")
+            if not hmac.compare_digest(pkce_challenge(code_verifier, record.code_challenge_method), record.code_challenge):
+                raise OAuthError(400, "invalid_grant", "Invalid code verifier.")
+        access = self.issue_access_token(record.account, client_id=client.client_id, scope=record.scope)
+        refresh = self.grant_refresh_token(client.client_id, record.account, scope=record.scope) if record.offline else None
+        return record, access, refresh
+
+    def issue_access_token(self, account: str, *, client_id: str | None = None, lifetime: float | None = None,
+                           scope: str | None = None) -> AccessToken:
         """Issue and record an access token of ``account`` (``lifetime`` seconds; may be <= 0 for an expired one)."""
         if client_id is None:
             with self._lock:
@@ -252,7 +358,7 @@ class TokenAuthority:
             token=f"ya29.sandbox-{secrets.token_urlsafe(48)}",
             account=account,
             client_id=client_id,
-            scope=self.scope,
+            scope=scope or self.scope,
             expires_at=time.time() + (self.access_token_lifetime if lifetime is None else lifetime),
         )
         with self._lock:
@@ -281,27 +387,92 @@ class HttpResponse:
     status: int
     body: bytes
     content_type: str = "application/json; charset=utf-8"
+    location: str | None = None
 
     @classmethod
     def of_json(cls, status: int, data: t.Any) -> HttpResponse:
         return cls(status, json.dumps(data, indent=2).encode("utf-8"))
 
+    @classmethod
+    def error_page(cls, status: int, error: str, description: str) -> HttpResponse:
+        """What Google shows instead of redirecting when the client or the redirect URI cannot be trusted."""
+        page = f"<!DOCTYPE html><html><body><h1>Error {status}: {error}</h1><p>{description}</p></body></html>"
+        return cls(status, page.encode("utf-8"), "text/html; charset=utf-8")
+
+    @classmethod
+    def redirect(cls, redirect_uri: str, params: t.Mapping[str, str]) -> HttpResponse:
+        separator = "&" if urllib.parse.urlsplit(redirect_uri).query else "?"
+        return cls(302, b"", "text/html; charset=utf-8", location=redirect_uri + separator + urllib.parse.urlencode(params))
+
+
+def pkce_challenge(verifier: str, method: str) -> str:
+    """The code challenge of ``verifier`` (RFC 7636 section 4.2)."""
+    if method == "S256":
+        return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii", "replace")).digest()).rstrip(b"=").decode("ascii")
+    return verifier
+
+
+def resource_scope(scope: str) -> str:
+    """``scope`` without the OpenID Connect scopes, as Azure AD reports what a token is for."""
+    return " ".join(item for item in scope.split() if item not in MICROSOFT_OIDC_SCOPES)
+
+
+def is_loopback_redirect(uri: str | None) -> bool:
+    """Whether ``uri`` is a loopback ``http`` redirect URI, the only kind a desktop client may use (RFC 8252 7.3)."""
+    if not uri:
+        return False
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS and not parts.fragment
+
+
+def unsigned_id_token(claims: dict[str, t.Any], key: str) -> str:
+    """An HS256 JWT of ``claims`` (clients of the sandbox read it without checking the signature)."""
+    def encode(part: bytes) -> bytes:
+        return base64.urlsafe_b64encode(part).rstrip(b"=")
+
+    signing_input = encode(b'{"alg":"HS256","typ":"JWT"}') + b"." + encode(json.dumps(claims).encode("utf-8"))
+    signature = hmac.new(key.encode("utf-8"), signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + encode(signature)).decode("ascii")
+
+
+def microsoft_route(path: str) -> tuple[str, str] | None:
+    """(tenant, ``authorize`` | ``token``) of an Azure AD v2 path under ``/ms/``; None for other paths."""
+    if not path.startswith(MICROSOFT_PREFIX):
+        return None
+    parts = path[len(MICROSOFT_PREFIX):].split("/")
+    if len(parts) == 4 and parts[0] and parts[1:3] == ["oauth2", "v2.0"] and parts[3] in ("authorize", "token"):
+        return urllib.parse.unquote(parts[0]), parts[3]
+    return None
+
 
 class TokenEndpointApp:
     """The routes of the OAuth endpoint, shared by every HTTP(S) listener of the sandbox."""
 
-    def __init__(self, authority: TokenAuthority, token_log: Path) -> None:
+    def __init__(self, authority: TokenAuthority, token_log: Path, *, account: str = ACCOUNT,
+                 microsoft_account: str = MICROSOFT_ACCOUNT) -> None:
         self.authority = authority
         self.token_log = token_log
+        #: Who consents at /authorize when no login_hint names an account.
+        self.account = account
+        self.microsoft_account = microsoft_account
         self._log_lock = threading.Lock()
 
     def handle(self, method: str, target: str, headers: t.Mapping[str, str], body: bytes) -> HttpResponse:
         """Answer one request; never raises for bad input."""
         url = urllib.parse.urlsplit(target)
-        if url.path == TOKEN_PATH:
+        microsoft = microsoft_route(url.path)
+        if url.path == AUTHORIZE_PATH or (microsoft and microsoft[1] == "authorize"):
+            if method != "GET":
+                return HttpResponse.error_page(405, "invalid_request", "Use GET.")
+            return self._authorize(url.path, url.query, tenant=microsoft[0] if microsoft else None)
+        if url.path == TOKEN_PATH or microsoft:
             if method != "POST":
                 return HttpResponse.of_json(405, {"error": "invalid_request", "error_description": "Use POST."})
-            return self._token(url.path, headers, body)
+            return self._token(url.path, headers, body, tenant=microsoft[0] if microsoft else None)
         if url.path == TOKEN_NOT_JSON_PATH:
             self._log_request(url.path, parse_form(body), headers, "not_json")
             page = b"<!DOCTYPE html><html><head><title>Error</title></head><body>Sandbox says hello.</body></html>"
@@ -313,30 +484,100 @@ class TokenEndpointApp:
             return self._tokeninfo(url.path, url.query, headers, body)
         return HttpResponse.of_json(404, {"error": "not_found"})
 
-    def _token(self, path: str, headers: t.Mapping[str, str], body: bytes) -> HttpResponse:
+    def _authorize(self, path: str, query: str, *, tenant: str | None) -> HttpResponse:
+        """Consent at once: redirect to the client's loopback URI with a code, or with ``error=access_denied``."""
+        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        client_id = params.get("client_id")
+        redirect_uri = params.get("redirect_uri")
+        entry = {"grant_type": None, "client_id": client_id}
+        if self.authority.find_client(client_id) is None:
+            self._log_request(path, entry, {}, "invalid_client", tenant=tenant)
+            return HttpResponse.error_page(401, "invalid_client", "The OAuth client was not found.")
+        if not is_loopback_redirect(redirect_uri):
+            self._log_request(path, entry, {}, "redirect_uri_mismatch", tenant=tenant)
+            return HttpResponse.error_page(400, "redirect_uri_mismatch", "Desktop clients must redirect to a loopback http URI.")
+        assert redirect_uri is not None
+        # From here on, errors go back to the client through the redirect URI (RFC 6749 section 4.1.2.1).
+        state = {"state": params["state"]} if "state" in params else {}
+        scope = " ".join(params.get("scope", "").split())
+        method = params.get("code_challenge_method") or "plain"
+        login_hint = params.get("login_hint") or ""
+        problem = None
+        if params.get("response_type") != "code":
+            problem = ("unsupported_response_type", "Only response_type=code is supported.")
+        elif not scope:
+            problem = ("invalid_request", "Missing required parameter: scope")
+        elif params.get("code_challenge") and method not in ("S256", "plain"):
+            problem = ("invalid_request", "Invalid code_challenge_method.")
+        elif params.get("deny") == "1" or login_hint.lower().startswith(DENY_LOGIN_HINT_PREFIX):
+            problem = ("access_denied", "The user refused the consent.")
+        if problem is not None:
+            self._log_request(path, entry, {}, problem[0], tenant=tenant)
+            error = {"error": problem[0]}
+            if tenant is not None:  # Azure AD explains its errors; Google only names them
+                error["error_description"] = problem[1]
+            return HttpResponse.redirect(redirect_uri, {**error, **state})
+        account = login_hint or (self.account if tenant is None else self.microsoft_account)
+        code = self.authority.issue_authorization_code(
+            t.cast(str, client_id), redirect_uri, account, scope,
+            code_challenge=params.get("code_challenge") or None,
+            code_challenge_method=method,
+            offline="offline_access" in scope.split() if tenant is not None else params.get("access_type") == "offline",
+            prompt_consent=tenant is not None or "consent" in params.get("prompt", "").split(),
+        )
+        self._log_request(path, entry, {}, "consented", tenant=tenant)
+        answer = {"code": code, **state}
+        if tenant is None:
+            answer["scope"] = scope  # Google echoes the granted scopes
+        return HttpResponse.redirect(redirect_uri, answer)
+
+    def _token(self, path: str, headers: t.Mapping[str, str], body: bytes, *, tenant: str | None = None) -> HttpResponse:
         form = parse_form(body)
         client_id, client_secret = client_credentials(headers, form)
+        grant_type = form.get("grant_type")
         try:
-            if form.get("grant_type") != "refresh_token":
+            if grant_type not in ("refresh_token", "authorization_code"):
                 raise OAuthError(400, "unsupported_grant_type")
             client = self.authority.authenticate_client(client_id, client_secret)
-            refresh_token = form.get("refresh_token")
-            if not refresh_token:
-                raise OAuthError(400, "invalid_request", "Missing required parameter: refresh_token")
-            issued = self.authority.redeem_refresh_token(client, refresh_token)
+            if grant_type == "refresh_token":
+                answer = self._refresh(client, form, tenant=tenant)
+            else:
+                answer = self._exchange_code(client, form, tenant=tenant)
         except OAuthError as error:
-            self._log_request(path, form, headers, error.error, client_id=client_id)
+            self._log_request(path, form, headers, error.error, client_id=client_id, tenant=tenant)
             return HttpResponse.of_json(error.status, error.as_json())
-        self._log_request(path, form, headers, "issued", client_id=client_id)
-        return HttpResponse.of_json(
-            200,
-            {
-                "access_token": issued.token,
-                "expires_in": ACCESS_TOKEN_LIFETIME_SECONDS,
-                "scope": issued.scope,
-                "token_type": "Bearer",
-            },
-        )
+        self._log_request(path, form, headers, "issued", client_id=client_id, tenant=tenant)
+        return HttpResponse.of_json(200, answer)
+
+    def _refresh(self, client: OAuthClient, form: t.Mapping[str, str], *, tenant: str | None) -> dict[str, t.Any]:
+        refresh_token = form.get("refresh_token")
+        if not refresh_token:
+            raise OAuthError(400, "invalid_request", "Missing required parameter: refresh_token")
+        if tenant is None:
+            return access_token_answer(self.authority.redeem_refresh_token(client, refresh_token))
+        issued, rotated = self.authority.rotate_refresh_token(client, refresh_token, form.get("scope", ""))
+        return {**access_token_answer(issued, microsoft=True), "refresh_token": rotated}
+
+    def _exchange_code(self, client: OAuthClient, form: t.Mapping[str, str], *, tenant: str | None) -> dict[str, t.Any]:
+        code = form.get("code")
+        if not code:
+            raise OAuthError(400, "invalid_request", "Missing required parameter: code")
+        record, issued, refresh_token = self.authority.redeem_authorization_code(
+            client, code, form.get("redirect_uri"), form.get("code_verifier"))
+        answer = access_token_answer(issued, microsoft=tenant is not None)
+        if tenant is not None:
+            answer["scope"] = resource_scope(record.scope)  # Azure AD leaves offline_access and openid out
+        if refresh_token is not None:
+            answer["refresh_token"] = refresh_token
+        if "openid" in record.scope.split():
+            now = int(time.time())
+            claims = {"iss": "https://accounts.google.com" if tenant is None else f"https://login.microsoftonline.com/{tenant}/v2.0",
+                      "aud": client.client_id, "sub": hashlib.sha256(record.account.encode()).hexdigest()[:21],
+                      "email": record.account, "email_verified": True, "iat": now, "exp": now + ACCESS_TOKEN_LIFETIME_SECONDS}
+            if tenant is not None:
+                claims["preferred_username"] = record.account
+            answer["id_token"] = unsigned_id_token(claims, client.client_secret)
+        return answer
 
     def _tokeninfo(self, path: str, query: str, headers: t.Mapping[str, str], body: bytes) -> HttpResponse:
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
@@ -365,11 +606,12 @@ class TokenEndpointApp:
         )
 
     def _log_request(
-        self, path: str, form: t.Mapping[str, str], headers: t.Mapping[str, str], outcome: str, *, client_id: str | None = None
+        self, path: str, form: t.Mapping[str, str | None], headers: t.Mapping[str, str], outcome: str, *,
+        client_id: str | None = None, tenant: str | None = None,
     ) -> None:
-        """Append one JSON line about a request; holds no secret (no tokens, no client secret)."""
+        """Append one JSON line about a request; holds no secret (no tokens, codes, verifiers or client secret)."""
         if client_id is None:
-            client_id = client_credentials(headers, form)[0]
+            client_id = client_credentials(headers, t.cast(t.Mapping[str, str], form))[0]
         entry = {
             "time": utc_now().isoformat(timespec="milliseconds"),
             "path": path,
@@ -377,8 +619,25 @@ class TokenEndpointApp:
             "client_id": client_id,
             "outcome": outcome,
         }
+        if tenant is not None:
+            entry["tenant"] = tenant
+        if form.get("scope") is not None:
+            entry["scope"] = form.get("scope")
         with self._log_lock, self.token_log.open("a", encoding="utf-8") as log_file:
             log_file.write(json.dumps(entry) + "\n")
+
+
+def access_token_answer(issued: AccessToken, *, microsoft: bool = False) -> dict[str, t.Any]:
+    """The token endpoint's JSON for a new access token, shaped like Google's or Azure AD's."""
+    answer: dict[str, t.Any] = {
+        "access_token": issued.token,
+        "expires_in": ACCESS_TOKEN_LIFETIME_SECONDS,
+        "scope": issued.scope,
+        "token_type": "Bearer",
+    }
+    if microsoft:
+        answer["ext_expires_in"] = ACCESS_TOKEN_LIFETIME_SECONDS
+    return answer
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -418,6 +677,8 @@ class TokenEndpointRequestHandler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length > 0 else b""
         response = self.server.app.handle(self.command, self.path, self.headers, body)
         self.send_response(response.status)
+        if response.location is not None:
+            self.send_header("Location", response.location)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
         self.send_header("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
@@ -425,7 +686,7 @@ class TokenEndpointRequestHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(response.body)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # The query of /tokeninfo carries an access token: log the path only.
+        # The queries of /tokeninfo and /authorize carry tokens and PKCE challenges: log the path only.
         LOG.debug("%s %s -> %s", self.command, urllib.parse.urlsplit(self.path).path, code)
 
     def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - signature of the base class
@@ -766,9 +1027,12 @@ class Sandbox:
             client = self.authority.register_client()
             refresh_token = self.authority.grant_refresh_token(client.client_id, self.account)
             revoked_refresh_token = self.authority.grant_refresh_token(client.client_id, self.account, revoked=True)
+            microsoft_client = self.authority.register_client(str(uuid.uuid4()), f"sandbox~{secrets.token_urlsafe(30)}")
+            microsoft_refresh_token = self.authority.grant_refresh_token(
+                microsoft_client.client_id, MICROSOFT_ACCOUNT, scope=f"{MICROSOFT_SMTP_SCOPE} offline_access")
             app_password = secrets.token_urlsafe(12)
 
-            app = TokenEndpointApp(self.authority, token_log)
+            app = TokenEndpointApp(self.authority, token_log, account=self.account)
             https_port = self._serve_http(app, tls.trusted)
             https_untrusted_port = self._serve_http(app, tls.untrusted)
             http_port = self._serve_http(app, None)
@@ -810,6 +1074,14 @@ class Sandbox:
             "token_uri_not_json": f"{https}{TOKEN_NOT_JSON_PATH}",
             "token_uri_no_access_token": f"{https}{TOKEN_NO_ACCESS_TOKEN_PATH}",
             "token_uri_unreachable": f"https://{HOST}:{unreachable_port}{TOKEN_PATH}",
+            "auth_uri": f"{https}{AUTHORIZE_PATH}",
+            "microsoft_account": MICROSOFT_ACCOUNT,
+            "microsoft_client_id": microsoft_client.client_id,
+            "microsoft_client_secret": microsoft_client.client_secret,
+            "microsoft_refresh_token": microsoft_refresh_token,
+            # Keep {tenant}: the collection fills it in from its tenant option, as for login.microsoftonline.com.
+            "microsoft_token_uri": f"{https}{MICROSOFT_TOKEN_PATH}",
+            "microsoft_auth_uri": f"{https}{MICROSOFT_AUTHORIZE_PATH}",
             "smtp_ssl_port": smtp_ssl_port,
             "smtp_starttls_port": smtp_starttls_port,
             "smtp_untrusted_port": smtp_untrusted_port,

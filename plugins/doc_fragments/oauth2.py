@@ -18,7 +18,7 @@ options:
       - V(microsoft) uses C(https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token), sends the scopes
         C(https://outlook.office.com/SMTP.Send offline_access) on every refresh (Azure AD requires them), and
         C(smtp.office365.com:587) with STARTTLS.
-      - V(custom) has no defaults; give O(token_uri) and the SMTP O(host).
+      - V(custom) has no defaults; give O(token_uri), and the SMTP server's C(host) where mail is sent.
     type: str
     choices: [google, microsoft, custom]
     default: google
@@ -75,6 +75,17 @@ options:
     description:
       - The token cache directory. Defaults to C(~/.ansible/smail_xoauth2/tokens) of the user running the task.
     type: path
+  persist_rotated_token:
+    description:
+      - When the token endpoint returns a new refresh token (Microsoft does on every refresh) and the refresh token
+        was read from O(token_ini), write the new one back into that file, on the host that runs the task.
+      - The file is replaced atomically and keeps its encoding, byte order mark, line breaks, every other line, its
+        mode and, where permitted, its owner. It is left alone when it no longer holds the refresh token that was used
+        (another task changed it meanwhile), and in check mode.
+      - Without this, or when the refresh token came from an option, the new refresh token is not stored; the old one
+        stays valid with Microsoft until it expires.
+    type: bool
+    default: false
 """
 
     # Where plugins, which have no task arguments, read these options: environment variables and ansible.cfg.
@@ -148,4 +159,10 @@ options:
     ini:
       - section: callback_smail_xoauth2_notify
         key: token_cache_dir
+  persist_rotated_token:
+    env:
+      - name: SMAIL_XOAUTH2_PERSIST_ROTATED_TOKEN
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: persist_rotated_token
 """

@@ -10,8 +10,12 @@ names of the ``oauth2``, ``tls`` and ``smtp`` option groups. This file has no An
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import os
+import stat
+import tempfile
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _oauth2, _smtp
@@ -99,6 +103,133 @@ def obtain_token(options: t.Mapping[str, t.Any], credentials: Credentials | None
     return _oauth2.obtain_access_token(grant=grant, cache=token_cache(options), tls=tls_settings(options))
 
 
+# --- rotated refresh tokens ---------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class RotationOutcome:
+    """What became of a refresh token the token endpoint replaced (Microsoft does on every refresh)."""
+
+    new_refresh_token: str
+    #: The token INI the new refresh token was written to, or None when it was not written anywhere.
+    persisted_to: str | None = None
+    #: Why it was not written although ``persist_rotated_token`` asked for it.
+    warning: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RotationOutcome(persisted_to={self.persisted_to!r}, warning={self.warning!r})"
+
+
+def _token_ini_section(data: bytes, refresh_token: str) -> str | None:
+    """The section from which :func:`_ini.read_token_ini` reads ``refresh_token``; None when it reads another value."""
+    if _ini.read_token_ini(data).get("refresh_token") != refresh_token:
+        return None
+    values = _ini.read_ini(data)
+    preferred = [name for name in values if name.lower() == _ini.TOKEN_INI_SECTION.lower()]
+    if preferred:
+        return preferred[0]
+    # Without [OAUTH] the reader takes the first section holding a token key; earlier ones hold none.
+    key = _ini.TOKEN_INI_KEYS["refresh_token"]
+    return next(name for name in values if _ini.lookup(values, name, key) == refresh_token)
+
+
+def _write_in_place(path: str, data: bytes) -> None:
+    with open(path, "r+b") as handle:
+        handle.write(data)
+        handle.truncate()
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _replace_file(path: str, data: bytes, original: os.stat_result) -> None:
+    """Give ``path`` the content ``data`` through a temp file in its directory and a rename, keeping mode and owner.
+
+    Where the owner cannot be kept (not root, another user's file) the file is rewritten in place instead.
+    """
+    directory = os.path.dirname(path) or "."
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".smail-xoauth2-", suffix=".tmp")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), stat.S_IMODE(original.st_mode))
+            if (original.st_uid, original.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.fchown(handle.fileno(), original.st_uid, original.st_gid)
+                except PermissionError:
+                    os.unlink(tmp_path)
+                    _write_in_place(path, data)
+                    return
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_path)
+        raise
+    # The rename is durable only once the directory is synced too.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def persist_rotated_refresh_token(path: str, *, old_token: str, new_token: str) -> bool:
+    """Replace ``old_token`` by ``new_token`` in the token INI at ``path``, atomically.
+
+    Every other byte stays as it was (encoding, byte order mark, line breaks, other lines and keys), and the file
+    keeps its mode and owner. Returns False, writing nothing, when the file no longer holds ``old_token``. Raises
+    SmailError ``token_ini_write`` when the file cannot be read, understood or written.
+    """
+    real_path = os.path.realpath(path)
+    try:
+        with open(real_path, "rb") as handle:
+            data = handle.read()
+        original = os.stat(real_path)
+    except OSError as exc:
+        raise SmailError("token_ini_write", f"Cannot read {path}: {exc.strerror}.") from None
+    try:
+        section = _token_ini_section(data, old_token)
+        if section is None:
+            return False
+        merged = _ini.merge_ini(data, _ini.token_ini_settings({"refresh_token": new_token}, section=section), source="token_ini")
+    except _ini.IniError as exc:
+        raise SmailError("token_ini_write", f"Cannot update {path}: {exc.field} {exc.problem}.") from None
+    if merged.changed:
+        try:
+            _replace_file(real_path, merged.data, original)
+        except OSError as exc:
+            raise SmailError("token_ini_write", f"Cannot write {path}: {exc.strerror}.",
+                             hint="The user running the task needs write access to the file and its directory.") from None
+    return True
+
+
+def settle_rotation(options: t.Mapping[str, t.Any], credentials: Credentials, token: _oauth2.AccessToken, *,
+                    check_only: bool = False) -> RotationOutcome | None:
+    """Deal with a refresh token the endpoint rotated; None when it did not rotate.
+
+    With ``persist_rotated_token`` and a refresh token read from ``token_ini``, the new one is written back into that
+    file (never in check mode); otherwise it is only handed back, for the caller to return or drop.
+    """
+    new_token = token.rotated_refresh_token
+    if not new_token:
+        return None
+    if not options.get("persist_rotated_token") or check_only:
+        return RotationOutcome(new_refresh_token=new_token)
+    path = credentials.origin
+    if path == "options" or not credentials.refresh_token:
+        return RotationOutcome(new_token, warning="persist_rotated_token applies to a refresh token read from token_ini; "
+                                                  "this one came from the options, so the new one was not stored.")
+    try:
+        written = persist_rotated_refresh_token(path, old_token=credentials.refresh_token, new_token=new_token)
+    except SmailError as exc:
+        return RotationOutcome(new_token, warning=f"The rotated refresh token was not stored: {exc.full_msg}")
+    if not written:
+        return RotationOutcome(new_token, warning=f"{path} no longer holds the refresh token that was used (changed "
+                                                  "meanwhile); the rotated refresh token was not written to it.")
+    return RotationOutcome(new_token, persisted_to=path)
+
+
 def smtp_endpoint(options: t.Mapping[str, t.Any]) -> _smtp.SMTPEndpoint:
     """Host, port and TLS mode from the options, defaulting from the provider preset."""
     preset = _oauth2.PROVIDERS.get(options.get("provider") or "google", _oauth2.PROVIDERS["custom"])
@@ -119,6 +250,8 @@ class Delivery:
     secrets: list[str]
     transcript: _smtp.Transcript
     token: _oauth2.AccessToken | None = None
+    #: Problems that did not stop the send (a rotated refresh token that could not be stored), for module.warn().
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_only: bool = False,
@@ -142,6 +275,7 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
     _smtp.validate_connection(endpoint, _smtp.SASLLogin(mechanism=mechanism, username=username, secret="unchecked"))
 
     token = None
+    rotation = None
     secret = options.get("password")
     if mechanism in BEARER_MECHANISMS:
         token = obtain_token(options, credentials)
@@ -149,6 +283,8 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
         transcript.add_secret(token.token)
         if token.rotated_refresh_token:
             transcript.add_secret(token.rotated_refresh_token)
+        # Stored before the send: the endpoint has rotated the token whether or not the mail goes out.
+        rotation = settle_rotation(options, credentials, token, check_only=check_only)
     for value in (options.get("client_secret"), options.get("refresh_token"), credentials.client_secret,
                   credentials.refresh_token, options.get("password")):
         transcript.add_secret(value)
@@ -168,9 +304,10 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
         "token_source": token.source if token else None,
         "sent": sent.sent,
     }
-    if token is not None and token.rotated_refresh_token:
+    if rotation is not None:
         result["refresh_token_rotated"] = True
-    return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript, token=token)
+    return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript, token=token,
+                    warnings=[rotation.warning] if rotation is not None and rotation.warning else [])
 
 
 def expires_at_iso(token: _oauth2.AccessToken) -> str | None:

@@ -53,7 +53,12 @@ class ProviderPreset:
     smtp_host: str | None
     smtp_port: int | None
     smtp_secure: str | None
+    #: Extra parameters of the consent URL that make the provider return a refresh token.
+    consent_params: tuple[tuple[str, str], ...] = ()
 
+
+# Google returns a refresh token only for offline access, and a new one only when the consent screen is shown again.
+_OFFLINE_CONSENT = (("access_type", "offline"), ("prompt", "consent"))
 
 PROVIDERS: dict[str, ProviderPreset] = {
     "google": ProviderPreset(
@@ -65,6 +70,7 @@ PROVIDERS: dict[str, ProviderPreset] = {
         smtp_host="smtp.gmail.com",
         smtp_port=465,
         smtp_secure="ssl",
+        consent_params=_OFFLINE_CONSENT,
     ),
     "microsoft": ProviderPreset(
         name="microsoft",
@@ -85,6 +91,7 @@ PROVIDERS: dict[str, ProviderPreset] = {
         smtp_host=None,
         smtp_port=None,
         smtp_secure=None,
+        consent_params=_OFFLINE_CONSENT,
     ),
 }
 
@@ -153,6 +160,11 @@ def split_scopes(scopes: str | t.Iterable[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def fill_tenant(uri: str, tenant: str | None) -> str:
+    """``uri`` with its ``{tenant}`` placeholder (Microsoft endpoints) replaced by ``tenant``, ``common`` by default."""
+    return uri.replace("{tenant}", tenant or "common") if "{tenant}" in uri else uri
+
+
 def resolve_grant(
     *,
     provider: str,
@@ -174,8 +186,7 @@ def resolve_grant(
     uri = token_uri or preset.token_uri
     if not uri:
         raise OptionError("token_uri", f"is required with provider {provider!r}")
-    if "{tenant}" in uri:
-        uri = uri.replace("{tenant}", tenant or "common")
+    uri = fill_tenant(uri, tenant)
     if not uri.lower().startswith(("https://", "http://")):
         raise OptionError("token_uri", "must be an http(s) URL")
     resolved_scopes = split_scopes(scopes) or preset.scopes
@@ -213,16 +224,51 @@ class TokenError(SmailError):
     """The token endpoint refused the refresh, could not be reached, or answered nonsense."""
 
 
-def _endpoint_error(code: str, description: str) -> TokenError:
-    hint = _ENDPOINT_ERROR_HINTS.get(code)
-    known = code if code in _ENDPOINT_ERROR_HINTS else "token_endpoint_error"
-    return TokenError(known, f"The token endpoint refused the refresh: {code}: {description}".rstrip(": "), hint=hint,
+def token_endpoint_error(code: str, description: str, *, request: str = "the refresh",
+                         hints: t.Mapping[str, str] | None = None) -> TokenError:
+    """A TokenError for an OAuth error answer (RFC 6749 section 5.2) to ``request``.
+
+    Known codes (those with a hint) are kept as the error code; others become ``token_endpoint_error``. ``hints``
+    adds or replaces hints, for requests other than a refresh.
+    """
+    known_hints = {**_ENDPOINT_ERROR_HINTS, **(hints or {})}
+    hint = known_hints.get(code)
+    known = code if code in known_hints else "token_endpoint_error"
+    return TokenError(known, f"The token endpoint refused {request}: {code}: {description}".rstrip(": "), hint=hint,
                       details={"endpoint_error": code})
+
+
+def _endpoint_error(code: str, description: str) -> TokenError:
+    return token_endpoint_error(code, description)
 
 
 def _shorten(text: str, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def transport_error(cause: BaseException, *, token_uri: str) -> TokenError:
+    """A TokenError for a token endpoint that could not be talked to: untrusted certificate or network failure."""
+    import requests  # pylint: disable=import-outside-toplevel
+
+    if isinstance(cause, requests.exceptions.SSLError):
+        return TokenError(
+            "token_endpoint_tls",
+            f"The certificate of the token endpoint {token_uri} could not be verified: {_shorten(cause, 300)}",
+            hint="Set ca_path to the CA bundle that signed it (for example a TLS-inspecting proxy's CA); "
+                 "validate_certs=false is for tests only.",
+        )
+    return TokenError(
+        "token_endpoint_unreachable",
+        f"The token endpoint {token_uri} could not be reached: {_shorten(cause, 300)}",
+        hint="Check DNS, the network path and the HTTPS_PROXY/NO_PROXY environment of the host that refreshes.",
+    )
+
+
+def bad_response_error(message: str) -> TokenError:
+    """A TokenError for an answer that is not an OAuth token response (wrong URL, a proxy's page, ...)."""
+    return TokenError("token_endpoint_bad_response", message,
+                      hint="Check token_uri: it must be the provider's OAuth 2.0 token endpoint.")
 
 
 def map_refresh_exception(exc: BaseException, *, token_uri: str) -> TokenError:
@@ -231,35 +277,14 @@ def map_refresh_exception(exc: BaseException, *, token_uri: str) -> TokenError:
 
     if isinstance(exc, gexc.TransportError):
         cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc.__cause__
-        import requests  # pylint: disable=import-outside-toplevel
-
-        if isinstance(cause, requests.exceptions.SSLError):
-            return TokenError(
-                "token_endpoint_tls",
-                f"The certificate of the token endpoint {token_uri} could not be verified: {_shorten(cause, 300)}",
-                hint="Set ca_path to the CA bundle that signed it (for example a TLS-inspecting proxy's CA); "
-                     "validate_certs=false is for tests only.",
-            )
-        return TokenError(
-            "token_endpoint_unreachable",
-            f"The token endpoint {token_uri} could not be reached: {_shorten(cause or exc, 300)}",
-            hint="Check DNS, the network path and the HTTPS_PROXY/NO_PROXY environment of the host that refreshes.",
-        )
+        return transport_error(cause or exc, token_uri=token_uri)
     if isinstance(exc, gexc.RefreshError):
         data = exc.args[1] if len(exc.args) > 1 else None
         if isinstance(data, dict) and data.get("error"):
             return _endpoint_error(str(data["error"]), str(data.get("error_description") or ""))
         message = str(exc.args[0]) if exc.args else str(exc)
-        return TokenError(
-            "token_endpoint_bad_response",
-            f"The token endpoint {token_uri} gave an unusable answer: {_shorten(message)}",
-            hint="Check token_uri: it must be the provider's OAuth 2.0 token endpoint.",
-        )
-    return TokenError(
-        "token_endpoint_bad_response",
-        f"The token endpoint {token_uri} gave an unusable answer ({type(exc).__name__}).",
-        hint="Check token_uri: it must be the provider's OAuth 2.0 token endpoint.",
-    )
+        return bad_response_error(f"The token endpoint {token_uri} gave an unusable answer: {_shorten(message)}")
+    return bad_response_error(f"The token endpoint {token_uri} gave an unusable answer ({type(exc).__name__}).")
 
 
 # --- refresh ------------------------------------------------------------------------------------
@@ -323,7 +348,7 @@ def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = 
     finally:
         session.close()
     if not credentials.token:
-        raise TokenError("token_endpoint_bad_response", f"The token endpoint {grant.token_uri} returned no access_token.")
+        raise bad_response_error(f"The token endpoint {grant.token_uri} returned no access_token.")
     expires_at = None
     if credentials.expiry is not None:
         expires_at = credentials.expiry.replace(tzinfo=datetime.timezone.utc)
@@ -417,7 +442,8 @@ def obtain_access_token(
 ) -> AccessToken:
     """An access token for the grant: the given one as is, else a cached one, else a fresh refresh.
 
-    A rotated refresh token is reported on the result; the cache keeps only the access token.
+    A rotated refresh token is reported on the result; the cache keeps only the access token, under the old
+    refresh token and, when rotated, under the new one too, so the next task finds it whichever it uses.
     """
     if access_token:
         return AccessToken(token=access_token, source="given")
@@ -431,8 +457,12 @@ def obtain_access_token(
         if cached is not None:
             return cached
         token = refresh(grant, tls=tls)
-        try:
-            cache.store(key, token)
-        except OSError:
-            pass  # a cache that cannot be written costs a refresh next time, never the send
+        keys = [key]
+        if token.rotated_refresh_token:
+            keys.append(dataclasses.replace(grant, refresh_token=token.rotated_refresh_token).cache_key())
+        for name in keys:
+            try:
+                cache.store(name, token)
+            except OSError:
+                pass  # a cache that cannot be written costs a refresh next time, never the send
         return token

@@ -27,6 +27,7 @@ OAUTH2_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "token_ini": {"type": "path"},
     "token_cache": {"type": "bool", "default": True},
     "token_cache_dir": {"type": "path"},
+    "persist_rotated_token": {"type": "bool", "default": False},
 }
 
 TLS_ARGSPEC: dict[str, dict[str, t.Any]] = {

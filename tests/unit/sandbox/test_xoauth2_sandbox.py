@@ -12,6 +12,7 @@ Dovecot test fails (it does not skip) without Dovecot, because CI installs it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib
 import json
 import smtplib
@@ -39,10 +40,14 @@ SETTINGS_KEYS = {
     "account", "client_id", "client_secret", "refresh_token", "revoked_refresh_token", "app_password",
     "token_uri", "token_uri_untrusted", "token_uri_http", "tokeninfo_url",
     "token_uri_not_json", "token_uri_no_access_token", "token_uri_unreachable",
+    "auth_uri", "microsoft_account", "microsoft_client_id", "microsoft_client_secret", "microsoft_refresh_token",
+    "microsoft_token_uri", "microsoft_auth_uri",
     "smtp_ssl_port", "smtp_starttls_port", "smtp_untrusted_port", "smtp_plain_port", "smtp_relay_port",
 }
 GMAIL_XOAUTH2_CHALLENGE = {"status": "400", "schemes": "Bearer", "scope": "https://mail.google.com/"}
 GMAIL_OAUTHBEARER_CHALLENGE = {"status": "invalid_token", "schemes": "Bearer", "scope": "https://mail.google.com/"}
+MICROSOFT_SCOPES = "https://outlook.office.com/SMTP.Send offline_access"
+REDIRECT_URI = "http://127.0.0.1:8765/"
 TIMEOUT = 10
 
 
@@ -95,6 +100,50 @@ def oauthbearer_response(user: str, token: str, port: int) -> str:
     return b64(f"n,a={user},\x01host=127.0.0.1\x01port={port}\x01auth=Bearer {token}\x01\x01")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: t.Any, **kwargs: t.Any) -> None:
+        return None
+
+
+def authorize(url: str, settings: dict[str, t.Any], **params: str) -> tuple[int, dict[str, str], bytes]:
+    """GET the authorization endpoint without following its redirect: (status, query of Location, body)."""
+    query = {"client_id": settings["client_id"], "redirect_uri": REDIRECT_URI, "response_type": "code",
+             "scope": "https://mail.google.com/", "state": "state-123", "access_type": "offline", "prompt": "consent"}
+    query.update(params)
+    query = {name: value for name, value in query.items() if value is not None}
+    opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=client_context(settings)))
+    try:
+        with opener.open(url + "?" + urllib.parse.urlencode(query), timeout=TIMEOUT) as response:
+            return response.status, {}, response.read()
+    except urllib.error.HTTPError as error:
+        location = error.headers.get("Location") or ""
+        if location:
+            assert location.startswith(query["redirect_uri"])
+        return error.code, dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query)), error.read()
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def code_form(settings: dict[str, t.Any], code: str, **overrides: str) -> dict[str, str]:
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+            "client_id": settings["client_id"], "client_secret": settings["client_secret"]}
+    form.update(overrides)
+    return form
+
+
+def microsoft_uri(settings: dict[str, t.Any], key: str, tenant: str = "contoso.example") -> str:
+    return settings[key].replace("{tenant}", tenant)
+
+
+def microsoft_refresh_form(settings: dict[str, t.Any], **overrides: str) -> dict[str, str]:
+    form = refresh_form(settings, client_id=settings["microsoft_client_id"], client_secret=settings["microsoft_client_secret"],
+                        refresh_token=settings["microsoft_refresh_token"], scope=MICROSOFT_SCOPES)
+    form.update(overrides)
+    return {name: value for name, value in form.items() if value is not None}
+
+
 def decoded_challenge(reply: bytes) -> dict[str, str]:
     return json.loads(base64.b64decode(reply))
 
@@ -131,6 +180,9 @@ def test_settings_file_lists_every_endpoint(settings: dict[str, t.Any]) -> None:
     assert Path(settings["ca_path"]).is_file()
     assert (Path(settings["state_dir"]) / "untrusted-ca.pem").is_file()
     assert settings["tokeninfo_url"].startswith("http://127.0.0.1:") and settings["tokeninfo_url"].endswith("?access_token=")
+    assert settings["auth_uri"].startswith("https://127.0.0.1:") and settings["auth_uri"].endswith("/authorize")
+    assert "/ms/{tenant}/oauth2/v2.0/" in settings["microsoft_token_uri"] and "{tenant}" in settings["microsoft_auth_uri"]
+    assert settings["microsoft_client_id"] != settings["client_id"]
 
 
 def test_refresh_token_grant_issues_an_access_token(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
@@ -219,6 +271,130 @@ def test_broken_token_endpoints_fail_the_documented_way(settings: dict[str, t.An
     with pytest.raises(urllib.error.URLError) as unreachable:
         post_form(settings["token_uri_unreachable"], refresh_form(settings), settings)
     assert isinstance(unreachable.value.reason, ConnectionRefusedError)
+
+
+# --------------------------------------------------------------------------------------------------
+# authorization endpoint and code exchange
+
+
+def test_consent_with_pkce_issues_a_refresh_token_that_works(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
+    verifier = "v" * 43 + "-pkce._~"
+    status, answer, _body = authorize(settings["auth_uri"], settings, code_challenge=s256(verifier), code_challenge_method="S256")
+    assert status == 302
+    assert answer["state"] == "state-123" and answer["scope"] == "https://mail.google.com/"
+
+    status, body = post_form(settings["token_uri"], code_form(settings, answer["code"], code_verifier=verifier), settings)
+
+    assert status == 200, body
+    tokens = json.loads(body)
+    assert tokens["refresh_token"].startswith("1//sandbox-") and "id_token" not in tokens
+    assert sandbox.authority.lookup_access_token(tokens["access_token"]).account == settings["account"]
+    status, body = post_form(settings["token_uri"], refresh_form(settings, refresh_token=tokens["refresh_token"]), settings)
+    assert status == 200, body
+    log_text = Path(settings["token_log"]).read_text(encoding="utf-8")
+    for secret in (answer["code"], verifier, tokens["refresh_token"], tokens["access_token"]):
+        assert secret not in log_text
+    outcomes = [(entry["path"], entry["outcome"]) for entry in map(json.loads, log_text.splitlines()[-3:])]
+    assert outcomes == [("/authorize", "consented"), ("/token", "issued"), ("/token", "issued")]
+
+
+@pytest.mark.parametrize(
+    ("verifier", "description"),
+    [pytest.param("w" * 43, "Invalid code verifier.", id="wrong"), pytest.param(None, "Missing code verifier.", id="missing")],
+)
+def test_code_exchange_checks_pkce_and_the_code_is_single_use(settings: dict[str, t.Any], verifier: str | None, description: str) -> None:
+    _status, answer, _body = authorize(settings["auth_uri"], settings, code_challenge=s256("v" * 43), code_challenge_method="S256")
+    form = code_form(settings, answer["code"], code_verifier=verifier) if verifier else code_form(settings, answer["code"])
+
+    status, body = post_form(settings["token_uri"], form, settings)
+    assert (status, json.loads(body)) == (400, {"error": "invalid_grant", "error_description": description})
+
+    status, body = post_form(settings["token_uri"], code_form(settings, answer["code"], code_verifier="v" * 43), settings)
+    assert (status, json.loads(body)["error"]) == (400, "invalid_grant")
+
+
+def test_code_exchange_needs_the_same_redirect_uri(settings: dict[str, t.Any]) -> None:
+    _status, answer, _body = authorize(settings["auth_uri"], settings)
+    status, body = post_form(settings["token_uri"], code_form(settings, answer["code"], redirect_uri="http://127.0.0.1:1/"), settings)
+    assert (status, json.loads(body)["error"]) == (400, "redirect_uri_mismatch")
+
+
+@pytest.mark.parametrize("params", [pytest.param({"login_hint": "deny.me@example.com"}, id="login-hint"), pytest.param({"deny": "1"}, id="deny")])
+def test_refusal_redirects_with_access_denied(settings: dict[str, t.Any], params: dict[str, str]) -> None:
+    status, answer, _body = authorize(settings["auth_uri"], settings, **params)
+    assert (status, answer) == (302, {"error": "access_denied", "state": "state-123"})
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "error"),
+    [
+        pytest.param({"client_id": "nobody.apps.googleusercontent.com"}, 401, "invalid_client", id="unknown-client"),
+        pytest.param({"redirect_uri": "https://example.com/callback"}, 400, "redirect_uri_mismatch", id="not-loopback"),
+    ],
+)
+def test_untrusted_requests_get_an_error_page_not_a_redirect(settings: dict[str, t.Any], params: dict[str, str], status: int, error: str) -> None:
+    got_status, answer, body = authorize(settings["auth_uri"], settings, **params)
+    assert (got_status, answer) == (status, {})
+    assert f"Error {status}: {error}".encode() in body
+
+
+def test_refresh_token_only_offline_and_on_fresh_consent(settings: dict[str, t.Any]) -> None:
+    hint = f"someone.{uuid.uuid4().hex[:8]}@example.com"
+
+    def exchange(**params: str | None) -> dict[str, t.Any]:
+        _status, answer, _body = authorize(settings["auth_uri"], settings, login_hint=hint, **params)
+        status, body = post_form(settings["token_uri"], code_form(settings, answer["code"]), settings)
+        assert status == 200, body
+        return json.loads(body)
+
+    assert "refresh_token" not in exchange(access_type=None)
+    # The account consented above: without prompt=consent, Google hands out no new refresh token.
+    assert "refresh_token" not in exchange(prompt=None)
+    assert "refresh_token" in exchange()
+
+
+def test_openid_scope_adds_an_id_token_naming_the_account(settings: dict[str, t.Any]) -> None:
+    _status, answer, _body = authorize(settings["auth_uri"], settings, scope="openid email https://mail.google.com/",
+                                       login_hint="named@example.com")
+    _status, body = post_form(settings["token_uri"], code_form(settings, answer["code"]), settings)
+    payload = json.loads(body)["id_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["email"] == "named@example.com" and claims["aud"] == settings["client_id"]
+
+
+def test_microsoft_refresh_needs_scope_and_rotates_the_refresh_token(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
+    token_uri = microsoft_uri(settings, "microsoft_token_uri")
+    status, body = post_form(token_uri, microsoft_refresh_form(settings, scope=None), settings)
+    assert (status, json.loads(body)["error"]) == (400, "invalid_request")
+    status, body = post_form(token_uri, microsoft_refresh_form(settings, scope="https://mail.google.com/"), settings)
+    assert (status, json.loads(body)["error"]) == (400, "invalid_scope")
+
+    status, body = post_form(token_uri, microsoft_refresh_form(settings), settings)
+    assert status == 200, body
+    first = json.loads(body)
+    assert first["scope"] == "https://outlook.office.com/SMTP.Send" and first["ext_expires_in"] == 3599
+    assert first["refresh_token"] != settings["microsoft_refresh_token"]
+    assert sandbox.authority.lookup_access_token(first["access_token"]).account == settings["microsoft_account"]
+    status, body = post_form(token_uri, microsoft_refresh_form(settings, refresh_token=first["refresh_token"]), settings)
+    assert status == 200 and json.loads(body)["refresh_token"] not in (first["refresh_token"], settings["microsoft_refresh_token"])
+    # Like Azure AD, a used refresh token stays valid.
+    assert post_form(token_uri, microsoft_refresh_form(settings), settings)[0] == 200
+    last = json.loads(Path(settings["token_log"]).read_text(encoding="utf-8").splitlines()[-1])
+    assert (last["tenant"], last["scope"], last["client_id"]) == ("contoso.example", MICROSOFT_SCOPES, settings["microsoft_client_id"])
+
+
+def test_microsoft_consent_gives_a_refresh_token_for_offline_access(settings: dict[str, t.Any]) -> None:
+    ms = {"client_id": settings["microsoft_client_id"], "scope": MICROSOFT_SCOPES, "access_type": None, "prompt": None}
+    status, answer, _body = authorize(microsoft_uri(settings, "microsoft_auth_uri"), settings, **ms)
+    assert status == 302 and set(answer) == {"code", "state"}
+    form = code_form(settings, answer["code"], client_id=settings["microsoft_client_id"], client_secret=settings["microsoft_client_secret"])
+    status, body = post_form(microsoft_uri(settings, "microsoft_token_uri"), form, settings)
+    assert status == 200, body
+    tokens = json.loads(body)
+    assert "refresh_token" in tokens and tokens["scope"] == "https://outlook.office.com/SMTP.Send"
+
+    status, answer, _body = authorize(microsoft_uri(settings, "microsoft_auth_uri"), settings, **ms, login_hint="deny@contoso.example")
+    assert answer["error"] == "access_denied" and answer["error_description"]
 
 
 # --------------------------------------------------------------------------------------------------

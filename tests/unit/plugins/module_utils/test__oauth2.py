@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -203,3 +204,51 @@ class TestCache:
         second = _oauth2.obtain_access_token(grant=grant, cache=None, tls=tls(settings))
         assert first.source == second.source == "refresh"
         assert first.token != second.token
+
+    def test_a_rotated_token_is_cached_under_both_refresh_tokens(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        grant = _oauth2.resolve_grant(provider="microsoft", client_id="c", client_secret=None, refresh_token="old")
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+
+        def rotating_refresh(_grant, tls=None):
+            return _oauth2.AccessToken(token="t", source="refresh", expires_at=expires, rotated_refresh_token="new")
+
+        assert _oauth2.obtain_access_token(grant=grant, cache=cache, refresh=rotating_refresh).rotated_refresh_token == "new"
+        rotated = dataclasses.replace(grant, refresh_token="new")
+        for key in (grant.cache_key(), rotated.cache_key()):
+            assert cache.load(key).token == "t"
+
+
+class TestMicrosoftEndpoint:
+    def test_refresh_sends_scopes_and_reports_the_rotated_token(self, settings):
+        grant = _oauth2.resolve_grant(provider="microsoft", client_id=settings["microsoft_client_id"],
+                                      client_secret=settings["microsoft_client_secret"],
+                                      refresh_token=settings["microsoft_refresh_token"],
+                                      token_uri=settings["microsoft_token_uri"], tenant="contoso.example")
+        assert grant.token_uri.endswith("/ms/contoso.example/oauth2/v2.0/token")
+        token = _oauth2.refresh_access_token(grant, tls=tls(settings))
+        assert token.rotated_refresh_token not in (None, settings["microsoft_refresh_token"])
+        assert token.rotated_refresh_token not in repr(token)
+
+    def test_without_scopes_the_endpoint_refuses(self, settings):
+        grant = _oauth2.resolve_grant(provider="custom", client_id=settings["microsoft_client_id"],
+                                      client_secret=settings["microsoft_client_secret"],
+                                      refresh_token=settings["microsoft_refresh_token"],
+                                      token_uri=_oauth2.fill_tenant(settings["microsoft_token_uri"], None))
+        with pytest.raises(_oauth2.TokenError) as info:
+            _oauth2.refresh_access_token(grant, tls=tls(settings))
+        assert (info.value.code, info.value.details["endpoint_error"]) == ("token_endpoint_error", "invalid_request")
+
+
+def test_fill_tenant():
+    assert _oauth2.fill_tenant(_oauth2.MICROSOFT_TOKEN_URI, None) == "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+    assert _oauth2.fill_tenant(_oauth2.MICROSOFT_AUTH_URI, "t.example").endswith("/t.example/oauth2/v2.0/authorize")
+    assert _oauth2.fill_tenant(_oauth2.GOOGLE_TOKEN_URI, "ignored") == _oauth2.GOOGLE_TOKEN_URI
+
+
+def test_token_endpoint_error_hints_per_request():
+    refresh = _oauth2.token_endpoint_error("invalid_grant", "Bad")
+    assert refresh.code == "invalid_grant" and "refresh" in refresh.msg and "7 days" in refresh.full_msg
+    code = _oauth2.token_endpoint_error("invalid_grant", "Bad", request="the authorization code", hints={"invalid_grant": "again"})
+    assert code.msg == "The token endpoint refused the authorization code: invalid_grant: Bad" and code.hint == "again"
+    assert _oauth2.token_endpoint_error("slow_down", "").code == "token_endpoint_error"

@@ -1,0 +1,153 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""smail.xoauth2.authorize: the consent flow of SmailRefreshToken.exe, on the controller, returning a refresh token."""
+
+from __future__ import annotations
+
+import os
+import typing as t
+import webbrowser
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.parameters import remove_values
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
+from ansible_collections.smail.xoauth2.plugins.plugin_utils import _client_secrets, _consent
+from ansible_collections.smail.xoauth2.plugins.plugin_utils._secret_results import hide_from_output
+
+display = Display()
+
+# The client and its endpoints mean what they mean for smail.xoauth2.mail; like token_ini, the values come from the
+# task only, never from the controller's environment.
+_SHARED_OAUTH2_OPTIONS = ("provider", "client_id", "client_secret", "token_uri", "tenant", "scopes")
+
+AUTHORIZE_ARGSPEC = merge_argspecs(
+    {name: {key: value for key, value in OAUTH2_ARGSPEC[name].items() if key != "fallback"} for name in _SHARED_OAUTH2_OPTIONS},
+    # The TLS group's timeout is the token endpoint's; here timeout is the wait for the consent.
+    {name: TLS_ARGSPEC[name] for name in ("validate_certs", "ca_path")},
+    {
+        "client_secrets_file": {"type": "path", "no_log": False},
+        "auth_uri": {"type": "str"},
+        "login_hint": {"type": "str"},
+        "mode": {"type": "str", "default": "loopback", "choices": ["loopback", "manual"]},
+        "port": {"type": "int", "default": 0},
+        "timeout": {"type": "int", "default": 300},
+        "open_browser": {"type": "bool", "default": True},
+        "authorization_response": {"type": "str", "no_log": True},
+    },
+)
+
+
+def open_in_browser(url: str) -> bool:
+    """Open ``url`` with Python's webbrowser, so BROWSER is honoured; False when no browser was opened.
+
+    Without BROWSER, a console browser (lynx, w3m) that webbrowser would pick on a terminal is not started: it would
+    fight Ansible for the terminal. The URL is shown anyway.
+    """
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    # webbrowser runs console browsers as GenericBrowser; graphical ones are BackgroundBrowser or UnixBrowser.
+    console = isinstance(browser, webbrowser.GenericBrowser) and not isinstance(browser, webbrowser.BackgroundBrowser)
+    if console and not os.environ.get("BROWSER"):
+        return False
+    return browser.open(url, new=1, autoraise=True)
+
+
+def authorized_result(authorization: _consent.Authorization) -> dict[str, t.Any]:
+    """The task result of a consent that produced a refresh token: registered in full, hidden from the output."""
+    return hide_from_output({
+        "changed": True,
+        "refresh_token": authorization.refresh_token,
+        "account": authorization.account,
+        "scopes": list(authorization.scopes),
+        "expires_in": authorization.expires_in,
+    }, label="smail.xoauth2.authorize")
+
+
+class ActionModule(ActionBase):
+    """Run the consent on the controller: loopback (a browser here) or manual (a browser anywhere, two tasks)."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = False
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        secrets: set[str] = set()
+        try:
+            _validation, args = self.validate_argument_spec(AUTHORIZE_ARGSPEC)
+            secrets.update(str(args[name]) for name, spec in AUTHORIZE_ARGSPEC.items() if spec.get("no_log") and args.get(name))
+            result.update(self._authorize(args, secrets))
+        except SmailError as exc:
+            result.update(failed=True, **exc.as_result())
+        # Nothing above echoes a secret of the task's arguments; this keeps it so if a message ever did.
+        return remove_values(result, secrets)
+
+    def _authorize(self, args: dict[str, t.Any], secrets: set[str]) -> dict[str, t.Any]:
+        from_file = self._read_client_secrets(args["client_secrets_file"]) if args.get("client_secrets_file") else None
+        if from_file is not None and from_file.client_secret:
+            secrets.add(from_file.client_secret)
+        client = _consent.resolve_client(
+            provider=args["provider"], client_id=args.get("client_id"), client_secret=args.get("client_secret"),
+            auth_uri=args.get("auth_uri"), token_uri=args.get("token_uri"), tenant=args.get("tenant"),
+            scopes=args.get("scopes"), client_secrets=from_file,
+        )
+        if not 0 <= args["port"] <= 65535:
+            raise OptionError("port", "must be between 0 and 65535")
+        tls = _oauth2.TLSSettings(validate_certs=args["validate_certs"], ca_path=args.get("ca_path"))
+        login_hint = args.get("login_hint")
+        if args["mode"] == "manual":
+            store = _consent.PendingStore()
+            if not args.get("authorization_response"):
+                pending = _consent.start_manual(client, store=store, port=args["port"], login_hint=login_hint)
+                display.display(f"smail.xoauth2.authorize: open this URL in a browser, allow access, then give the address "
+                                f"of the page it lands on (starting with {pending.redirect_uri}) as authorization_response "
+                                f"within {_consent.PENDING_LIFETIME_SECONDS // 60} minutes:\n{pending.url}")
+                return {
+                    "changed": False,
+                    "authorization_url": pending.url,
+                    "redirect_uri": pending.redirect_uri,
+                    "msg": "Open authorization_url, allow access, and run this task again with authorization_response set "
+                           "to the address the browser lands on.",
+                }
+            authorization = _consent.finish_manual(client, args["authorization_response"], store=store, tls=tls,
+                                                   login_hint=login_hint)
+        else:
+            if args.get("authorization_response"):
+                raise OptionError("authorization_response", "is for mode=manual")
+            if args["timeout"] <= 0:
+                raise OptionError("timeout", "must be a positive number of seconds")
+            authorization = _consent.run_loopback(
+                client, port=args["port"], timeout=args["timeout"], login_hint=login_hint, tls=tls,
+                announce=lambda url: display.display(
+                    f"smail.xoauth2.authorize: waiting up to {args['timeout']} seconds for the consent. If no browser "
+                    f"opens, open this URL in a browser on this machine:\n{url}"),
+                open_browser=open_in_browser if args["open_browser"] else None,
+            )
+        account = f" for {authorization.account}" if authorization.account else ""
+        display.display(f"smail.xoauth2.authorize: refresh token obtained{account}; it is in the registered result, "
+                        "not in the output.")
+        return authorized_result(authorization)
+
+    def _read_client_secrets(self, path: str) -> _client_secrets.ClientSecrets:
+        """The client JSON at ``path`` on the controller (searched like copy's src), decrypted when vaulted."""
+        try:
+            found = self._find_needle("files", path)
+            real_path = self._loader.get_real_file(found, decrypt=True)
+        except AnsibleError as exc:
+            raise OptionError("client_secrets_file", f"cannot read {path}: {exc.message}") from None
+        try:
+            with open(real_path, "rb") as handle:
+                data = handle.read()
+        finally:
+            self._loader.cleanup_tmp_file(real_path)
+        return _client_secrets.parse_client_secrets(data)

@@ -1,0 +1,186 @@
+#!/usr/bin/python
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# The action plugin of the same name (plugins/action/access_token.py) runs this module and hides its result from the output.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: access_token
+short_description: Obtain an OAuth 2.0 access token, to check credentials or hand it to other tools
+version_added: 0.1.0
+description:
+  - Obtains an access token the way M(smail.xoauth2.mail) does before it sends - from the token cache while a cached
+    token stays valid, else by refreshing the refresh token - and returns it with its lifetime.
+  - Run on every host, it is a fleet-wide check that the credentials there (options, or a SMAIL refresh-token INI read
+    with O(token_ini)) still work. A revoked or expired refresh token fails with RV(error=invalid_grant).
+  - The tokens are in the registered result. Because a task cannot mask one value and still hand it to the next task,
+    a result holding a token is hidden from the output as a whole, as with C(no_log), at every verbosity. Failures
+    are shown.
+  - When the token endpoint rotates the refresh token (Microsoft does on every refresh), the new one is written back
+    into O(token_ini) with O(persist_rotated_token=true), and returned in RV(refresh_token) otherwise, to be stored
+    again (for example in Ansible Vault).
+author:
+  - smail.xoauth2 maintainers (@smail-xoauth2)
+requirements:
+  - google-auth and requests (on the host that runs the task), unless O(access_token) is given
+extends_documentation_fragment:
+  - smail.xoauth2.oauth2
+  - smail.xoauth2.tls
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+    details: The action hides a result holding a token from the output.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: The token is obtained (and cached) as usual and returned; a rotated refresh token is returned, never written.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - An access token is a bearer credential for its lifetime (about an hour). Hand it only to tools that need it.
+seealso:
+  - module: smail.xoauth2.mail
+  - module: smail.xoauth2.authorize
+"""
+
+EXAMPLES = r"""
+- name: Check that SMAIL's credentials on every host still work
+  smail.xoauth2.access_token:
+    token_ini: /opt/smail/smail_refresh_token.ini
+    token_cache: false
+  register: check
+
+- name: Report the lifetime
+  ansible.builtin.debug:
+    msg: "{{ inventory_hostname }}: token from {{ check.token_source }}, valid until {{ check.expires_at }}"
+
+- name: Microsoft 365, storing each rotated refresh token back into the INI
+  smail.xoauth2.access_token:
+    provider: microsoft
+    tenant: contoso.onmicrosoft.com
+    token_ini: /opt/smail/smail_refresh_token.ini
+    persist_rotated_token: true
+
+- name: Hand a token to another tool
+  smail.xoauth2.access_token:
+    client_id: "{{ vault_smail_client_id }}"
+    client_secret: "{{ vault_smail_client_secret }}"
+    refresh_token: "{{ vault_smail_refresh_token }}"
+  register: token
+  delegate_to: localhost
+
+- name: Call an API with it
+  ansible.builtin.uri:
+    url: https://gmail.googleapis.com/gmail/v1/users/me/profile
+    headers:
+      Authorization: "Bearer {{ token.access_token }}"
+  no_log: true
+"""
+
+RETURN = r"""
+access_token:
+  description:
+    - The access token. The whole result is hidden from the task output; use it through the registered variable.
+    - Not returned when it was given in O(access_token).
+  returned: success
+  type: str
+  sample: "ya29.a0AfB_..."
+expires_in:
+  description: Seconds until the access token expires; null when the token endpoint did not say.
+  returned: success
+  type: int
+  sample: 3599
+expires_at:
+  description: When the access token expires, in ISO 8601 UTC; null when unknown.
+  returned: success
+  type: str
+  sample: "2026-01-01T12:00:00Z"
+scopes:
+  description: The scopes of the access token, as far as known.
+  returned: success
+  type: list
+  elements: str
+  sample: ["https://mail.google.com/"]
+token_source:
+  description: Where the access token came from - V(cache), V(refresh) or V(given).
+  returned: success
+  type: str
+  sample: refresh
+refresh_token_rotated:
+  description: True when the token endpoint returned a new refresh token.
+  returned: when the refresh token was rotated
+  type: bool
+  sample: true
+refresh_token_persisted:
+  description: True when the new refresh token was written into O(token_ini).
+  returned: when the refresh token was rotated
+  type: bool
+  sample: true
+refresh_token:
+  description:
+    - The new refresh token, when it was not written into O(token_ini). Store it; the old one stops working when it
+      expires.
+  returned: when the refresh token was rotated and not persisted
+  type: str
+  sample: "M.C540_BAY.0.U.-Cv..."
+error:
+  description:
+    - The stable code of a failure, for example V(invalid_grant), V(invalid_client), V(invalid_scope),
+      V(token_endpoint_unreachable), V(token_endpoint_tls), V(token_endpoint_bad_response), V(invalid_option).
+  returned: failure
+  type: str
+  sample: invalid_grant
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
+from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC), supports_check_mode=True)
+    params = module.params
+    try:
+        credentials = _mailer.Credentials() if params["access_token"] else _mailer.read_credentials(params)
+        # Secrets read from token_ini are masked like the options' (a new, rotated refresh token is not one of them).
+        module.no_log_values.update(value for value in (credentials.client_secret, credentials.refresh_token) if value)
+        token = _mailer.obtain_token(params, credentials)
+        rotation = _mailer.settle_rotation(params, credentials, token, check_only=module.check_mode)
+    except MissingLibraryError as exc:
+        module.fail_json(msg=missing_required_lib(exc.library), error=exc.code)
+    except SmailError as exc:
+        module.fail_json(**exc.as_result())
+    result = {
+        "changed": bool(rotation and rotation.persisted_to),
+        "expires_in": token.expires_in(),
+        "expires_at": _mailer.expires_at_iso(token),
+        "scopes": list(token.scopes),
+        "token_source": token.source,
+    }
+    if token.source != "given":
+        result["access_token"] = token.token
+    if rotation is not None:
+        result["refresh_token_rotated"] = True
+        result["refresh_token_persisted"] = bool(rotation.persisted_to)
+        if not rotation.persisted_to:
+            result["refresh_token"] = rotation.new_refresh_token
+        if rotation.warning:
+            module.warn(rotation.warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

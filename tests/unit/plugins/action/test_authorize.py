@@ -1,0 +1,133 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The authorize action run as the executor would, against the sandbox, with a vault-encrypted client JSON."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import webbrowser
+import urllib.error
+import urllib.request
+
+import pytest
+from ansible.errors import AnsibleActionSkip
+from ansible.parsing.dataloader import DataLoader
+from ansible.parsing.vault import VaultLib, VaultSecret
+
+from ansible_collections.smail.xoauth2.plugins.action import authorize
+from ansible_collections.smail.xoauth2.plugins.action.authorize import ActionModule as AuthorizeAction
+
+
+def test_documentation_matches_argspec(docs_match_argspec):
+    assert docs_match_argspec("authorize", authorize.AUTHORIZE_ARGSPEC)
+
+
+def test_no_environment_fallbacks_and_secrets_are_no_log():
+    assert not any("fallback" in spec for spec in authorize.AUTHORIZE_ARGSPEC.values())
+    assert {name for name, spec in authorize.AUTHORIZE_ARGSPEC.items() if spec.get("no_log")} == {"client_secret", "authorization_response"}
+
+
+@pytest.fixture()
+def vaulted_client_json(settings, tmp_path):
+    """The sandbox client as a console JSON, vault-encrypted, and a loader that can decrypt it."""
+    secret = VaultSecret(b"vault-password")
+    document = {"installed": {"client_id": settings["client_id"], "client_secret": settings["client_secret"],
+                              "auth_uri": settings["auth_uri"], "token_uri": settings["token_uri"],
+                              "redirect_uris": ["http://localhost"]}}
+    (tmp_path / "client_secret_sandbox.json").write_bytes(VaultLib([("default", secret)]).encrypt(json.dumps(document)))
+    loader = DataLoader()
+    loader.set_vault_secrets([("default", secret)])
+    return loader
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def landing_address(url, settings):
+    """Where the browser lands after the sandbox's consent page (the redirect is not followed)."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=settings["ca_path"])))
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(url, timeout=10)  # pylint: disable=consider-using-with
+    return redirect.value.headers["Location"]
+
+
+def test_manual_mode_in_two_runs(settings, tmp_path, home, vaulted_client_json, make_target, run_ini_action):
+    args = {"client_secrets_file": "client_secret_sandbox.json", "provider": "custom", "scopes": ["https://mail.google.com/"],
+            "mode": "manual", "ca_path": settings["ca_path"], "login_hint": settings["account"]}
+    run = {"loader": vaulted_client_json, "search_path": [str(tmp_path)]}
+
+    first = run_ini_action(AuthorizeAction, args, make_target(), **run)
+
+    assert first["changed"] is False and "_ansible_no_log" not in first
+    assert first["authorization_url"].startswith(settings["auth_uri"] + "?")
+    assert "code_challenge_method=S256" in first["authorization_url"] and "state=" in first["authorization_url"]
+    assert len(list((home / ".ansible" / "smail_xoauth2" / "pending").iterdir())) == 1
+    assert settings["client_secret"] not in json.dumps(first)
+
+    landed = landing_address(first["authorization_url"], settings)
+    second = run_ini_action(AuthorizeAction, {**args, "authorization_response": landed}, make_target(), **run)
+
+    assert second["changed"] is True and second["_ansible_no_log"] is True
+    assert second["refresh_token"].startswith("1//sandbox-")
+    assert (second["account"], second["scopes"], second["expires_in"]) == (settings["account"], ["https://mail.google.com/"], 3599)
+    assert not list((home / ".ansible" / "smail_xoauth2" / "pending").iterdir())
+
+    again = run_ini_action(AuthorizeAction, {**args, "authorization_response": landed}, make_target(), **run)
+    assert again["failed"] is True and again["error"] == "state_mismatch" and "_ansible_no_log" not in again
+
+
+def test_loopback_timeout_and_option_errors(settings, home, make_target, run_ini_action):
+    base = {"provider": "custom", "client_id": settings["client_id"], "client_secret": settings["client_secret"],
+            "auth_uri": settings["auth_uri"], "token_uri": settings["token_uri"], "scopes": ["https://mail.google.com/"],
+            "open_browser": False}
+    timed_out = run_ini_action(AuthorizeAction, {**base, "timeout": 1}, make_target())
+    assert (timed_out["failed"], timed_out["error"]) == (True, "timeout")
+    assert settings["client_secret"] not in json.dumps(timed_out)
+
+    wrong_mode = run_ini_action(AuthorizeAction, {**base, "authorization_response": "http://127.0.0.1:1/?code=c"}, make_target())
+    assert (wrong_mode["error"], wrong_mode["option"]) == ("invalid_option", "authorization_response")
+
+    no_file = run_ini_action(AuthorizeAction, {**base, "client_secrets_file": "missing.json"}, make_target(), loader=DataLoader())
+    assert (no_file["error"], no_file["option"]) == ("invalid_option", "client_secrets_file")
+
+
+def test_check_mode_is_skipped(settings, make_target, run_ini_action):
+    with pytest.raises(AnsibleActionSkip):
+        run_ini_action(AuthorizeAction, {"client_id": "c"}, make_target(), check_mode=True)
+
+
+@pytest.mark.parametrize("browser_env, opened", [(None, False), ("lynx %s", True)])
+def test_console_browsers_only_when_browser_names_one(monkeypatch, browser_env, opened):
+    calls = []
+
+    class Console(webbrowser.GenericBrowser):
+        def open(self, url, new=0, autoraise=True):
+            calls.append(url)
+            return True
+
+    monkeypatch.setattr(webbrowser.GenericBrowser, "open", Console.open)
+    monkeypatch.setattr(webbrowser, "get", lambda: webbrowser.GenericBrowser("lynx"))
+    if browser_env:
+        monkeypatch.setenv("BROWSER", browser_env)
+    else:
+        monkeypatch.delenv("BROWSER", raising=False)
+    assert authorize.open_in_browser("https://example.com/consent") is opened
+    assert calls == (["https://example.com/consent"] if opened else [])
+
+
+def test_graphical_browsers_are_opened(monkeypatch):
+    calls = []
+    monkeypatch.delenv("BROWSER", raising=False)
+    monkeypatch.setattr(webbrowser.BackgroundBrowser, "open", lambda self, url, new=0, autoraise=True: calls.append(url) or True)
+    monkeypatch.setattr(webbrowser, "get", lambda: webbrowser.BackgroundBrowser("xdg-open"))
+    assert authorize.open_in_browser("https://example.com/consent") is True and calls == ["https://example.com/consent"]
