@@ -302,6 +302,8 @@ def build_message(spec: MessageSpec) -> EmailMessage:
     """An RFC 5322 message (policy SMTP: CRLF, folded, encoded headers) with Date and Message-ID."""
     if spec.subtype not in ("plain", "html"):
         raise OptionError("subtype", "must be 'plain' or 'html'")
+    if spec.text_body is not None and spec.subtype != "html":
+        raise OptionError("text_body", "is the text alternative of an HTML body: use it with subtype=html")
     try:
         "".encode(spec.charset)
     except LookupError:

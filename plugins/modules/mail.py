@@ -79,10 +79,16 @@ options:
     default: ''
   subtype:
     description:
-      - V(html) sends a C(multipart/alternative) mail with the HTML body and a plain-text rendering of it.
+      - V(html) sends a C(multipart/alternative) mail with the HTML body and a plain-text part, which is O(text_body)
+        or, when that is not given, a rendering of the HTML.
     type: str
     choices: [plain, html]
     default: plain
+  text_body:
+    description:
+      - The plain-text alternative of an HTML O(body), for O(subtype=html) only.
+    type: str
+    version_added: 0.1.0
   charset:
     description:
       - The character set of the body parts, for example V(utf-8) or V(iso-2022-jp).
@@ -243,6 +249,7 @@ MESSAGE_ARGSPEC = {
     "subject": {"type": "str", "required": True, "aliases": ["msg"]},
     "body": {"type": "str", "default": ""},
     "subtype": {"type": "str", "default": "plain", "choices": ["plain", "html"]},
+    "text_body": {"type": "str"},
     "charset": {"type": "str", "default": "utf-8"},
     "attach": {"type": "list", "elements": "path", "default": []},
     "headers": {"type": "dict", "default": {}},
@@ -262,6 +269,7 @@ def message_spec(params: dict) -> _smtp.MessageSpec:
         reply_to=tuple(params["reply_to"]),
         body=params["body"],
         subtype=params["subtype"],
+        text_body=params["text_body"],
         charset=params["charset"],
         attachments=tuple(params["attach"]),
         headers=tuple((str(name), str(value)) for name, value in params["headers"].items()),
@@ -284,6 +292,8 @@ def main() -> None:
         extra = {"transcript": transcript.lines} if debug else {}
         module.fail_json(**exc.as_result(), **extra)
     module.no_log_values.update(delivery.secrets)
+    for warning in delivery.warnings:
+        module.warn(warning)
     result = dict(delivery.result)
     sent = result.pop("sent")
     if debug:

@@ -90,6 +90,10 @@ class TestBuildMessage:
         assert "Done" in text and "3 hosts & more" in text and "<h1>" not in text
         assert "<h1>Done</h1>" in parsed.get_body(("html",)).get_content()
 
+    def test_html_with_explicit_text_alternative(self):
+        msg = _smtp.build_message(self.spec(subtype="html", body="<p>x</p>", text_body="* item one\n* item two\n"))
+        assert self.parsed(msg).get_body(("plain",)).get_content().replace("\r\n", "\n") == "* item one\n* item two\n"
+
     def test_attachments_with_guessed_types(self, tmp_path):
         report = tmp_path / "report.csv"
         report.write_text("a,b\n1,2\n")
@@ -114,6 +118,7 @@ class TestBuildMessage:
         ({"sender": "nobody"}, "sender"),
         ({"cc": ("a@example.com\r\nBcc: x@example.com",)}, "cc"),
         ({"subtype": "rtf"}, "subtype"),
+        ({"text_body": "plain alternative of nothing"}, "text_body"),
         ({"charset": "no-such-charset"}, "charset"),
         ({"attachments": ("/nonexistent/file.txt",)}, "attach"),
         ({"body": "😀", "charset": "iso-2022-jp"}, "charset"),
