@@ -8,6 +8,7 @@ PY := $(BIN)/python
 BUILD := $(abspath .build)
 COLLECTION := $(BUILD)/ansible_collections/smail/xoauth2
 STATE := $(BUILD)/sandbox
+DEMO := $(BUILD)/demo
 GET_PIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 ANSIBLE_TEST := cd $(COLLECTION) && PATH=$(BIN):$$PATH $(BIN)/ansible-test
 
@@ -48,11 +49,15 @@ sandbox-start: build
 sandbox-stop:
 	-$(PY) sandbox/xoauth2_sandbox.py stop --state-dir $(STATE)
 
+# The demo's inventory, vaulted credentials, vault password and ansible.cfg are written by sandbox/demo.py into
+# $(DEMO), each host's rendered files into $(DEMO)/hosts/HOST/; the report runs also after a failed play.
 demo: sandbox-start
-	@status=0; \
-	$(BIN)/ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(PY) \
-	  -e sandbox_settings_file=$(STATE)/sandbox.json $(COLLECTION)/playbooks/demo.yml || status=$$?; \
-	if [ $$status -eq 0 ]; then $(PY) sandbox/show_mail.py --state-dir $(STATE) --last 1; fi; \
+	@status=0; rm -rf $(DEMO); \
+	$(PY) sandbox/demo.py prepare --state-dir $(STATE) --demo-dir $(DEMO) || status=$$?; \
+	if [ $$status -eq 0 ]; then \
+	  ANSIBLE_CONFIG=$(DEMO)/ansible.cfg $(BIN)/ansible-playbook $(COLLECTION)/playbooks/demo.yml || status=$$?; \
+	  $(PY) sandbox/demo.py report --state-dir $(STATE) --demo-dir $(DEMO) || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }; \
+	fi; \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
 
 $(GET_PIP): .ci/get_pip_offline.py
