@@ -10,7 +10,6 @@ import os
 import typing as t
 import webbrowser
 
-from ansible.errors import AnsibleError
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -93,7 +92,7 @@ class ActionModule(ActionBase):
         return remove_values(result, secrets)
 
     def _authorize(self, args: dict[str, t.Any], secrets: set[str]) -> dict[str, t.Any]:
-        from_file = self._read_client_secrets(args["client_secrets_file"]) if args.get("client_secrets_file") else None
+        from_file = _client_secrets.read_client_secrets(self, args["client_secrets_file"]) if args.get("client_secrets_file") else None
         if from_file is not None and from_file.client_secret:
             secrets.add(from_file.client_secret)
         client = _consent.resolve_client(
@@ -137,17 +136,3 @@ class ActionModule(ActionBase):
         display.display(f"smail.xoauth2.authorize: refresh token obtained{account}; it is in the registered result, "
                         "not in the output.")
         return authorized_result(authorization)
-
-    def _read_client_secrets(self, path: str) -> _client_secrets.ClientSecrets:
-        """The client JSON at ``path`` on the controller (searched like copy's src), decrypted when vaulted."""
-        try:
-            found = self._find_needle("files", path)
-            real_path = self._loader.get_real_file(found, decrypt=True)
-        except AnsibleError as exc:
-            raise OptionError("client_secrets_file", f"cannot read {path}: {exc.message}") from None
-        try:
-            with open(real_path, "rb") as handle:
-                data = handle.read()
-        finally:
-            self._loader.cleanup_tmp_file(real_path)
-        return _client_secrets.parse_client_secrets(data)

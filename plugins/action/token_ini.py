@@ -6,10 +6,7 @@
 
 from __future__ import annotations
 
-import json
 import typing as t
-
-from ansible.errors import AnsibleError
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _mailer, _oauth2
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
@@ -19,6 +16,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     TLS_ARGSPEC,
     merge_argspecs,
 )
+from ansible_collections.smail.xoauth2.plugins.plugin_utils import _client_secrets
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._ini_action import IniFileAction, IniRequest
 
 # Options that mean what they mean for smail.xoauth2.mail; the values come from the task only (vault), never
@@ -42,28 +40,6 @@ TOKEN_INI_ARGSPEC = merge_argspecs(
         "verify": {"type": "bool", "default": False},
     },
 )
-
-# Fields of client_secret_*.json (under "installed" or "web") that fill options left unset.
-CLIENT_SECRETS_FIELDS = ("client_id", "client_secret", "token_uri", "auth_uri")
-
-
-def parse_client_secrets(text: str) -> dict[str, str]:
-    """The client ID, secret and URIs of a Google console ``client_secret_*.json``; OptionError if it is not one."""
-    try:
-        document = json.loads(text)
-    except ValueError:
-        # No detail from the parser: it would quote the text, which holds the secret.
-        raise OptionError("client_secrets_file", "is not valid JSON") from None
-    client = None
-    if isinstance(document, dict):
-        client = next((document[kind] for kind in ("installed", "web") if isinstance(document.get(kind), dict)), None)
-    if client is None:
-        raise OptionError("client_secrets_file", "has no 'installed' or 'web' client (is it a client_secret_*.json from the console?)")
-    values = {field: client[field] for field in CLIENT_SECRETS_FIELDS if isinstance(client.get(field), str) and client[field]}
-    if "client_id" not in values:
-        raise OptionError("client_secrets_file", "has no client_id")
-    return values
-
 
 def token_values(args: t.Mapping[str, t.Any], from_file: t.Mapping[str, str]) -> dict[str, str | None]:
     """The token fields to write: the options, else the client secrets file, else the provider's URIs."""
@@ -107,7 +83,8 @@ class ActionModule(IniFileAction):
     NEW_FILE_MODE = "0600"
 
     def ini_request(self, args: dict[str, t.Any], task_vars: dict[str, t.Any]) -> IniRequest:
-        from_file = self._read_client_secrets(args["client_secrets_file"]) if args.get("client_secrets_file") else {}
+        from_file = (_client_secrets.read_client_secrets(self, args["client_secrets_file"]).as_options()
+                     if args.get("client_secrets_file") else {})
         values = token_values(args, from_file)
         keys = args["keys"]
         secret_keys = sorted({keys[field] for field in _ini.TOKEN_INI_SECRET_FIELDS} |
@@ -131,20 +108,3 @@ class ActionModule(IniFileAction):
         token = _mailer.obtain_token(options)
         secrets.update(value for value in (token.token, token.rotated_refresh_token) if value)
         return {"verified": True}
-
-    def _read_client_secrets(self, path: str) -> dict[str, str]:
-        try:
-            found = self._find_needle("files", path)
-            real_path = self._loader.get_real_file(found, decrypt=True)
-        except AnsibleError as exc:
-            raise OptionError("client_secrets_file", f"cannot read {path}: {exc.message}") from None
-        try:
-            with open(real_path, "rb") as handle:
-                data = handle.read()
-        finally:
-            self._loader.cleanup_tmp_file(real_path)
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise OptionError("client_secrets_file", "is not UTF-8 text") from None
-        return parse_client_secrets(text)

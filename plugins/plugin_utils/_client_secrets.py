@@ -8,13 +8,16 @@ Its one top key is ``installed`` (a Desktop app client) or ``web``; under it are
 ``client_secret``, ``auth_uri``, ``token_uri`` and ``redirect_uris``. Errors name the option
 ``client_secrets_file`` and never quote the file, which holds the client secret.
 
-This file has no Ansible imports.
+The parser has no Ansible imports; :func:`read_client_secrets` reads the file through an action's loader.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing as t
+
+from ansible.errors import AnsibleError
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
@@ -35,6 +38,12 @@ class ClientSecrets:
 
     def __repr__(self) -> str:
         return f"ClientSecrets(client_id={self.client_id!r}, kind={self.kind!r}, token_uri={self.token_uri!r})"
+
+    def as_options(self) -> dict[str, str]:
+        """The client ID, secret and URIs the file gives, under the option names they fill."""
+        fields = {"client_id": self.client_id, "client_secret": self.client_secret, "token_uri": self.token_uri,
+                  "auth_uri": self.auth_uri}
+        return {name: value for name, value in fields.items() if value}
 
 
 def _text(client: dict, field: str) -> str | None:
@@ -69,3 +78,21 @@ def parse_client_secrets(data: bytes | str) -> ClientSecrets:
         redirect_uris=tuple(uri for uri in redirect_uris if isinstance(uri, str)) if isinstance(redirect_uris, list) else (),
         kind=kind,
     )
+
+
+def read_client_secrets(action: t.Any, path: str) -> ClientSecrets:
+    """The client JSON at ``path`` on the controller, searched like copy's ``src`` and decrypted when vaulted.
+
+    ``action`` is the running action plugin, whose loader knows the vault secrets.
+    """
+    try:
+        found = action._find_needle("files", path)  # pylint: disable=protected-access
+        real_path = action._loader.get_real_file(found, decrypt=True)  # pylint: disable=protected-access
+    except AnsibleError as exc:
+        raise OptionError(OPTION, f"cannot read {path}: {exc.message}") from None
+    try:
+        with open(real_path, "rb") as handle:
+            data = handle.read()
+    finally:
+        action._loader.cleanup_tmp_file(real_path)  # pylint: disable=protected-access
+    return parse_client_secrets(data)

@@ -14,6 +14,7 @@ from ansible_collections.smail.xoauth2.plugins.action import token_ini
 from ansible_collections.smail.xoauth2.plugins.action.token_ini import ActionModule as TokenIniAction
 from ansible_collections.smail.xoauth2.plugins.module_utils import _ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import parse_client_secrets
 
 SECRET = "GOCSPX-client-secret-value"
 DEST = "/srv/smail/smail_refresh_token.ini"
@@ -43,7 +44,7 @@ def test_no_environment_fallbacks():
 
 @pytest.mark.parametrize("kind", ["installed", "web"])
 def test_parse_client_secrets(kind):
-    values = token_ini.parse_client_secrets(json.dumps({kind: CLIENT_JSON["installed"]}))
+    values = parse_client_secrets(json.dumps({kind: CLIENT_JSON["installed"]})).as_options()
     assert values == {
         "client_id": "123-abc.apps.googleusercontent.com",
         "client_secret": SECRET,
@@ -60,7 +61,7 @@ def test_parse_client_secrets(kind):
 ])
 def test_parse_client_secrets_errors_name_the_option_never_the_secret(text, problem):
     with pytest.raises(OptionError) as info:
-        token_ini.parse_client_secrets(text)
+        parse_client_secrets(text)
     assert info.value.option == "client_secrets_file"
     assert problem in info.value.msg
     assert SECRET not in str(info.value)
