@@ -20,7 +20,7 @@ export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 .PHONY: help venv build demo test sanity units integration sandbox-start sandbox-stop clean
 
 help:
-	@echo "make demo   send a notification through XOAUTH2 to the local sandbox and show it"
+	@echo "make demo   render SMAIL config for three local hosts from vault, send notifications through XOAUTH2 to the local sandbox"
 	@echo "make test   sanity, unit and integration tests (starts and stops the sandbox)"
 
 venv: $(VENV)/.installed
