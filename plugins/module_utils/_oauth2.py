@@ -238,10 +238,6 @@ def token_endpoint_error(code: str, description: str, *, request: str = "the ref
                       details={"endpoint_error": code})
 
 
-def _endpoint_error(code: str, description: str) -> TokenError:
-    return token_endpoint_error(code, description)
-
-
 def _shorten(text: str, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit] + "..."
@@ -281,7 +277,7 @@ def map_refresh_exception(exc: BaseException, *, token_uri: str) -> TokenError:
     if isinstance(exc, gexc.RefreshError):
         data = exc.args[1] if len(exc.args) > 1 else None
         if isinstance(data, dict) and data.get("error"):
-            return _endpoint_error(str(data["error"]), str(data.get("error_description") or ""))
+            return token_endpoint_error(str(data["error"]), str(data.get("error_description") or ""))
         message = str(exc.args[0]) if exc.args else str(exc)
         return bad_response_error(f"The token endpoint {token_uri} gave an unusable answer: {_shorten(message)}")
     return bad_response_error(f"The token endpoint {token_uri} gave an unusable answer ({type(exc).__name__}).")
