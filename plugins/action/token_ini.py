@@ -41,6 +41,7 @@ TOKEN_INI_ARGSPEC = merge_argspecs(
     },
 )
 
+
 def token_values(args: t.Mapping[str, t.Any], from_file: t.Mapping[str, str]) -> dict[str, str | None]:
     """The token fields to write: the options, else the client secrets file, else the provider's URIs."""
     preset = _oauth2.PROVIDERS[args["provider"]]
