@@ -1,0 +1,239 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Wire-format helpers for the SMTP core: a 7bit downgrade for servers without 8BITMIME, and
+ISO-2022-JP encoded headers written the way SMAIL and Japanese mail clients write them.
+
+Messages use policy ``email.policy.SMTP`` (never compat32). This file is private to the
+collection and has no Ansible imports.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import re
+import typing as t
+from email import policy
+from email.headerregistry import Address, Group
+from email.message import EmailMessage, Message
+
+_MAX_LINE = 78  # RFC 5322 line length, the one policy SMTP folds to
+_MAX_WORD = 75  # RFC 2047 limit for one encoded word
+_SAFE_ENCODINGS = ("7bit", "quoted-printable", "base64")
+_ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+# Keeps unchanged headers as they were parsed: only the values this module rewrites are folded anew.
+_AS_PARSED = policy.SMTP.clone(refold_source="none")
+
+HeaderValue = t.Any  # a str as parsed or set with set_raw, or a header object from the registry
+
+
+def has_8bit(data: bytes) -> bool:
+    """True when the wire form contains any byte > 127 (then it needs 8BITMIME, or a 7bit downgrade)."""
+    return not data.isascii()
+
+
+# --- the 7bit downgrade ---------------------------------------------------------------------
+
+
+def downgrade_to_7bit(data: bytes) -> bytes:
+    """The same message with every 8bit (or binary) leaf part re-encoded as quoted-printable (text) or
+    base64 (anything else), every header and the MIME structure kept, Message-ID and Date unchanged;
+    CRLF line ends; the result has no byte > 127. A message that is already 7bit comes back
+    byte-identical. Headers that contain raw 8bit (RFC 6532 UTF-8 headers) are encoded as RFC 2047
+    encoded words."""
+    if not has_8bit(data):
+        return data
+    msg = email.message_from_bytes(data, policy=_AS_PARSED)
+    for part in msg.walk():
+        _rewrite_headers(part, transform=_encoded_8bit_header)
+        if part.is_multipart():
+            _downgrade_container(part)
+        elif _needs_reencoding(part):
+            _reencode_leaf(part)
+    wire = msg.as_bytes(policy=_AS_PARSED)
+    if has_8bit(wire):
+        raise ValueError("the message still has 8bit data after the 7bit downgrade")
+    return wire
+
+
+def _rewrite_headers(msg: Message, *, transform: t.Callable[[str, HeaderValue], HeaderValue | None]) -> None:
+    """Replace each header value for which ``transform`` returns a new one, keeping every header's place."""
+    headers = list(msg.raw_items())
+    replaced = [(name, transform(name, value)) for name, value in headers]
+    if all(new is None for _, new in replaced):
+        return
+    for name in {name for name, _ in headers}:
+        del msg[name]
+    for (name, old), (_, new) in zip(headers, replaced):
+        msg.set_raw(name, old if new is None else new)
+
+
+def _encoded_8bit_header(name: str, value: HeaderValue) -> HeaderValue | None:
+    """A header object (folded with encoded words on output) for a value parsed with raw 8bit bytes."""
+    if not isinstance(value, str) or value.isascii():
+        return None
+    # RFC 6532 headers are UTF-8; anything else cannot be told apart, so it shows as U+FFFD.
+    text = value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    return policy.SMTP.header_store_parse(name, "".join(text.splitlines()))[1]
+
+
+def _downgrade_container(part: Message) -> None:
+    # A multipart or message/* whose children are now 7bit is itself 7bit (RFC 2045 6.4).
+    if part.get("Content-Transfer-Encoding", "7bit").strip().lower() not in _SAFE_ENCODINGS:
+        part.replace_header("Content-Transfer-Encoding", "7bit")
+    for attribute in ("preamble", "epilogue"):
+        text = getattr(part, attribute)
+        if text is not None and not text.isascii():
+            setattr(part, attribute, text.encode("ascii", "replace").decode("ascii"))
+
+
+def _needs_reencoding(part: Message) -> bool:
+    encoding = part.get("Content-Transfer-Encoding", "7bit").strip().lower()
+    payload = part.get_payload()
+    return encoding not in _SAFE_ENCODINGS or (isinstance(payload, str) and not payload.isascii())
+
+
+def _reencode_leaf(part: Message) -> None:
+    """Re-encode one leaf part's body: quoted-printable for text, base64 for anything else."""
+    body = part.get_payload(decode=True) or b""
+    # A bare CR would come back as a line break from quoted-printable; base64 keeps it.
+    if part.get_content_maintype() == "text" and not _BARE_CR.search(body):
+        encoding, encoded = "quoted-printable", binascii.b2a_qp(body, istext=True).decode("ascii")
+    else:
+        encoding, encoded = "base64", base64.encodebytes(body).decode("ascii")
+    part.set_payload(encoded)
+    if "Content-Transfer-Encoding" in part:
+        part.replace_header("Content-Transfer-Encoding", encoding)
+    else:
+        part["Content-Transfer-Encoding"] = encoding
+
+
+# --- ISO-2022-JP headers --------------------------------------------------------------------
+
+
+def japanese_headers(msg: EmailMessage, charset: str = "iso-2022-jp") -> None:
+    """Rewrite Subject and the display names in From, To, Cc and Reply-To of ``msg`` as ISO-2022-JP 'B'
+    encoded words (=?iso-2022-jp?b?...?=), the way SMAIL and Japanese mail clients write them, instead
+    of the UTF-8 encoded words that policy SMTP would produce; ASCII-only values stay plain; lines stay
+    within 78 characters (folded with CRLF + space between encoded words / between addresses); the
+    values survive msg.as_bytes(policy=policy.SMTP) unchanged. Raise ValueError when a value cannot
+    be encoded in ``charset``."""
+    try:
+        "".encode(charset)
+    except LookupError:
+        raise ValueError(f"unknown character set {charset!r}") from None
+
+    def transform(name: str, value: HeaderValue) -> str | None:
+        header = msg.policy.header_fetch_parse(name, value)
+        if name.lower() == "subject":
+            return _japanese_subject(name, str(header), charset=charset)
+        if name.lower() in _ADDRESS_HEADERS:
+            return _japanese_addresses(name, header, charset=charset)
+        return None
+
+    _rewrite_headers(msg, transform=transform)
+
+
+def _japanese_subject(name: str, subject: str, *, charset: str) -> str | None:
+    if subject.isascii():
+        return None
+    folder = _HeaderFolder(name=name, charset=charset)
+    folder.add_encoded(subject)
+    return folder.value()
+
+
+def _japanese_addresses(name: str, header: t.Any, *, charset: str) -> str | None:
+    groups = header.groups
+    phrases = [group.display_name for group in groups] + [a.display_name for group in groups for a in group.addresses]
+    if all(not phrase or phrase.isascii() for phrase in phrases):
+        return None
+    folder = _HeaderFolder(name=name, charset=charset)
+    for index, group in enumerate(groups):
+        separator = "," if index < len(groups) - 1 else ""
+        if group.display_name is None:
+            _add_address(folder, group.addresses[0], separator=separator)
+            continue
+        _add_phrase(folder, group.display_name, quoted=str(Group(group.display_name))[:-2])
+        folder.add_plain(":")
+        for position, address in enumerate(group.addresses):
+            _add_address(folder, address, separator="," if position < len(group.addresses) - 1 else "")
+        folder.add_plain(";" + separator)
+    return folder.value()
+
+
+def _add_address(folder: _HeaderFolder, address: Address, *, separator: str) -> None:
+    if not address.addr_spec.isascii():
+        raise ValueError(f"the address {address.addr_spec!r} is not ASCII")
+    angle_addr = f"<{address.addr_spec}>{separator}"
+    if not address.display_name:
+        folder.add_plain(address.addr_spec + separator)
+        return
+    # The registry quotes an ASCII display name that needs it; its str() ends with " <addr-spec>".
+    suffix = f" <{address.addr_spec}>"
+    _add_phrase(folder, address.display_name, quoted=str(address)[:-len(suffix)])
+    folder.add_plain(angle_addr)
+
+
+def _add_phrase(folder: _HeaderFolder, phrase: str, *, quoted: str) -> None:
+    """Add a display name: encoded words when it is not ASCII, else ``quoted`` (its form in the header)."""
+    if not phrase.isascii():
+        folder.add_encoded(phrase)
+    elif '"' in quoted:
+        folder.add_plain(quoted)  # a quoted string stays whole
+    else:
+        for word in quoted.split():
+            folder.add_plain(word)
+
+
+class _HeaderFolder:
+    """Lays a header value out as tokens on lines of at most 78 characters, CRLF + space between lines."""
+
+    def __init__(self, *, name: str, charset: str) -> None:
+        self.name = name
+        self.charset = charset
+        self.lines = [f"{name}:"]
+
+    def add_plain(self, token: str) -> None:
+        """Add a token that must not be split, on this line if it fits, else on a new one."""
+        if not token:
+            return
+        if len(self.lines[-1]) + 1 + len(token) <= _MAX_LINE or self._line_is_empty():
+            self.lines[-1] += " " + token
+        else:
+            self.lines.append(" " + token)
+
+    def add_encoded(self, text: str) -> None:
+        """Add ``text`` as one or more encoded words, each as long as the room left on its line allows."""
+        while text:
+            room = min(_MAX_WORD, _MAX_LINE - len(self.lines[-1]) - 1)
+            count = self._chars_that_fit(text, room)
+            if count == 0 and not self._line_is_empty():
+                self.lines.append("")
+                continue
+            count = max(count, 1)  # an empty continuation line always holds one character's word
+            self.lines[-1] += " " + self._encoded_word(text[:count])
+            text = text[count:]
+
+    def value(self) -> str:
+        """The value for ``Message.set_raw``: the lines after ``Name: ``, joined by CRLF."""
+        return "\r\n".join(self.lines)[len(self.name) + 2:]
+
+    def _line_is_empty(self) -> bool:
+        return self.lines[-1] in ("", f"{self.name}:")
+
+    def _chars_that_fit(self, text: str, room: int) -> int:
+        count = 0
+        while count < len(text) and len(self._encoded_word(text[:count + 1])) <= room:
+            count += 1
+        return count
+
+    def _encoded_word(self, text: str) -> str:
+        try:
+            encoded = text.encode(self.charset)
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{self.name}: {exc.object[exc.start:exc.end]!r} cannot be encoded in {self.charset}") from None
+        return f"=?{self.charset}?b?{base64.b64encode(encoded).decode('ascii')}?="
