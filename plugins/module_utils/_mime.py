@@ -168,6 +168,10 @@ def _japanese_addresses(name: str, header: t.Any, *, charset: str) -> str | None
 def _add_address(folder: _HeaderFolder, address: Address, *, separator: str) -> None:
     if not address.addr_spec.isascii():
         raise ValueError(f"the address {address.addr_spec!r} is not ASCII")
+    folder.add_unit(lambda into: _lay_out_address(into, address, separator=separator))
+
+
+def _lay_out_address(folder: _HeaderFolder, address: Address, *, separator: str) -> None:
     angle_addr = f"<{address.addr_spec}>{separator}"
     if not address.display_name:
         folder.add_plain(address.addr_spec + separator)
@@ -205,6 +209,17 @@ class _HeaderFolder:
             self.lines[-1] += " " + token
         else:
             self.lines.append(" " + token)
+
+    def add_unit(self, lay_out: t.Callable[[_HeaderFolder], None]) -> None:
+        """Lay out tokens that belong together (one address): on a new line when they fit there but not here."""
+        def lines_used(start: list[str]) -> int:
+            trial = _HeaderFolder(name=self.name, charset=self.charset)
+            trial.lines = list(start)
+            lay_out(trial)
+            return len(trial.lines) - len(start) + 1
+        if not self._line_is_empty() and lines_used(self.lines) > 1 and lines_used([""]) == 1:
+            self.lines.append("")
+        lay_out(self)
 
     def add_encoded(self, text: str) -> None:
         """Add ``text`` as one or more encoded words, each as long as the room left on its line allows."""
