@@ -17,7 +17,7 @@ import email
 import re
 import typing as t
 from email import policy
-from email.headerregistry import Address, Group
+from email.headerregistry import Address, AddressHeader, Group
 from email.message import EmailMessage, Message
 
 _MAX_LINE = 78  # RFC 5322 line length, the one policy SMTP folds to
@@ -44,7 +44,7 @@ def downgrade_to_7bit(data: bytes) -> bytes:
     base64 (anything else), every header and the MIME structure kept, Message-ID and Date unchanged;
     CRLF line ends; the result has no byte > 127. A message that is already 7bit comes back
     byte-identical. Headers that contain raw 8bit (RFC 6532 UTF-8 headers) are encoded as RFC 2047
-    encoded words."""
+    encoded words. Raise ValueError for a non-ASCII address (it needs SMTPUTF8)."""
     if not has_8bit(data):
         return data
     msg = email.message_from_bytes(data, policy=_AS_PARSED)
@@ -78,7 +78,11 @@ def _encoded_8bit_header(name: str, value: HeaderValue) -> HeaderValue | None:
         return None
     # RFC 6532 headers are UTF-8; anything else cannot be told apart, so it shows as U+FFFD.
     text = value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
-    return policy.SMTP.header_store_parse(name, "".join(text.splitlines()))[1]
+    header = policy.SMTP.header_store_parse(name, "".join(text.splitlines()))[1]
+    for address in getattr(header, "addresses", ()):
+        if not address.addr_spec.isascii():
+            raise ValueError(f"{name}: the address {address.addr_spec!r} needs SMTPUTF8, it has no 7bit form")
+    return header
 
 
 def _downgrade_container(part: Message) -> None:
@@ -146,7 +150,7 @@ def _japanese_subject(name: str, subject: str, *, charset: str) -> str | None:
     return folder.value()
 
 
-def _japanese_addresses(name: str, header: t.Any, *, charset: str) -> str | None:
+def _japanese_addresses(name: str, header: AddressHeader, *, charset: str) -> str | None:
     groups = header.groups
     phrases = [group.display_name for group in groups] + [a.display_name for group in groups for a in group.addresses]
     if all(not phrase or phrase.isascii() for phrase in phrases):
@@ -250,5 +254,6 @@ class _HeaderFolder:
         try:
             encoded = text.encode(self.charset)
         except UnicodeEncodeError as exc:
-            raise ValueError(f"{self.name}: {exc.object[exc.start:exc.end]!r} cannot be encoded in {self.charset}") from None
+            bad = exc.object[exc.start:exc.end]
+            raise ValueError(f"{self.name}: {bad!r} cannot be encoded in {self.charset}") from None
         return f"=?{self.charset}?b?{base64.b64encode(encoded).decode('ascii')}?="

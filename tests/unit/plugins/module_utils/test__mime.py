@@ -175,6 +175,11 @@ class TestDowngrade:
         assert [name for name, _ in back.items()][:4] == ["From", "To", "Subject", "Message-ID"]
         assert b"To: b@example.com\r\n" in result
 
+    def test_non_ascii_address_has_no_7bit_form(self):
+        data = "From: a@example.com\r\nTo: 山田 <やまだ@example.jp>\r\nSubject: s\r\n\r\nbody\r\n".encode()
+        with pytest.raises(ValueError, match="SMTPUTF8"):
+            _mime.downgrade_to_7bit(data)
+
 
 def encoded_words(value: str) -> list[str]:
     return value.split()
@@ -204,7 +209,8 @@ class TestJapaneseHeaders:
         assert parsed(data)["Subject"] == "Re: 会議 [ID 42]"
 
     def test_long_subject_folds_between_encoded_words(self):
-        subject = "来週月曜日の午前十時から第三会議室にて定例会議を開催しますのでご出席をお願いします（資料は事前に共有します）"
+        subject = ("来週月曜日の午前十時から第三会議室にて定例会議を開催しますので"
+                   "ご出席をお願いします（資料は事前に共有します）")
         msg = new_message(subject=subject)
         _mime.japanese_headers(msg)
         data = wire(msg)
