@@ -86,6 +86,15 @@ options:
         stays valid with Microsoft until it expires.
     type: bool
     default: false
+  token_expiry_margin:
+    description:
+      - Seconds a cached access token must still be valid to be used; a token closer to its expiry is refreshed
+        first, so that it cannot expire during a slow send (Microsoft refuses a token close to expiry with
+        C(501 5.5.127)).
+      - Independently of this, when the server refuses a cached token (revoked by a password change or an admin),
+        the cache entry is dropped, the token refreshed once and the login tried once more.
+    type: int
+    default: 300
 """
 
     # Where plugins, which have no task arguments, read these options: environment variables and ansible.cfg.
@@ -165,4 +174,10 @@ options:
     ini:
       - section: callback_smail_xoauth2_notify
         key: persist_rotated_token
+  token_expiry_margin:
+    env:
+      - name: SMAIL_XOAUTH2_TOKEN_EXPIRY_MARGIN
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: token_expiry_margin
 """

@@ -21,9 +21,12 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._net import require_secure_url
+from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
 
 try:
     import fcntl
@@ -31,8 +34,9 @@ except ImportError:  # pragma: no cover - Windows controllers are not supported 
     fcntl = None  # type: ignore[assignment]
 
 
-#: Seconds before expiry at which a cached token is no longer handed out.
-EXPIRY_MARGIN_SECONDS = 60
+#: Seconds a cached token must stay valid to be handed out: enough for a slow send (Microsoft refuses a token
+#: close to its expiry with 501 5.5.127).
+EXPIRY_MARGIN_SECONDS = 300
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
@@ -186,9 +190,7 @@ def resolve_grant(
     uri = token_uri or preset.token_uri
     if not uri:
         raise OptionError("token_uri", f"is required with provider {provider!r}")
-    uri = fill_tenant(uri, tenant)
-    if not uri.lower().startswith(("https://", "http://")):
-        raise OptionError("token_uri", "must be an http(s) URL")
+    uri = require_secure_url("token_uri", fill_tenant(uri, tenant))
     resolved_scopes = split_scopes(scopes) or preset.scopes
     return RefreshTokenGrant(
         client_id=client_id,
@@ -221,7 +223,16 @@ _ENDPOINT_ERROR_HINTS = {
 
 
 class TokenError(SmailError):
-    """The token endpoint refused the refresh, could not be reached, or answered nonsense."""
+    """The token endpoint refused the refresh, could not be reached, or answered nonsense.
+
+    ``transient`` is True when trying again later may succeed (the endpoint was unreachable, timed out, or
+    answered 5xx): the request certainly did not produce a token.
+    """
+
+    def __init__(self, code: str, msg: str, *, hint: str | None = None, details: dict[str, t.Any] | None = None,
+                 transient: bool = False) -> None:
+        super().__init__(code, msg, hint=hint, details=details)
+        self.transient = transient
 
 
 def token_endpoint_error(code: str, description: str, *, request: str = "the refresh",
@@ -258,6 +269,7 @@ def transport_error(cause: BaseException, *, token_uri: str) -> TokenError:
         "token_endpoint_unreachable",
         f"The token endpoint {token_uri} could not be reached: {_shorten(cause, 300)}",
         hint="Check DNS, the network path and the HTTPS_PROXY/NO_PROXY environment of the host that refreshes.",
+        transient=True,
     )
 
 
@@ -276,6 +288,12 @@ def map_refresh_exception(exc: BaseException, *, token_uri: str) -> TokenError:
         return transport_error(cause or exc, token_uri=token_uri)
     if isinstance(exc, gexc.RefreshError):
         data = exc.args[1] if len(exc.args) > 1 else None
+        if getattr(exc, "retryable", False):
+            # google-auth has already retried a 5xx, 408 or 429 answer three times with backoff.
+            return TokenError("token_endpoint_unavailable", f"The token endpoint {token_uri} is unavailable: "
+                              f"{_shorten(json.dumps(data) if isinstance(data, dict) else str(data))}",
+                              hint="The provider has an outage or limits the rate; the mail can wait in spool_dir.",
+                              transient=True)
         if isinstance(data, dict) and data.get("error"):
             return token_endpoint_error(str(data["error"]), str(data.get("error_description") or ""))
         message = str(exc.args[0]) if exc.args else str(exc)
@@ -395,8 +413,8 @@ class TokenCache:
         finally:
             os.close(fd)  # closing releases the flock
 
-    def load(self, key: str, *, now: datetime.datetime | None = None) -> AccessToken | None:
-        """The cached token for ``key`` if it stays valid for more than the expiry margin, else None."""
+    def load(self, key: str, *, now: datetime.datetime | None = None, margin: float = EXPIRY_MARGIN_SECONDS) -> AccessToken | None:
+        """The cached token for ``key`` if it stays valid for more than ``margin`` seconds, else None."""
         now = now or _utcnow()
         try:
             with open(self._path(key), encoding="utf-8") as handle:
@@ -405,7 +423,7 @@ class TokenCache:
             token = str(entry["access_token"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if (expires_at - now).total_seconds() <= EXPIRY_MARGIN_SECONDS:
+        if (expires_at - now).total_seconds() <= margin:
             return None
         return AccessToken(token=token, source="cache", expires_at=expires_at, scopes=tuple(entry.get("scopes") or ()))
 
@@ -435,24 +453,46 @@ def obtain_access_token(
     cache: TokenCache | None = None,
     tls: TLSSettings | None = None,
     refresh: t.Callable[..., AccessToken] = refresh_access_token,
+    refused: str | None = None,
+    margin: float = EXPIRY_MARGIN_SECONDS,
+    retry: RetryPolicy = NO_RETRY,
+    sleep: t.Callable[[float], None] = time.sleep,
 ) -> AccessToken:
     """An access token for the grant: the given one as is, else a cached one, else a fresh refresh.
 
-    A rotated refresh token is reported on the result; the cache keeps only the access token, under the old
-    refresh token and, when rotated, under the new one too, so the next task finds it whichever it uses.
+    ``refused`` is a token the server has just refused: it is never handed out again, and the refresh that
+    replaces it happens once even when many processes saw it refused at the same time. A rotated refresh token is
+    reported on the result; the cache keeps only the access token, under the old refresh token and, when rotated,
+    under the new one too, so the next task finds it whichever it uses. Transient endpoint failures are retried
+    as ``retry`` says.
     """
     if access_token:
         return AccessToken(token=access_token, source="given")
     if grant is None:
         raise OptionError("refresh_token", "either access_token or client_id, client_secret and refresh_token are required")
+
+    def refresh_with_retries() -> AccessToken:
+        started = time.monotonic()
+        failures = 0
+        while True:
+            try:
+                return refresh(grant, tls=tls)
+            except TokenError as exc:
+                failures += 1
+                pause = retry.pause(failures, time.monotonic() - started) if exc.transient else None
+                if pause is None:
+                    exc.details.setdefault("token_attempts", failures)
+                    raise
+                sleep(pause)
+
     if cache is None:
-        return refresh(grant, tls=tls)
+        return refresh_with_retries()
     key = grant.cache_key()
     with cache.locked(key):
-        cached = cache.load(key)
-        if cached is not None:
+        cached = cache.load(key, margin=margin)
+        if cached is not None and cached.token != refused:
             return cached
-        token = refresh(grant, tls=tls)
+        token = refresh_with_retries()
         keys = [key]
         if token.rotated_refresh_token:
             keys.append(dataclasses.replace(grant, refresh_token=token.rotated_refresh_token).cache_key())

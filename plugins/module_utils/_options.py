@@ -28,6 +28,7 @@ OAUTH2_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "token_cache": {"type": "bool", "default": True},
     "token_cache_dir": {"type": "path"},
     "persist_rotated_token": {"type": "bool", "default": False},
+    "token_expiry_margin": {"type": "int", "default": 300},
 }
 
 TLS_ARGSPEC: dict[str, dict[str, t.Any]] = {
@@ -44,6 +45,11 @@ SMTP_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "username": {"type": "str"},
     "password": {"type": "str", "no_log": True},
     "ehlohost": {"type": "str"},
+    "retries": {"type": "int", "default": 2},
+    "retry_delay": {"type": "float", "default": 1.0},
+    "retry_max_time": {"type": "float", "default": 60.0},
+    "allow_partial": {"type": "bool", "default": False},
+    "spool_dir": {"type": "path"},
 }
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import email.utils
-import ipaddress
 import json
 import mimetypes
 import os
@@ -25,6 +24,7 @@ import re
 import smtplib
 import socket
 import ssl
+import time
 import typing as t
 from email import policy
 from email.headerregistry import Address
@@ -32,6 +32,8 @@ from email.message import EmailMessage
 from html.parser import HTMLParser
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._net import is_loopback
+from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
 
 SECURE_MODES = ("ssl", "starttls", "never")
 DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "never": 25}
@@ -50,12 +52,28 @@ class SMTPError(SmailError):
     """
 
     def __init__(self, code: str, msg: str, *, stage: str, hint: str | None = None,
-                 may_have_been_delivered: bool = False, details: dict[str, t.Any] | None = None) -> None:
+                 may_have_been_delivered: bool = False, details: dict[str, t.Any] | None = None,
+                 transient: bool | None = None) -> None:
         merged = {"stage": stage, "may_have_been_delivered": may_have_been_delivered}
         merged.update(details or {})
         super().__init__(code, msg, hint=hint, details=merged)
         self.stage = stage
         self.may_have_been_delivered = may_have_been_delivered
+        self.transient = _is_transient(code, merged.get("smtp_code")) if transient is None else transient
+
+    @property
+    def smtp_code(self) -> int | None:
+        """The server's reply code, when the failure was a reply."""
+        return self.details.get("smtp_code")
+
+
+def _is_transient(code: str, smtp_code: int | None) -> bool:
+    """Whether trying again later may succeed: a 4xx reply, or a network failure before any reply (RFC 5321 4.2.1)."""
+    if code == "delivery_unknown":
+        return False  # the message may have been accepted: trying again could deliver it twice
+    if smtp_code is not None:
+        return 400 <= smtp_code < 500
+    return code in ("smtp_connect", "smtp_timeout", "smtp_tls")
 
 
 # --- transcript ---------------------------------------------------------------------------------
@@ -189,16 +207,6 @@ class SASLLogin:
 
     def __repr__(self) -> str:
         return f"SASLLogin(mechanism={self.mechanism!r}, username={self.username!r})"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals."""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def validate_connection(endpoint: SMTPEndpoint, login: SASLLogin) -> None:
@@ -339,6 +347,12 @@ def build_message(spec: MessageSpec) -> EmailMessage:
         raise OptionError("charset", f"the body contains characters that {spec.charset} cannot encode") from None
     for path in spec.attachments:
         _attach_file(msg, path)
+    if spec.charset.lower().replace("_", "-") == "iso-2022-jp":
+        from ansible_collections.smail.xoauth2.plugins.module_utils import _mime  # pylint: disable=import-outside-toplevel
+        try:
+            _mime.japanese_headers(msg)
+        except ValueError as exc:
+            raise OptionError("charset", f"a header cannot be written in ISO-2022-JP: {exc}") from None
     return msg
 
 
@@ -363,7 +377,14 @@ def envelope_recipients(spec: MessageSpec) -> list[str]:
 
 
 def message_bytes(msg: EmailMessage) -> bytes:
-    """The wire form of ``msg``: CRLF line endings, headers encoded for SMTP."""
+    """The wire form of ``msg``: CRLF line endings, headers encoded for SMTP.
+
+    Non-ASCII addresses cannot be written as encoded words (RFC 2047 section 5): such a message is written as
+    RFC 6532 UTF-8 headers, which only a server offering SMTPUTF8 takes.
+    """
+    addresses = [address for name in ("From", "To", "Cc", "Reply-To") for address in getattr(msg[name], "addresses", ())]
+    if not all(address.addr_spec.isascii() for address in addresses):
+        return msg.as_bytes(policy=policy.SMTPUTF8)
     return msg.as_bytes(policy=policy.SMTP)
 
 
@@ -385,11 +406,56 @@ def _reply_text(message: bytes | str) -> str:
     return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
 
 
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """One message as the server sees it: envelope sender, recipients and the exact bytes after DATA."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    message_id: str | None = None
+
+
+@dataclasses.dataclass
+class RcptReplies:
+    """The server's answers to one round of RCPT TO."""
+
+    accepted: list[str] = dataclasses.field(default_factory=list)
+    #: 4xx: may be accepted later.
+    deferred: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: 5xx: refused for good.
+    refused: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+class LoginSource(t.Protocol):
+    """Where a session gets its SASL login, and a new one after the server refused a bearer token."""
+
+    def login(self) -> SASLLogin:
+        """The login to present."""
+
+    def renew(self) -> SASLLogin | None:
+        """A login with a new token after a refusal, or None when a new one cannot help (refused right after a refresh)."""
+
+
+@dataclasses.dataclass
+class StaticLogin:
+    """A login that cannot be renewed: a password, no AUTH, or an access token given as is."""
+
+    value: SASLLogin
+
+    def login(self) -> SASLLogin:
+        return self.value
+
+    def renew(self) -> SASLLogin | None:
+        return None
+
+
 class SMTPSession:
     """One SMTP connection driven step by step; use as a context manager so the socket is always closed.
 
     Steps: :meth:`connect` (TCP, implicit TLS, greeting), :meth:`ehlo`, :meth:`starttls`, :meth:`authenticate`,
-    :meth:`mail_from`, :meth:`rcpt_to`, :meth:`data`, :meth:`quit`. :meth:`open` runs the first four.
+    :meth:`mail_from`, :meth:`rcpt_to`, :meth:`data`, :meth:`quit`. :meth:`open` runs the first four;
+    :meth:`transact` runs MAIL, RCPT and DATA for one :class:`Envelope`.
     """
 
     def __init__(self, endpoint: SMTPEndpoint, login: SASLLogin, *, transcript: Transcript | None = None) -> None:
@@ -416,6 +482,11 @@ class SMTPSession:
                 self._smtp = None
 
     @property
+    def connected(self) -> bool:
+        """False once the connection was closed, by a failure, a 421 or QUIT."""
+        return self._smtp is not None and self._smtp.sock is not None
+
+    @property
     def smtp(self) -> _SMTP | _SMTPSSL:
         if self._smtp is None:
             raise SMTPError("smtp_connect", "Not connected.", stage="connect")
@@ -435,11 +506,16 @@ class SMTPSession:
             )
         # smtplib reports a read timeout as a disconnect; the timeout is its context.
         if isinstance(exc, _TIMEOUTS) or isinstance(exc.__context__, _TIMEOUTS):
+            if stage == "connect" and self.endpoint.secure != "ssl":
+                return SMTPError("smtp_timeout", f"{where} sent no SMTP greeting within {self.endpoint.timeout:g} s.",
+                                 stage=stage, hint="A port that expects implicit TLS (465) waits silently for a TLS "
+                                                   "handshake: use secure=ssl there, or check the port.")
             return SMTPError("smtp_timeout", f"No answer from {where} within {self.endpoint.timeout:g} s during {stage}.",
                              stage=stage, hint="Raise timeout, or check that the port speaks SMTP with the chosen secure mode.")
         if isinstance(exc, ssl.SSLCertVerificationError):
             return SMTPError("smtp_tls", f"The certificate of {where} could not be verified: {exc.verify_message}.",
-                             stage=stage, hint="Set ca_path to the CA bundle that signed it; validate_certs=false is for tests only.")
+                             stage=stage, transient=False,
+                             hint="Set ca_path to the CA bundle that signed it; validate_certs=false is for tests only.")
         if isinstance(exc, ssl.SSLError):
             return SMTPError("smtp_tls", f"TLS with {where} failed: {exc}.", stage=stage,
                              hint="Check secure: 'ssl' is implicit TLS (port 465), 'starttls' upgrades a plain connection (port 587).")
@@ -459,7 +535,13 @@ class SMTPSession:
             code, message = self.smtp.docmd(line)
         except (OSError, smtplib.SMTPException) as exc:
             raise self._fail(exc, stage=stage) from None
+        self._closed_by(code)
         return code, _reply_text(message)
+
+    def _closed_by(self, code: int) -> None:
+        # 421: the server closes the channel (RFC 5321 section 3.8); nothing more can be said on it.
+        if code == 421:
+            self.close()
 
     # steps
 
@@ -491,21 +573,23 @@ class SMTPSession:
             raise self._fail(exc, stage="ehlo") from None
         if code != 250:
             self.close()
-            raise SMTPError("smtp_connect", f"The server refused EHLO: {code} {_reply_text(message)}", stage="ehlo")
+            raise SMTPError("smtp_connect", f"The server refused EHLO: {code} {_reply_text(message)}", stage="ehlo",
+                            details={"smtp_code": code})
 
     def starttls(self) -> None:
         """Upgrade to TLS (verifying the certificate) and say EHLO again, as RFC 3207 requires."""
         if not self.smtp.has_extn("starttls"):
             self.close()
             raise SMTPError("smtp_tls", f"{self.endpoint.host}:{self.endpoint.port} does not offer STARTTLS.", stage="tls",
-                            hint="Use secure=ssl for implicit TLS (port 465), or check the port.")
+                            transient=False, hint="Use secure=ssl for implicit TLS (port 465), or check the port.")
         try:
             code, message = self.smtp.starttls(context=self.endpoint.ssl_context())
         except (OSError, smtplib.SMTPException) as exc:
             raise self._fail(exc, stage="tls") from None
         if code != 220:
             self.close()
-            raise SMTPError("smtp_tls", f"The server refused STARTTLS: {code} {_reply_text(message)}", stage="tls")
+            raise SMTPError("smtp_tls", f"The server refused STARTTLS: {code} {_reply_text(message)}", stage="tls",
+                            details={"smtp_code": code})
         self.ehlo()
 
     def authenticate(self) -> None:
@@ -571,12 +655,35 @@ class SMTPSession:
             self.starttls()
         self.authenticate()
 
-    def mail_from(self, sender: str) -> None:
-        """MAIL FROM; a refusal is ``sender_refused``."""
+    def open_with(self, logins: LoginSource) -> None:
+        """:meth:`open` with ``logins.login()``; when the server refuses that bearer token, once more with a renewed one.
+
+        A token can be revoked on the server side (password change, admin action) long before it expires; only a
+        new token helps then, and a token refused right after its refresh is final.
+        """
+        self.login = logins.login()
+        self.transcript.add_secret(self.login.secret)
         try:
-            code, message = self.smtp.mail(sender)
+            self.open()
+        except SMTPError as exc:
+            if exc.code != "smtp_auth" or exc.transient or self.login.mechanism not in ("xoauth2", "oauthbearer"):
+                raise
+            renewed = logins.renew()
+            if renewed is None:
+                raise
+            self.transcript.note("the server refused the access token: trying once more with a refreshed one")
+            self.close()
+            self.login = renewed
+            self.transcript.add_secret(renewed.secret)
+            self.open()
+
+    def mail_from(self, sender: str, options: t.Sequence[str] = ()) -> None:
+        """MAIL FROM with ESMTP ``options``; a refusal is ``sender_refused``."""
+        try:
+            code, message = self.smtp.mail(sender, list(options))
         except (OSError, smtplib.SMTPException) as exc:
             raise self._fail(exc, stage="mail") from None
+        self._closed_by(code)
         if code != 250:
             text = _reply_text(message)
             self._reset()
@@ -584,25 +691,29 @@ class SMTPSession:
                             details={"smtp_code": code},
                             hint="The sender must be the authenticated account or one of its verified aliases.")
 
-    def rcpt_to(self, recipients: t.Sequence[str]) -> tuple[list[str], dict[str, str]]:
-        """RCPT TO for each address; returns (accepted, refused address -> reply). None accepted is ``recipients_refused``."""
-        accepted: list[str] = []
-        refused: dict[str, str] = {}
+    def rcpt_to(self, recipients: t.Sequence[str]) -> RcptReplies:
+        """RCPT TO for each address, sorted by the reply into accepted, deferred (4xx) and refused (5xx).
+
+        A 421 ends the session: ``smtp_connect`` with the reply code, transient.
+        """
+        replies = RcptReplies()
         for address in recipients:
             try:
                 code, message = self.smtp.rcpt(address)
             except (OSError, smtplib.SMTPException) as exc:
                 raise self._fail(exc, stage="rcpt") from None
+            self._closed_by(code)
+            text = f"{code} {_reply_text(message)}"
+            if code == 421:
+                raise SMTPError("smtp_connect", f"The server closed the connection at RCPT TO {address}: {text}",
+                                stage="rcpt", details={"smtp_code": code})
             if code in (250, 251):
-                accepted.append(address)
+                replies.accepted.append(address)
+            elif 400 <= code < 500:
+                replies.deferred[address] = text
             else:
-                refused[address] = f"{code} {_reply_text(message)}"
-        if not accepted:
-            self._reset()
-            raise SMTPError("recipients_refused", "The server refused every recipient: "
-                            + "; ".join(f"{addr}: {reply}" for addr, reply in refused.items()),
-                            stage="rcpt", details={"refused": refused})
-        return accepted, refused
+                replies.refused[address] = text
+        return replies
 
     def data(self, payload: bytes) -> None:
         """DATA, the dot-stuffed message and the final dot; a loss after the dot is ``delivery_unknown``."""
@@ -624,10 +735,59 @@ class SMTPSession:
             code, message = self.smtp.getreply()
         except (OSError, smtplib.SMTPException) as exc:
             raise self._fail(exc, stage="data", after_final_dot=True) from None
+        self._closed_by(code)
         if code != 250:
             self._reset()
             raise SMTPError("data_refused", f"The server refused the message: {code} {_reply_text(message)}", stage="data",
                             details={"smtp_code": code})
+
+    def prepare(self, envelope: Envelope) -> tuple[bytes, list[str]]:
+        """The bytes to send to this server and the MAIL FROM options they need; SMTPError before anything is sent.
+
+        8bit data goes with ``BODY=8BITMIME`` to a server that offers it and is re-encoded as 7bit otherwise;
+        non-ASCII addresses need ``SMTPUTF8``; a message over the server's ``SIZE`` is refused here, not after DATA.
+        """
+        smtp = self.smtp
+        options: list[str] = []
+        data = envelope.data
+        addresses = (envelope.sender, *envelope.recipients)
+        utf8 = not all(address.isascii() for address in addresses)
+        if utf8:
+            if not smtp.has_extn("smtputf8"):
+                raise SMTPError("smtputf8_unsupported", f"{self.endpoint.host} does not offer SMTPUTF8, which the non-ASCII "
+                                "address(es) need: " + ", ".join(a for a in addresses if not a.isascii()),
+                                stage="mail", transient=False, hint="Use ASCII addresses with this server.")
+            options.append("SMTPUTF8")
+        if not data.isascii():
+            if smtp.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            elif not utf8:
+                from ansible_collections.smail.xoauth2.plugins.module_utils import _mime  # pylint: disable=import-outside-toplevel
+                data = _mime.downgrade_to_7bit(data)
+                self.transcript.note("the server does not offer 8BITMIME: the message was re-encoded as 7bit")
+        limit = smtp.esmtp_features.get("size", "")
+        if limit.isdigit():
+            if int(limit) and len(data) > int(limit):
+                raise SMTPError("message_too_large", f"The message has {len(data)} bytes; {self.endpoint.host} takes at most "
+                                f"{limit} (SIZE).", stage="mail", transient=False,
+                                hint="Send large files as links, or fewer attachments per mail.")
+            options.append(f"SIZE={len(data)}")
+        return data, options
+
+    def transact(self, envelope: Envelope, recipients: t.Sequence[str]) -> RcptReplies:
+        """MAIL, RCPT for ``recipients`` and DATA; returns the RCPT replies once the server accepted the message.
+
+        With no recipient accepted nothing is sent: the replies come back without DATA. Raises SMTPError for a
+        refusal at MAIL or DATA (or a lost connection), with ``transient`` saying whether trying later may help.
+        """
+        payload, mail_options = self.prepare(envelope)
+        self.mail_from(envelope.sender, mail_options)
+        replies = self.rcpt_to(recipients)
+        if not replies.accepted:
+            self._reset()
+            return replies
+        self.data(payload)
+        return replies
 
     def quit(self) -> None:
         """QUIT politely; failures here do not matter any more."""
@@ -641,6 +801,8 @@ class SMTPSession:
             self.close()
 
     def _reset(self) -> None:
+        if not self.connected:
+            return
         try:
             self.smtp.rset()
         except (OSError, smtplib.SMTPException, SMTPError):
@@ -654,6 +816,115 @@ def _auth_hint(mechanism: str) -> str:
     return "Check username and password (Gmail and Microsoft 365 need an app password for PLAIN/LOGIN)."
 
 
+# --- delivery with retries ----------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Outcome:
+    """What became of one envelope: who has it, who refused it for good, who is still waiting, and why."""
+
+    envelope: Envelope
+    pending: list[str]
+    accepted: list[str] = dataclasses.field(default_factory=list)
+    refused: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The reason the pending recipients do not have it yet, or the final failure of the envelope.
+    error: SMTPError | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more to try: every recipient has it or refused it, or the failure is final."""
+        return not self.pending or (self.error is not None and not self.error.transient)
+
+
+@dataclasses.dataclass
+class DeliveryReport:
+    """The outcome of every envelope, and the failed attempts on the way (stage, code and reply, no secrets)."""
+
+    outcomes: list[Outcome]
+    attempts: int = 0
+    failed_attempts: list[dict[str, t.Any]] = dataclasses.field(default_factory=list)
+
+
+def _deferral(outcome: Outcome, deferred: dict[str, str]) -> SMTPError:
+    text = "; ".join(f"{address}: {reply}" for address, reply in deferred.items())
+    return SMTPError("recipients_deferred", f"The server deferred recipient(s) of {outcome.envelope.message_id}: {text}",
+                     stage="rcpt", transient=True, details={"deferred": dict(deferred)})
+
+
+def _run_transaction(session: SMTPSession, outcome: Outcome) -> None:
+    """One MAIL/RCPT/DATA round for the envelope's pending recipients, recorded on ``outcome``; raises SMTPError."""
+    replies = session.transact(outcome.envelope, outcome.pending)
+    outcome.refused.update(replies.refused)
+    outcome.accepted.extend(replies.accepted)
+    outcome.pending = list(replies.deferred)
+    outcome.error = _deferral(outcome, replies.deferred) if replies.deferred else None
+    if not outcome.pending and not outcome.accepted:
+        outcome.error = SMTPError("recipients_refused", "The server refused every recipient: "
+                                  + "; ".join(f"{addr}: {reply}" for addr, reply in outcome.refused.items()),
+                                  stage="rcpt", transient=False, details={"refused": dict(outcome.refused)})
+
+
+def _attempt(endpoint: SMTPEndpoint, logins: LoginSource, todo: list[Outcome], transcript: Transcript) -> None:
+    """One connection: open it, then a transaction per unfinished envelope while the connection lasts.
+
+    Each envelope's ``error`` says afterwards why it is not (wholly) delivered; an envelope left untried because
+    the connection ended gets that reason, or a transient one when the end was final only for another envelope.
+    """
+    with SMTPSession(endpoint, logins.login(), transcript=transcript) as session:
+        try:
+            session.open_with(logins)
+        except SMTPError as exc:
+            for outcome in todo:
+                outcome.error = exc
+            return
+        for index, outcome in enumerate(todo):
+            try:
+                _run_transaction(session, outcome)
+            except SMTPError as exc:
+                outcome.error = exc
+            if not session.connected:
+                lost = outcome.error if outcome.error is not None and outcome.error.transient else SMTPError(
+                    "smtp_connect", "The connection ended before this message was sent.", stage="mail", transient=True)
+                for untried in todo[index + 1:]:
+                    untried.error = lost
+                return
+        session.quit()
+
+
+def deliver_envelopes(endpoint: SMTPEndpoint, logins: LoginSource, envelopes: t.Sequence[Envelope], *,
+                      policy: RetryPolicy = NO_RETRY, transcript: Transcript | None = None,
+                      sleep: t.Callable[[float], None] = time.sleep,
+                      clock: t.Callable[[], float] = time.monotonic) -> DeliveryReport:
+    """Deliver ``envelopes`` in order over one connection, retrying what may still succeed.
+
+    Retried: failures before the server accepted the message (connection, TLS, a 421, a 4xx at AUTH, MAIL, RCPT or in
+    reply to DATA); per recipient for a 4xx at RCPT. Never retried: a 5xx, and a connection lost after the final
+    dot (``delivery_unknown``), because the server may have taken the message. Every attempt sends the same bytes,
+    so the Message-ID stays the same.
+    """
+    transcript = transcript or Transcript()
+    report = DeliveryReport(outcomes=[Outcome(envelope, pending=list(envelope.recipients)) for envelope in envelopes])
+    started = clock()
+    while True:
+        todo = [outcome for outcome in report.outcomes if not outcome.finished]
+        if not todo:
+            return report
+        report.attempts += 1
+        _attempt(endpoint, logins, todo, transcript)
+        failures = [outcome.error for outcome in todo if outcome.pending and outcome.error is not None]
+        if not failures:
+            continue
+        for error in dict.fromkeys(failures):
+            report.failed_attempts.append({"attempt": report.attempts, "stage": error.stage, "error": error.code,
+                                           "smtp_code": error.smtp_code, "reply": error.msg})
+        if not any(error.transient for error in failures):
+            return report
+        pause = policy.pause(report.attempts, clock() - started)
+        if pause is None:
+            return report
+        transcript.note(f"attempt {report.attempts} failed ({failures[0].code}); trying again in {pause:.1f} s")
+        sleep(pause)
+
+
 def send_message(
     endpoint: SMTPEndpoint,
     login: SASLLogin,
@@ -664,19 +935,19 @@ def send_message(
     transcript: Transcript | None = None,
     check_only: bool = False,
 ) -> SendResult:
-    """Send ``msg`` step by step. With ``check_only`` it connects and authenticates, then quits without MAIL."""
+    """Send ``msg`` once, without retries. With ``check_only`` it connects and authenticates, then quits without MAIL."""
     validate_connection(endpoint, login)
     if not recipients:
         raise OptionError("to", "at least one recipient is required in to, cc or bcc")
-    with SMTPSession(endpoint, login, transcript=transcript) as session:
-        session.open()
-        if check_only:
+    if check_only:
+        with SMTPSession(endpoint, login, transcript=transcript) as session:
+            session.open()
             session.quit()
-            return SendResult(message_id=msg["Message-ID"], sender=envelope_sender, recipients=[], refused={},
-                              auth_mechanism=login.mechanism, sent=False)
-        session.mail_from(envelope_sender)
-        accepted, refused = session.rcpt_to(recipients)
-        session.data(message_bytes(msg))
-        session.quit()
-    return SendResult(message_id=msg["Message-ID"], sender=envelope_sender, recipients=accepted, refused=refused,
-                      auth_mechanism=login.mechanism, sent=True)
+        return SendResult(message_id=msg["Message-ID"], sender=envelope_sender, recipients=[], refused={},
+                          auth_mechanism=login.mechanism, sent=False)
+    envelope = Envelope(envelope_sender, tuple(recipients), message_bytes(msg), msg["Message-ID"])
+    outcome = deliver_envelopes(endpoint, StaticLogin(login), [envelope], transcript=transcript).outcomes[0]
+    if outcome.error is not None:
+        raise outcome.error
+    return SendResult(message_id=msg["Message-ID"], sender=envelope_sender, recipients=outcome.accepted,
+                      refused=outcome.refused, auth_mechanism=login.mechanism, sent=True)

@@ -181,8 +181,10 @@ recipients:
   elements: str
   sample: [ops@example.com]
 refused:
-  description: Recipients the server refused, with its reply. The mail went to the others.
-  returned: success
+  description:
+    - Recipients the server refused for good (5xx), with its reply. The mail went to the others.
+    - Without O(allow_partial=true) a refused recipient fails the task (these fields are then returned too).
+  returned: success, and failure with RV(error=recipients_refused)
   type: dict
   sample: {"nobody@example.com": "550 5.1.1 The email account that you tried to reach does not exist."}
 auth_mechanism:
@@ -200,6 +202,37 @@ refresh_token_rotated:
   returned: when the refresh token was rotated
   type: bool
   sample: true
+attempts:
+  description: How many connections the send took (1 without retries); 0 when the mail was spooled before any.
+  returned: success and failures of the SMTP session
+  type: int
+  sample: 2
+failed_attempts:
+  description: Each failed attempt, with its step, stable code, reply code and the server's reply (never a secret).
+  returned: success and failures of the SMTP session
+  type: list
+  elements: dict
+  sample: [{"attempt": 1, "stage": "data", "error": "data_refused", "smtp_code": 451,
+            "reply": "The server refused the message: 451 4.3.0 Mail server temporarily rejected message."}]
+spooled:
+  description: True when the mail could not be sent now and was written to O(spool_dir) instead.
+  returned: success
+  type: bool
+  sample: false
+spool_path:
+  description: The spool file of this mail.
+  returned: when RV(spooled=true)
+  type: str
+spool_delivered:
+  description: The C(Message-ID)s of mail spooled earlier that this send delivered first.
+  returned: success and failures of the SMTP session
+  type: list
+  elements: str
+spool_pending:
+  description: Mail still waiting in O(spool_dir) for this account (path, C(Message-ID), recipients, reason).
+  returned: success and failures of the SMTP session
+  type: list
+  elements: dict
 transcript:
   description: The SMTP conversation, one line per command (C(C:)) or reply (C(S:)), with secrets masked.
   returned: when O(debug=true)
@@ -210,7 +243,9 @@ error:
   description:
     - The stable code of a failure, for example V(invalid_grant), V(invalid_client), V(token_endpoint_unreachable),
       V(token_endpoint_tls), V(token_endpoint_bad_response), V(smtp_connect), V(smtp_tls), V(smtp_timeout),
-      V(smtp_auth), V(sender_refused), V(recipients_refused), V(data_refused), V(delivery_unknown), V(invalid_option).
+      V(token_endpoint_unavailable), V(smtp_auth), V(sender_refused), V(recipients_refused), V(recipients_deferred),
+      V(data_refused), V(delivery_unknown), V(message_too_large), V(smtputf8_unsupported), V(spool_write),
+      V(invalid_option).
   returned: failure
   type: str
   sample: invalid_grant
@@ -221,8 +256,9 @@ stage:
   sample: auth
 may_have_been_delivered:
   description:
-    - True only when the connection was lost after the whole message was sent; the server may have delivered it,
-      so do not blindly retry.
+    - True when the connection was lost after the whole message was sent (RV(error=delivery_unknown)): the server
+      may have delivered it, so do not blindly retry. Also true when some recipients have the mail and others
+      were refused or are still deferred.
   returned: failure of the SMTP session
   type: bool
   sample: false
@@ -300,7 +336,9 @@ def main() -> None:
         result["transcript"] = delivery.transcript.lines
     if module.check_mode:
         result["msg"] = "Check mode: authenticated to the server; the mail was not sent."
-    module.exit_json(changed=sent or module.check_mode, **result)
+    # A spooled mail, or spooled mail delivered first, changed something too.
+    changed = sent or bool(result.get("spooled")) or bool(result.get("spool_delivered")) or module.check_mode
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":

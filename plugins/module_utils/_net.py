@@ -1,0 +1,41 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Where secrets may go: the loopback test and the https rule for OAuth 2.0 endpoints.
+
+This file is private to the collection and has no Ansible imports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (``127.0.0.0/8``, ``::1``)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_secure_url(option: str, url: str) -> str:
+    """``url`` when it is https, or http to a loopback host; else OptionError naming ``option``.
+
+    Client secrets, refresh tokens and authorization codes are posted to these URLs: plain http would put them on the
+    wire in clear text, which is acceptable only when the wire is the loopback interface (a local proxy or sandbox).
+    """
+    parsed = urllib.parse.urlsplit(url)
+    scheme = parsed.scheme.lower()
+    if scheme not in ("https", "http") or not parsed.hostname:
+        raise OptionError(option, "must be an http(s) URL with a host")
+    if scheme == "http" and not is_loopback(parsed.hostname):
+        raise OptionError(option, f"plain http would send credentials in clear text to {parsed.hostname}; "
+                                  "use https (http is allowed only to a loopback host)")
+    return url
