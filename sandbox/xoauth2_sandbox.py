@@ -45,9 +45,11 @@ import itertools
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
+import socketserver
 import ssl
 import sys
 import tempfile
@@ -89,6 +91,9 @@ TOKEN_PATH = "/token"
 TOKEN_NOT_JSON_PATH = "/token-not-json"
 TOKEN_NO_ACCESS_TOKEN_PATH = "/token-without-access-token"
 TOKENINFO_PATH = "/tokeninfo"
+REVOKE_PATH = "/revoke"
+#: ``/fault/<spec>/token``: the token endpoint with a fault injected (see :func:`parse_fault_spec`).
+FAULT_TOKEN_PATH = "/fault/{fault}/token"
 AUTHORIZE_PATH = "/authorize"
 #: Azure AD's v2 endpoints, under /ms/ so they share the listeners with the Google-like ones.
 MICROSOFT_PREFIX = "/ms/"
@@ -116,6 +121,18 @@ REFUSED_SENDER_REPLY = "553 5.7.1 Sender address rejected"
 REJECT_RECIPIENT_PREFIX = "reject"
 REFUSE_SENDER_PREFIX = "refused"
 DROP_AFTER_DATA_PREFIX = "drop-after-data"
+
+#: Envelope addresses whose local part starts with this inject an SMTP fault (see :func:`parse_fault_spec`).
+FAULT_ADDRESS_PREFIX = "fault-"
+CLOSING_REPLY = "421 4.7.0 Try again later, closing connection."
+TEMPORARY_REJECT_REPLY = "451 4.3.0 Mail server temporarily rejected message."
+MESSAGE_REJECTED_REPLY = "550 5.7.1 Message rejected (sandbox)."
+NOT_A_FAULT_REPLY = "553 5.1.3 Not a sandbox fault here; see the fault grammar in sandbox/README.md"
+GREETING_REFUSED_REPLY = "421 4.3.2 Service not available, closing transmission channel"
+EIGHT_BIT_BODY_REFUSED_REPLY = "555 5.5.4 BODY=8BITMIME not supported (sandbox)"
+EIGHT_BIT_DATA_REFUSED_REPLY = "554 5.6.0 8-bit data not allowed (sandbox)"
+#: The SIZE of the small-size listener.
+SMALL_SIZE_LIMIT = 2048
 
 
 # --------------------------------------------------------------------------------------------------
@@ -155,6 +172,113 @@ def local_part(address: str) -> str:
 
 def same_account(a: str, b: str) -> bool:
     return a.strip().lower() == b.strip().lower()
+
+
+# --------------------------------------------------------------------------------------------------
+# Fault injection
+# --------------------------------------------------------------------------------------------------
+
+#: Fault kinds by where they fire. Triggered by addresses and URLs alone, so tests need no control channel.
+MAIL_FAULTS = frozenset({"mail421"})
+RCPT_FAULTS = frozenset({"rcpt451", "rcpt421", "rcptslow"})
+DATA_FAULTS = frozenset({"data451", "data550", "dataslow"})
+TOKEN_FAULTS = frozenset({"status500", "status503", "hang", "notjson", "noaccesstoken"})
+#: Kinds followed by a number of seconds (``rcptslow5``).
+TIMED_FAULTS = frozenset({"rcptslow", "dataslow", "hang"})
+SMTP_FAULT_REPLIES = {
+    "mail421": CLOSING_REPLY,
+    "rcpt451": TEMPORARY_REJECT_REPLY,
+    "rcpt421": CLOSING_REPLY,
+    "data451": TEMPORARY_REJECT_REPLY,
+    "data550": MESSAGE_REJECTED_REPLY,
+}
+# Longest first: the alternation must not stop at a shorter kind that prefixes a longer one.
+_FAULT_KINDS = sorted(MAIL_FAULTS | RCPT_FAULTS | DATA_FAULTS | TOKEN_FAULTS, key=len, reverse=True)
+_FAULT_SPEC_PATTERN = re.compile(
+    rf"(?P<kind>{'|'.join(_FAULT_KINDS)})(?P<seconds>\d+(?:\.\d+)?)?(?:x(?P<times>\d+))?(?:-(?P<tag>.*))?",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+class FaultSpecError(ValueError):
+    """A fault spec that does not follow the grammar, or names a fault that cannot fire where it was given."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultSpec:
+    """One parsed fault: what happens, for how long, and how many times for its ``trigger``."""
+
+    #: The exact string the fault is counted by (an address, lower-cased, or a token endpoint spec).
+    trigger: str
+    kind: str
+    #: The wait of a timed kind (``rcptslow``, ``dataslow``, ``hang``); 0 for the others.
+    seconds: float = 0.0
+    #: Fire the first ``times`` occurrences of ``trigger`` only; None: every time.
+    times: int | None = None
+
+
+def parse_fault_spec(spec: str, *, trigger: str, allowed: frozenset[str]) -> FaultSpec:
+    """Parse ``<what>[<S>][x<N>][-<tag>]`` (case-insensitive) into a fault of one of the ``allowed`` kinds.
+
+    Raises :class:`FaultSpecError` when ``spec`` does not follow the grammar, a timed kind lacks its
+    seconds (or another kind has some), ``x0`` is given, or the kind is not ``allowed``.
+    """
+    match = _FAULT_SPEC_PATTERN.fullmatch(spec)
+    if match is None:
+        raise FaultSpecError(f"not a fault spec: {spec!r}")
+    kind = match["kind"].lower()
+    if kind not in allowed:
+        raise FaultSpecError(f"fault {kind!r} cannot fire here (allowed: {', '.join(sorted(allowed))})")
+    if (match["seconds"] is None) == (kind in TIMED_FAULTS):
+        raise FaultSpecError(f"fault {kind!r} {'needs' if kind in TIMED_FAULTS else 'takes no'} seconds")
+    times = int(match["times"]) if match["times"] is not None else None
+    if times == 0:
+        raise FaultSpecError("x0 would never fire; leave x<N> out to fire every time")
+    return FaultSpec(trigger=trigger, kind=kind, seconds=float(match["seconds"] or 0), times=times)
+
+
+def address_fault(address: str, *, allowed: frozenset[str]) -> FaultSpec | None:
+    """The fault of an envelope address ``fault-<spec>@...`` counted by the whole address; None for other addresses.
+
+    Raises :class:`FaultSpecError` for a ``fault-`` address whose spec is wrong, so typos fail loudly.
+    """
+    local = local_part(address)
+    if not local.startswith(FAULT_ADDRESS_PREFIX):
+        return None
+    return parse_fault_spec(local[len(FAULT_ADDRESS_PREFIX):], trigger=address.lower(), allowed=allowed)
+
+
+class FaultRegistry:
+    """How often each fault trigger was seen, so that ``x<N>`` faults fire the first N times only.
+
+    Thread-safe: the HTTP listeners' threads and the SMTP servers' event loops share one instance.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, int] = {}
+        self._released = threading.Event()
+
+    def fires(self, fault: FaultSpec) -> bool:
+        """Count one occurrence of ``fault.trigger``; True when the fault applies to this occurrence."""
+        with self._lock:
+            seen = self._seen.get(fault.trigger, 0) + 1
+            self._seen[fault.trigger] = seen
+        return fault.times is None or seen <= fault.times
+
+    def seen(self, trigger: str) -> int:
+        """How many occurrences of ``trigger`` were counted so far."""
+        with self._lock:
+            return self._seen.get(trigger, 0)
+
+    def wait(self, seconds: float) -> None:
+        """Block the calling thread for ``seconds``, or less once :meth:`release` was called."""
+        self._released.wait(seconds)
+
+    def release(self) -> None:
+        """End every current and future :meth:`wait` at once (the sandbox is stopping)."""
+        self._released.set()
+
 
 
 # --------------------------------------------------------------------------------------------------
@@ -453,9 +577,10 @@ class TokenEndpointApp:
     """The routes of the OAuth endpoint, shared by every HTTP(S) listener of the sandbox."""
 
     def __init__(self, authority: TokenAuthority, token_log: Path, *, account: str = ACCOUNT,
-                 microsoft_account: str = MICROSOFT_ACCOUNT) -> None:
+                 microsoft_account: str = MICROSOFT_ACCOUNT, faults: FaultRegistry | None = None) -> None:
         self.authority = authority
         self.token_log = token_log
+        self.faults = faults if faults is not None else FaultRegistry()
         #: Who consents at /authorize when no login_hint names an account.
         self.account = account
         self.microsoft_account = microsoft_account
@@ -473,16 +598,55 @@ class TokenEndpointApp:
             if method != "POST":
                 return HttpResponse.of_json(405, {"error": "invalid_request", "error_description": "Use POST."})
             return self._token(url.path, headers, body, tenant=microsoft[0] if microsoft else None)
+        fault_spec = fault_route(url.path)
+        if fault_spec is not None:
+            if method != "POST":
+                return HttpResponse.of_json(405, {"error": "invalid_request", "error_description": "Use POST."})
+            return self._fault_token(url.path, fault_spec, headers, body)
         if url.path == TOKEN_NOT_JSON_PATH:
             self._log_request(url.path, parse_form(body), headers, "not_json")
-            page = b"<!DOCTYPE html><html><head><title>Error</title></head><body>Sandbox says hello.</body></html>"
-            return HttpResponse(200, page, "text/html; charset=utf-8")
+            return not_json_response()
         if url.path == TOKEN_NO_ACCESS_TOKEN_PATH:
             self._log_request(url.path, parse_form(body), headers, "no_access_token")
-            return HttpResponse.of_json(200, {"expires_in": ACCESS_TOKEN_LIFETIME_SECONDS, "scope": self.authority.scope, "token_type": "Bearer"})
+            return no_access_token_response(self.authority.scope)
         if url.path == TOKENINFO_PATH:
             return self._tokeninfo(url.path, url.query, headers, body)
+        if url.path == REVOKE_PATH:
+            if method != "POST":
+                return HttpResponse.of_json(405, {"error": "invalid_request", "error_description": "Use POST."})
+            return self._revoke(url.path, url.query, headers, body)
         return HttpResponse.of_json(404, {"error": "not_found"})
+
+    def _fault_token(self, path: str, spec: str, headers: t.Mapping[str, str], body: bytes) -> HttpResponse:
+        """``/token`` unless the fault of ``spec`` fires; one log line per request, written before any hang."""
+        try:
+            fault = parse_fault_spec(spec, trigger=spec, allowed=TOKEN_FAULTS)
+        except FaultSpecError as error:
+            self._log_request(path, parse_form(body), headers, "unknown_fault", fault=spec)
+            return HttpResponse.of_json(404, {"error": "unknown_fault", "error_description": str(error)})
+        if not self.faults.fires(fault):
+            return self._token(path, headers, body, fault=spec)
+        self._log_request(path, parse_form(body), headers, f"fault:{fault.kind}", fault=spec)
+        if fault.kind == "hang":
+            self.faults.wait(fault.seconds)
+            return self._token(path, headers, body, fault=spec, log=False)
+        if fault.kind == "notjson":
+            return not_json_response()
+        if fault.kind == "noaccesstoken":
+            return no_access_token_response(self.authority.scope)
+        if fault.kind == "status503":
+            return HttpResponse.of_json(503, {"error": "temporarily_unavailable"})
+        return HttpResponse.of_json(500, {"error": "internal_failure"})
+
+    def _revoke(self, path: str, query: str, headers: t.Mapping[str, str], body: bytes) -> HttpResponse:
+        """Google's revocation: forget an access or refresh token given as ``token`` (form, or query like Google)."""
+        token = parse_form(body).get("token") or dict(urllib.parse.parse_qsl(query)).get("token", "")
+        revoked = bool(token) and (self.authority.revoke_access_token(token) or self.authority.revoke_refresh_token(token))
+        # The form holds the token: log none of it.
+        self._log_request(path, {}, headers, "revoked" if revoked else "invalid_token")
+        if revoked:
+            return HttpResponse.of_json(200, {})
+        return HttpResponse.of_json(400, {"error": "invalid_token"})
 
     def _authorize(self, path: str, query: str, *, tenant: str | None) -> HttpResponse:
         """Consent at once: redirect to the client's loopback URI with a code, or with ``error=access_denied``."""
@@ -531,7 +695,9 @@ class TokenEndpointApp:
             answer["scope"] = scope  # Google echoes the granted scopes
         return HttpResponse.redirect(redirect_uri, answer)
 
-    def _token(self, path: str, headers: t.Mapping[str, str], body: bytes, *, tenant: str | None = None) -> HttpResponse:
+    def _token(self, path: str, headers: t.Mapping[str, str], body: bytes, *, tenant: str | None = None,
+               fault: str | None = None, log: bool = True) -> HttpResponse:
+        """Answer a token request; logged (with ``fault``, the spec of a fault path) unless ``log`` is False."""
         form = parse_form(body)
         client_id, client_secret = client_credentials(headers, form)
         grant_type = form.get("grant_type")
@@ -544,9 +710,11 @@ class TokenEndpointApp:
             else:
                 answer = self._exchange_code(client, form, tenant=tenant)
         except OAuthError as error:
-            self._log_request(path, form, headers, error.error, client_id=client_id, tenant=tenant)
+            if log:
+                self._log_request(path, form, headers, error.error, client_id=client_id, tenant=tenant, fault=fault)
             return HttpResponse.of_json(error.status, error.as_json())
-        self._log_request(path, form, headers, "issued", client_id=client_id, tenant=tenant)
+        if log:
+            self._log_request(path, form, headers, "issued", client_id=client_id, tenant=tenant, fault=fault)
         return HttpResponse.of_json(200, answer)
 
     def _refresh(self, client: OAuthClient, form: t.Mapping[str, str], *, tenant: str | None) -> dict[str, t.Any]:
@@ -607,7 +775,7 @@ class TokenEndpointApp:
 
     def _log_request(
         self, path: str, form: t.Mapping[str, str | None], headers: t.Mapping[str, str], outcome: str, *,
-        client_id: str | None = None, tenant: str | None = None,
+        client_id: str | None = None, tenant: str | None = None, fault: str | None = None,
     ) -> None:
         """Append one JSON line about a request; holds no secret (no tokens, codes, verifiers or client secret)."""
         if client_id is None:
@@ -621,10 +789,32 @@ class TokenEndpointApp:
         }
         if tenant is not None:
             entry["tenant"] = tenant
+        if fault is not None:
+            entry["fault"] = fault
         if form.get("scope") is not None:
             entry["scope"] = form.get("scope")
         with self._log_lock, self.token_log.open("a", encoding="utf-8") as log_file:
             log_file.write(json.dumps(entry) + "\n")
+
+
+def fault_route(path: str) -> str | None:
+    """The (unquoted) spec of a ``/fault/<spec>/token`` path; None for other paths."""
+    prefix, _, suffix = FAULT_TOKEN_PATH.partition("{fault}")
+    if not (path.startswith(prefix) and path.endswith(suffix)) or len(path) <= len(prefix) + len(suffix):
+        return None
+    spec = path[len(prefix):-len(suffix)]
+    return None if "/" in spec else urllib.parse.unquote(spec)
+
+
+def not_json_response() -> HttpResponse:
+    """A 200 answer with an HTML page where the token JSON should be (a captive portal, a proxy's page)."""
+    page = b"<!DOCTYPE html><html><head><title>Error</title></head><body>Sandbox says hello.</body></html>"
+    return HttpResponse(200, page, "text/html; charset=utf-8")
+
+
+def no_access_token_response(scope: str) -> HttpResponse:
+    """A 200 JSON answer that looks like a token answer but lacks ``access_token``."""
+    return HttpResponse.of_json(200, {"expires_in": ACCESS_TOKEN_LIFETIME_SECONDS, "scope": scope, "token_type": "Bearer"})
 
 
 def access_token_answer(issued: AccessToken, *, microsoft: bool = False) -> dict[str, t.Any]:
@@ -697,6 +887,8 @@ class TokenEndpointServer(http.server.ThreadingHTTPServer):
     """A threaded HTTP server for :class:`TokenEndpointApp`, optionally speaking TLS."""
 
     daemon_threads = True
+    # A hanging fault or an idle client must not hold up stop(); hangs end on FaultRegistry.release().
+    block_on_close = False
 
     def __init__(self, address: tuple[str, int], app: TokenEndpointApp, ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
@@ -719,6 +911,25 @@ class TokenEndpointServer(http.server.ThreadingHTTPServer):
             LOG.debug("token endpoint connection from %s ended: %s", client_address, error)
             return
         LOG.exception("token endpoint error for %s", client_address)
+
+
+class GreetingRefusalServer(socketserver.ThreadingTCPServer):
+    """Implicit TLS, then the greeting ``421`` and the connection closes: a server that is not available."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], ssl_context: ssl.SSLContext) -> None:
+        self.ssl_context = ssl_context
+        super().__init__(address, socketserver.BaseRequestHandler)
+
+    def finish_request(self, request: t.Any, client_address: t.Any) -> None:
+        request.settimeout(10)
+        with self.ssl_context.wrap_socket(request, server_side=True) as tls_socket:
+            tls_socket.sendall(GREETING_REFUSED_REPLY.encode("ascii") + b"\r\n")
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        LOG.debug("greeting-421 connection from %s ended: %s", client_address, sys.exc_info()[1])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -868,29 +1079,47 @@ class AppPasswordAuthenticator:
 
 
 class GmailLikeHandler:
-    """aiosmtpd handler of the authenticated ports: Gmail's SASL behaviour, error-test addresses, storage."""
+    """aiosmtpd handler of the authenticated ports: Gmail's SASL behaviour, error-test addresses, faults, storage.
 
-    def __init__(self, port_name: str, authority: TokenAuthority, mail_store: MailStore) -> None:
+    With ``eight_bit=False`` the port is a 7-bit server: no 8BITMIME or SMTPUTF8 in EHLO, ``BODY=8BITMIME``
+    refused at MAIL and messages with bytes above 127 refused at DATA.
+    """
+
+    def __init__(self, port_name: str, authority: TokenAuthority, mail_store: MailStore, *,
+                 faults: FaultRegistry, eight_bit: bool = True) -> None:
         self.port_name = port_name
         self.authority = authority
         self.mail_store = mail_store
+        self.faults = faults
+        self.eight_bit = eight_bit
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]) -> list[str]:
         # With an EHLO hook aiosmtpd leaves recording the client name to the hook.
         session.host_name = hostname
-        return [f"250-AUTH {' '.join(ADVERTISED_MECHANISMS)}" if line.startswith("250-AUTH ") else line for line in responses]
+        lines = [f"250-AUTH {' '.join(ADVERTISED_MECHANISMS)}" if line.startswith("250-AUTH ") else line for line in responses]
+        if not self.eight_bit:
+            lines = [line for line in lines if line[4:] not in ("8BITMIME", "SMTPUTF8")]
+        return lines
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]) -> t.Any:
         if local_part(address).startswith(REFUSE_SENDER_PREFIX):
             return REFUSED_SENDER_REPLY
-        return MISSING
+        # aiosmtpd itself refuses SMTPUTF8 (501) when it is disabled, but takes BODY=8BITMIME.
+        if not self.eight_bit and "BODY=8BITMIME" in mail_options:
+            return EIGHT_BIT_BODY_REFUSED_REPLY
+        return await self._envelope_fault_reply(address, MAIL_FAULTS)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> t.Any:
         if local_part(address).startswith(REJECT_RECIPIENT_PREFIX):
             return UNKNOWN_RECIPIENT_REPLY
-        return MISSING
+        return await self._envelope_fault_reply(address, RCPT_FAULTS | DATA_FAULTS)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if not self.eight_bit and not (envelope.original_content or b"").isascii():
+            return EIGHT_BIT_DATA_REFUSED_REPLY
+        fault = self._data_fault(envelope.rcpt_tos)
+        if fault is not None and fault.kind in SMTP_FAULT_REPLIES:
+            return SMTP_FAULT_REPLIES[fault.kind]
         stored = self.mail_store.store(envelope, session, self.port_name)
         if any(local_part(rcpt).startswith(DROP_AFTER_DATA_PREFIX) for rcpt in envelope.rcpt_tos):
             # "Delivery unknown": the message is kept but the final dot is never answered.
@@ -899,7 +1128,39 @@ class GmailLikeHandler:
             server.transport.abort()
             # abort() makes aiosmtpd's connection_lost() cancel this session; wait for that.
             await asyncio.sleep(60)
+        if fault is not None:  # dataslow: stored, but the client may give up before it hears so
+            await asyncio.sleep(fault.seconds)
         return f"250 2.0.0 OK {stored.stem} - sandbox"
+
+    async def _envelope_fault_reply(self, address: str, allowed: frozenset[str]) -> t.Any:
+        """The reply a ``fault-`` address gets at MAIL or RCPT (after a wait for ``rcptslow``); MISSING: go on normally.
+
+        DATA faults are only accepted here; they are counted and fire at the final dot.
+        """
+        try:
+            fault = address_fault(address, allowed=allowed)
+        except FaultSpecError as error:
+            LOG.info("refusing a malformed fault address: %s", error)
+            return NOT_A_FAULT_REPLY
+        if fault is None or fault.kind in DATA_FAULTS or not self.faults.fires(fault):
+            return MISSING
+        if fault.kind in TIMED_FAULTS:
+            await asyncio.sleep(fault.seconds)
+            return MISSING
+        return SMTP_FAULT_REPLIES[fault.kind]
+
+    def _data_fault(self, rcpt_tos: list[str]) -> FaultSpec | None:
+        """The DATA fault that fires for this message: each distinct trigger among the recipients counts once."""
+        candidates: dict[str, FaultSpec] = {}
+        for rcpt in rcpt_tos:
+            try:
+                fault = address_fault(rcpt, allowed=RCPT_FAULTS | DATA_FAULTS)
+            except FaultSpecError:
+                continue  # already refused at RCPT, so not among the recipients in practice
+            if fault is not None and fault.kind in DATA_FAULTS:
+                candidates.setdefault(fault.trigger, fault)
+        firing = [fault for fault in candidates.values() if self.faults.fires(fault)]
+        return firing[0] if firing else None
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
         raw = await read_initial_response(server, args)
@@ -965,6 +1226,12 @@ class SandboxSMTP(SMTP):
         # every session its own, with AUTH raised.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit, {"AUTH": MAX_AUTH_LINE_LENGTH})
 
+    async def push(self, status: t.AnyStr) -> None:
+        """Send a reply; after a ``421`` the server closes the channel, as RFC 5321 (3.8) says it does."""
+        await super().push(status)
+        if status[:3] in ("421", b"421") and self.transport is not None:
+            self.transport.close()
+
 
 class SandboxController(Controller):
     """aiosmtpd's threaded Controller serving :class:`SandboxSMTP`."""
@@ -990,7 +1257,7 @@ class Sandbox:
     """All sandbox servers; ``start()`` makes them listen and writes ``sandbox.json``, ``stop()`` ends them.
 
     ``settings`` (the content of ``sandbox.json``) is filled by ``start()``; ``authority`` lets tests
-    issue, look up and revoke access tokens in-process.
+    issue, look up and revoke access tokens in-process, and ``faults`` counts the fault triggers seen.
     """
 
     def __init__(self, state_dir: Path | str, *, account: str = ACCOUNT) -> None:
@@ -998,7 +1265,8 @@ class Sandbox:
         self.account = account
         self.settings: dict[str, t.Any] = {}
         self.authority = TokenAuthority()
-        self._http_servers: list[tuple[TokenEndpointServer, threading.Thread]] = []
+        self.faults = FaultRegistry()
+        self._threaded_servers: list[tuple[socketserver.BaseServer, threading.Thread]] = []
         self._controllers: list[SandboxController] = []
 
     @property
@@ -1014,7 +1282,7 @@ class Sandbox:
 
     def start(self) -> dict[str, t.Any]:
         """Start every server, then write ``sandbox.json``; returns the settings."""
-        if self._controllers or self._http_servers:
+        if self._controllers or self._threaded_servers:
             raise RuntimeError("the sandbox is already running")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # A stale file would tell waiting callers that servers listen before they do.
@@ -1022,6 +1290,8 @@ class Sandbox:
         mail_dir = self.state_dir / MAIL_DIR
         mail_dir.mkdir(exist_ok=True)
         token_log = self.state_dir / TOKEN_LOG_FILE
+        # Fresh counters (and hangs that hang again) for every run: stop() released the last registry.
+        self.faults = FaultRegistry()
         try:
             tls = self._create_tls_material()
             client = self.authority.register_client()
@@ -1032,7 +1302,7 @@ class Sandbox:
                 microsoft_client.client_id, MICROSOFT_ACCOUNT, scope=f"{MICROSOFT_SMTP_SCOPE} offline_access")
             app_password = secrets.token_urlsafe(12)
 
-            app = TokenEndpointApp(self.authority, token_log, account=self.account)
+            app = TokenEndpointApp(self.authority, token_log, account=self.account, faults=self.faults)
             https_port = self._serve_http(app, tls.trusted)
             https_untrusted_port = self._serve_http(app, tls.untrusted)
             http_port = self._serve_http(app, None)
@@ -1041,15 +1311,22 @@ class Sandbox:
             mail_store = MailStore(mail_dir)
             authenticator = AppPasswordAuthenticator(self.account, app_password)
 
-            def authenticated_smtp(name: str, **kwargs: t.Any) -> int:
-                handler = GmailLikeHandler(name, self.authority, mail_store)
-                return self._serve_smtp(handler, auth_required=True, authenticator=authenticator, **kwargs)
+            def authenticated_smtp(name: str, *, eight_bit: bool = True, **kwargs: t.Any) -> int:
+                handler = GmailLikeHandler(name, self.authority, mail_store, faults=self.faults, eight_bit=eight_bit)
+                return self._serve_smtp(handler, auth_required=True, authenticator=authenticator,
+                                        enable_SMTPUTF8=eight_bit, **kwargs)
 
             smtp_ssl_port = authenticated_smtp("ssl", ssl_context=tls.trusted, auth_require_tls=False)
             smtp_starttls_port = authenticated_smtp("starttls", tls_context=tls.trusted, require_starttls=True)
             smtp_untrusted_port = authenticated_smtp("untrusted", ssl_context=tls.untrusted, auth_require_tls=False)
             smtp_plain_port = authenticated_smtp("plain", auth_require_tls=False)
             smtp_relay_port = self._serve_smtp(RelaySinkHandler(mail_store), auth_exclude_mechanism=["PLAIN", "LOGIN"])
+            smtp_greeting_421_port = self._serve_threaded(GreetingRefusalServer((HOST, 0), tls.trusted), "smtp-greeting-421")
+            # No TLS to offer and AUTH only after TLS: EHLO shows neither, and MAIL is refused (530).
+            smtp_no_starttls_port = authenticated_smtp("no_starttls")
+            smtp_small_size_port = authenticated_smtp("small_size", ssl_context=tls.trusted, auth_require_tls=False,
+                                                      data_size_limit=SMALL_SIZE_LIMIT)
+            smtp_7bit_port = authenticated_smtp("7bit", eight_bit=False, ssl_context=tls.trusted, auth_require_tls=False)
         except BaseException:
             self.stop()
             raise
@@ -1074,6 +1351,9 @@ class Sandbox:
             "token_uri_not_json": f"{https}{TOKEN_NOT_JSON_PATH}",
             "token_uri_no_access_token": f"{https}{TOKEN_NO_ACCESS_TOKEN_PATH}",
             "token_uri_unreachable": f"https://{HOST}:{unreachable_port}{TOKEN_PATH}",
+            # Keep {fault}: tests put a fault spec there (see parse_fault_spec).
+            "token_uri_fault": f"{https}{FAULT_TOKEN_PATH}",
+            "revoke_uri": f"{https}{REVOKE_PATH}",
             "auth_uri": f"{https}{AUTHORIZE_PATH}",
             "microsoft_account": MICROSOFT_ACCOUNT,
             "microsoft_client_id": microsoft_client.client_id,
@@ -1087,6 +1367,10 @@ class Sandbox:
             "smtp_untrusted_port": smtp_untrusted_port,
             "smtp_plain_port": smtp_plain_port,
             "smtp_relay_port": smtp_relay_port,
+            "smtp_greeting_421_port": smtp_greeting_421_port,
+            "smtp_no_starttls_port": smtp_no_starttls_port,
+            "smtp_small_size_port": smtp_small_size_port,
+            "smtp_7bit_port": smtp_7bit_port,
         }
         write_json_atomically(self.settings_path, self.settings)
         return self.settings
@@ -1094,10 +1378,11 @@ class Sandbox:
     def stop(self) -> None:
         """Stop every server that runs and remove ``sandbox.json``; safe to call more than once."""
         self.settings_path.unlink(missing_ok=True)
+        self.faults.release()
         while self._controllers:
             self._controllers.pop().stop()
-        while self._http_servers:
-            server, thread = self._http_servers.pop()
+        while self._threaded_servers:
+            server, thread = self._threaded_servers.pop()
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
@@ -1124,11 +1409,15 @@ class Sandbox:
         return TlsMaterial(trusted=contexts[0], untrusted=contexts[1])
 
     def _serve_http(self, app: TokenEndpointApp, ssl_context: ssl.SSLContext | None) -> int:
-        server = TokenEndpointServer((HOST, 0), app, ssl_context)
-        thread = threading.Thread(target=server.serve_forever, name=f"token-endpoint-{server.server_port}", daemon=True)
+        return self._serve_threaded(TokenEndpointServer((HOST, 0), app, ssl_context), "token-endpoint")
+
+    def _serve_threaded(self, server: socketserver.TCPServer, name: str) -> int:
+        """Serve ``server`` (already bound) in a daemon thread until ``stop()``; returns its port."""
+        port = int(server.server_address[1])
+        thread = threading.Thread(target=server.serve_forever, name=f"{name}-{port}", daemon=True)
         thread.start()
-        self._http_servers.append((server, thread))
-        return int(server.server_port)
+        self._threaded_servers.append((server, thread))
+        return port
 
     def _serve_smtp(self, handler: t.Any, attempts: int = 3, **smtp_options: t.Any) -> int:
         """Start an SMTP server for ``handler`` on a free port; returns the port."""
@@ -1142,8 +1431,7 @@ class Sandbox:
                 port=port,
                 server_hostname=SMTP_HOSTNAME,
                 ident="ESMTP xoauth2-sandbox",
-                data_size_limit=GMAIL_SIZE_LIMIT,
-                **smtp_options,
+                **{"data_size_limit": GMAIL_SIZE_LIMIT, **smtp_options},
             )
             try:
                 controller.start()

@@ -19,6 +19,8 @@ import smtplib
 import ssl
 import subprocess
 import sys
+import threading
+import time
 import typing as t
 import urllib.error
 import urllib.parse
@@ -43,6 +45,8 @@ SETTINGS_KEYS = {
     "auth_uri", "microsoft_account", "microsoft_client_id", "microsoft_client_secret", "microsoft_refresh_token",
     "microsoft_token_uri", "microsoft_auth_uri",
     "smtp_ssl_port", "smtp_starttls_port", "smtp_untrusted_port", "smtp_plain_port", "smtp_relay_port",
+    "token_uri_fault", "revoke_uri",
+    "smtp_greeting_421_port", "smtp_no_starttls_port", "smtp_small_size_port", "smtp_7bit_port",
 }
 GMAIL_XOAUTH2_CHALLENGE = {"status": "400", "schemes": "Bearer", "scope": "https://mail.google.com/"}
 GMAIL_OAUTHBEARER_CHALLENGE = {"status": "invalid_token", "schemes": "Bearer", "scope": "https://mail.google.com/"}
@@ -183,6 +187,8 @@ def test_settings_file_lists_every_endpoint(settings: dict[str, t.Any]) -> None:
     assert settings["auth_uri"].startswith("https://127.0.0.1:") and settings["auth_uri"].endswith("/authorize")
     assert "/ms/{tenant}/oauth2/v2.0/" in settings["microsoft_token_uri"] and "{tenant}" in settings["microsoft_auth_uri"]
     assert settings["microsoft_client_id"] != settings["client_id"]
+    assert settings["token_uri_fault"] == settings["token_uri"].replace("/token", "/fault/{fault}/token")
+    assert settings["revoke_uri"] == settings["token_uri"].replace("/token", "/revoke")
 
 
 def test_refresh_token_grant_issues_an_access_token(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
@@ -555,6 +561,426 @@ def test_show_mail_prints_headers_text_and_other_parts(settings: dict[str, t.Any
     out = capsys.readouterr().out
     assert f"Subject:    {marker}" in out and f"Body of {marker}" in out
     assert "text/html" in out and "blob.bin (application/octet-stream, 10 bytes)" in out
+
+
+# --------------------------------------------------------------------------------------------------
+# fault injection: grammar
+
+
+@pytest.mark.parametrize(
+    ("spec", "allowed", "expected"),
+    [
+        pytest.param("rcpt451-tag", xoauth2_sandbox.RCPT_FAULTS, ("rcpt451", 0.0, None), id="every-time"),
+        pytest.param("MAIL421x3-Tag-With-Dashes", xoauth2_sandbox.MAIL_FAULTS, ("mail421", 0.0, 3), id="case-and-count"),
+        pytest.param("rcptslow5x2-t", xoauth2_sandbox.RCPT_FAULTS, ("rcptslow", 5.0, 2), id="timed"),
+        pytest.param("hang0.5", xoauth2_sandbox.TOKEN_FAULTS, ("hang", 0.5, None), id="fraction-no-tag"),
+        pytest.param("noaccesstokenx1-t", xoauth2_sandbox.TOKEN_FAULTS, ("noaccesstoken", 0.0, 1), id="token"),
+    ],
+)
+def test_fault_specs_parse(spec: str, allowed: frozenset[str], expected: tuple[str, float, int | None]) -> None:
+    fault = xoauth2_sandbox.parse_fault_spec(spec, trigger=spec, allowed=allowed)
+    assert (fault.kind, fault.seconds, fault.times) == expected and fault.trigger == spec
+
+
+@pytest.mark.parametrize(
+    ("spec", "allowed"),
+    [
+        pytest.param("rcpt452-t", xoauth2_sandbox.RCPT_FAULTS, id="unknown-kind"),
+        pytest.param("mail421-t", xoauth2_sandbox.RCPT_FAULTS, id="wrong-place"),
+        pytest.param("rcptslow-t", xoauth2_sandbox.RCPT_FAULTS, id="timed-without-seconds"),
+        pytest.param("rcpt4515-t", xoauth2_sandbox.RCPT_FAULTS, id="seconds-on-untimed"),
+        pytest.param("status500x0-t", xoauth2_sandbox.TOKEN_FAULTS, id="x0"),
+        pytest.param("status500x-t", xoauth2_sandbox.TOKEN_FAULTS, id="x-without-count"),
+    ],
+)
+def test_malformed_fault_specs_are_errors(spec: str, allowed: frozenset[str]) -> None:
+    with pytest.raises(xoauth2_sandbox.FaultSpecError):
+        xoauth2_sandbox.parse_fault_spec(spec, trigger=spec, allowed=allowed)
+
+
+def test_fault_registry_counts_each_trigger_alone_across_threads() -> None:
+    registry = xoauth2_sandbox.FaultRegistry()
+    twice = xoauth2_sandbox.FaultSpec(trigger="a", kind="rcpt451", times=2)
+    other = xoauth2_sandbox.FaultSpec(trigger="b", kind="rcpt451", times=1)
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(registry.fires(twice))) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 18 + [True] * 2 and registry.seen("a") == 20
+    assert [registry.fires(other), registry.fires(other)] == [True, False]
+
+
+# --------------------------------------------------------------------------------------------------
+# fault injection: SMTP addresses
+
+
+def fault_address(spec: str) -> str:
+    """``fault-<spec>-<unique tag>@example.com``, so that no other test shares its counter."""
+    return f"fault-{spec}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def stored_count(settings: dict[str, t.Any], marker: str) -> int:
+    return sum(marker.encode() in path.read_bytes() for path in Path(settings["mail_dir"]).glob("*.eml"))
+
+
+def logged_in(settings: dict[str, t.Any], port_key: str = "smtp_plain_port", timeout: float = TIMEOUT) -> smtplib.SMTP:
+    """A client authenticated with the app password (implicit TLS for every port but the plain one)."""
+    if port_key == "smtp_plain_port":
+        client = smtplib.SMTP(settings["host"], settings[port_key], timeout=timeout)
+    else:
+        client = smtplib.SMTP_SSL(settings["host"], settings[port_key], context=client_context(settings), timeout=timeout)
+    client.login(settings["account"], settings["app_password"])
+    return client
+
+
+def assert_disconnected(client: smtplib.SMTP) -> None:
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        client.noop()
+
+
+def test_sender_fault_421_closes_n_times_then_mail_goes_through(settings: dict[str, t.Any]) -> None:
+    sender = fault_address("mail421x2")
+    message, marker = new_message(sender, "friend@example.com")
+    for _attempt in range(2):
+        with logged_in(settings) as client:
+            assert client.mail(sender) == (421, b"4.7.0 Try again later, closing connection.")
+            assert_disconnected(client)
+    assert stored_count(settings, marker) == 0
+
+    with logged_in(settings) as client:
+        client.send_message(message)
+    assert stored_count(settings, marker) == 1
+
+
+def test_recipient_fault_451_n_times_then_accepted_and_the_session_survives(settings: dict[str, t.Any]) -> None:
+    recipient = fault_address("rcpt451x1")
+    message, marker = new_message(settings["account"], recipient)
+    with logged_in(settings) as client:
+        assert client.mail(settings["account"])[0] == 250
+        assert client.rcpt(recipient) == (451, b"4.3.0 Mail server temporarily rejected message.")
+        assert client.rset()[0] == 250
+        client.send_message(message)
+    assert stored_count(settings, marker) == 1
+
+
+def test_recipient_fault_without_count_fires_every_time(settings: dict[str, t.Any]) -> None:
+    recipient = fault_address("rcpt451")
+    with logged_in(settings) as client:
+        assert client.mail(settings["account"])[0] == 250
+        assert [client.rcpt(recipient)[0] for _ in range(3)] == [451, 451, 451]
+
+
+def test_recipient_fault_421_closes_the_connection(settings: dict[str, t.Any]) -> None:
+    recipient = fault_address("rcpt421x1")
+    message, marker = new_message(settings["account"], recipient)
+    with logged_in(settings, "smtp_ssl_port") as client:
+        assert client.mail(settings["account"])[0] == 250
+        assert client.rcpt(recipient) == (421, b"4.7.0 Try again later, closing connection.")
+        assert_disconnected(client)
+    with logged_in(settings, "smtp_ssl_port") as client:
+        client.send_message(message)
+    assert stored_count(settings, marker) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "reply"),
+    [
+        pytest.param("data451", (451, b"4.3.0 Mail server temporarily rejected message."), id="451"),
+        pytest.param("data550", (550, b"5.7.1 Message rejected (sandbox)."), id="550"),
+    ],
+)
+def test_data_fault_refuses_the_final_dot_without_storing(settings: dict[str, t.Any], kind: str, reply: tuple[int, bytes]) -> None:
+    recipient = fault_address(f"{kind}x2")
+    message, marker = new_message(settings["account"], recipient)
+    with logged_in(settings) as client:
+        for _attempt in range(2):
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                client.send_message(message)
+            assert (refused.value.smtp_code, refused.value.smtp_error) == reply
+        assert stored_count(settings, marker) == 0
+        client.send_message(message)
+    assert stored_count(settings, marker) == 1
+
+
+def test_faults_of_several_recipients_apply_per_recipient_and_once_per_data(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
+    refused_rcpt = fault_address("rcpt451")
+    data_fault = fault_address("data451x1")
+    message, marker = new_message(settings["account"], "friend@example.com")
+    recipients = ["friend@example.com", refused_rcpt, data_fault, data_fault]
+    with logged_in(settings) as client:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail(settings["account"], recipients, message.as_bytes())
+        assert refused.value.smtp_code == 451
+        # Two accepted recipients carry the fault, one DATA: counted once, so x1 is used up.
+        assert sandbox.faults.seen(data_fault) == 1
+        assert client.sendmail(settings["account"], recipients, message.as_bytes()) == {
+            refused_rcpt: (451, b"4.3.0 Mail server temporarily rejected message.")}
+    _path, sidecar = stored_message(settings, marker)
+    assert sidecar["rcpt_tos"] == ["friend@example.com", data_fault, data_fault]
+
+
+def test_slow_rcpt_exceeds_a_short_timeout_then_answers_250(settings: dict[str, t.Any]) -> None:
+    recipient = fault_address("rcptslow1x2")
+    message, marker = new_message(settings["account"], recipient)
+    with logged_in(settings, timeout=0.3) as client:
+        assert client.mail(settings["account"])[0] == 250
+        with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+            client.rcpt(recipient)
+    with logged_in(settings) as client:
+        started = time.monotonic()
+        assert client.mail(settings["account"])[0] == 250 and client.rcpt(recipient)[0] == 250
+        assert time.monotonic() - started >= 1
+    with logged_in(settings) as client:
+        started = time.monotonic()
+        client.send_message(message)
+        assert time.monotonic() - started < 1
+    assert stored_count(settings, marker) == 1
+
+
+def test_slow_data_stores_the_message_before_the_client_gives_up(settings: dict[str, t.Any]) -> None:
+    recipient = fault_address("dataslow1x1")
+    message, marker = new_message(settings["account"], recipient)
+    with logged_in(settings, timeout=0.3) as client:
+        with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+            client.send_message(message)
+    assert stored_count(settings, marker) == 1
+
+    again, second_marker = new_message(settings["account"], recipient)
+    with logged_in(settings, timeout=0.8) as client:
+        client.send_message(again)
+    assert stored_count(settings, second_marker) == 1
+
+
+@pytest.mark.parametrize(
+    ("side", "address"),
+    [pytest.param("mail", "fault-rcpt451-x@example.com", id="rcpt-fault-as-sender"),
+     pytest.param("rcpt", "fault-mail421-x@example.com", id="mail-fault-as-recipient"),
+     pytest.param("rcpt", "fault-rcpt452-x@example.com", id="unknown-fault")],
+)
+def test_malformed_fault_addresses_are_refused_not_ignored(settings: dict[str, t.Any], side: str, address: str) -> None:
+    with logged_in(settings) as client:
+        if side == "rcpt":
+            assert client.mail(settings["account"])[0] == 250
+        code, text = client.mail(address) if side == "mail" else client.rcpt(address)
+        assert (code, text.startswith(b"5.1.3 Not a sandbox fault")) == (553, True)
+        assert client.noop()[0] == 250
+
+
+# --------------------------------------------------------------------------------------------------
+# dedicated SMTP listeners and 8-bit transport
+
+
+def test_greeting_421_listener_refuses_after_the_tls_handshake(settings: dict[str, t.Any]) -> None:
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtplib.SMTP_SSL(settings["host"], settings["smtp_greeting_421_port"], context=client_context(settings), timeout=TIMEOUT)
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (421, b"4.3.2 Service not available, closing transmission channel")
+
+
+def test_no_starttls_listener_offers_neither_starttls_nor_auth(settings: dict[str, t.Any]) -> None:
+    with smtplib.SMTP(settings["host"], settings["smtp_no_starttls_port"], timeout=TIMEOUT) as client:
+        client.ehlo()
+        assert "starttls" not in client.esmtp_features and "auth" not in client.esmtp_features
+        with pytest.raises(smtplib.SMTPNotSupportedError):
+            client.starttls(context=client_context(settings))
+        assert client.mail(settings["account"])[0] == 530
+
+
+def test_small_size_listener_advertises_and_enforces_2048_bytes(settings: dict[str, t.Any]) -> None:
+    small, small_marker = new_message(settings["account"], "friend@example.com")
+    large, large_marker = new_message(settings["account"], "friend@example.com")
+    large.set_content("\n".join(["y" * 70] * 40) + f"\n{large_marker}\n")
+    with logged_in(settings, "smtp_small_size_port") as client:
+        assert client.esmtp_features["size"] == "2048"
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            client.send_message(large)  # smtplib declares SIZE=, refused at MAIL
+        assert refused.value.smtp_code == 552
+    with logged_in(settings, "smtp_small_size_port") as client:
+        # Without SIZE= the server counts the data and refuses at the final dot.
+        assert client.mail(settings["account"])[0] == 250 and client.rcpt("friend@example.com")[0] == 250
+        assert client.data(large.as_bytes()) == (552, b"Error: Too much mail data")
+        client.send_message(small)
+    assert (stored_count(settings, large_marker), stored_count(settings, small_marker)) == (0, 1)
+
+
+def test_7bit_listener_refuses_8bit_parameters_and_data(settings: dict[str, t.Any]) -> None:
+    ascii_message, ascii_marker = new_message(settings["account"], "friend@example.com")
+    eight_bit = f"Subject: 8bit\r\n\r\nCaf\u00e9 {uuid.uuid4().hex}\r\n"
+    with logged_in(settings, "smtp_7bit_port") as client:
+        assert "8bitmime" not in client.esmtp_features and "smtputf8" not in client.esmtp_features
+        assert client.mail(settings["account"], ["BODY=8BITMIME"]) == (555, b"5.5.4 BODY=8BITMIME not supported (sandbox)")
+        # smtplib would not send SMTPUTF8 to a server that does not offer it; a careless client might.
+        assert client.docmd("MAIL", f"FROM:<{settings['account']}> SMTPUTF8")[0] == 501
+        assert client.mail(settings["account"])[0] == 250 and client.rcpt("friend@example.com")[0] == 250
+        assert client.data(eight_bit.encode("utf-8")) == (554, b"5.6.0 8-bit data not allowed (sandbox)")
+        client.send_message(ascii_message)
+    assert stored_count(settings, eight_bit.split()[-1]) == 0
+    assert stored_count(settings, ascii_marker) == 1
+
+
+@pytest.mark.parametrize("port_key", ["smtp_plain_port", "smtp_ssl_port", "smtp_starttls_port", "smtp_untrusted_port"])
+def test_authenticated_listeners_offer_8bitmime_and_smtputf8(settings: dict[str, t.Any], port_key: str) -> None:
+    if port_key in ("smtp_ssl_port", "smtp_untrusted_port"):
+        # Unverified only to read the EHLO of the untrusted listener.
+        context = client_context(settings) if port_key == "smtp_ssl_port" else ssl._create_unverified_context()  # noqa: S323
+        client: smtplib.SMTP = smtplib.SMTP_SSL(settings["host"], settings[port_key], context=context, timeout=TIMEOUT)
+    else:
+        client = smtplib.SMTP(settings["host"], settings[port_key], timeout=TIMEOUT)
+    with client:
+        if port_key == "smtp_starttls_port":
+            client.starttls(context=client_context(settings))
+        client.ehlo()
+        assert "8bitmime" in client.esmtp_features and "smtputf8" in client.esmtp_features
+
+
+def test_8bit_and_utf8_mail_is_stored_with_its_mail_options(settings: dict[str, t.Any]) -> None:
+    marker = uuid.uuid4().hex
+    wire = f"From: j\u00f6rg@example.com\r\nSubject: Gr\u00fc\u00dfe {marker}\r\n\r\nCaf\u00e9\r\n".encode("utf-8")
+    with logged_in(settings, "smtp_ssl_port") as client:
+        client.sendmail(settings["account"], ["j\u00f6rg@example.com"], wire, mail_options=["BODY=8BITMIME", "SMTPUTF8"])
+    eml_path, sidecar = stored_message(settings, marker)
+    assert eml_path.read_bytes() == wire
+    assert {"BODY=8BITMIME", "SMTPUTF8"} <= set(sidecar["mail_options"])
+    assert sidecar["rcpt_tos"] == ["j\u00f6rg@example.com"]
+
+
+# --------------------------------------------------------------------------------------------------
+# fault injection: token endpoint, and revocation
+
+
+def fault_uri(settings: dict[str, t.Any], spec: str) -> tuple[str, str]:
+    """(spec with a unique tag, its token URI)."""
+    tagged = f"{spec}-{uuid.uuid4().hex[:12]}"
+    return tagged, settings["token_uri_fault"].replace("{fault}", tagged)
+
+
+def logged_outcomes(settings: dict[str, t.Any], spec: str) -> list[str]:
+    entries = map(json.loads, Path(settings["token_log"]).read_text(encoding="utf-8").splitlines())
+    return [entry["outcome"] for entry in entries if entry.get("fault") == spec]
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "answer"),
+    [
+        pytest.param("status500x2", 500, {"error": "internal_failure"}, id="500"),
+        pytest.param("status503x2", 503, {"error": "temporarily_unavailable"}, id="503"),
+    ],
+)
+def test_token_fault_status_n_times_then_a_token(settings: dict[str, t.Any], spec: str, status: int, answer: dict[str, str]) -> None:
+    tagged, uri = fault_uri(settings, spec)
+    for _attempt in range(2):
+        got_status, body = post_form(uri, refresh_form(settings), settings)
+        assert (got_status, json.loads(body)) == (status, answer)
+    got_status, body = post_form(uri, refresh_form(settings), settings)
+    assert got_status == 200 and json.loads(body)["access_token"].startswith("ya29.sandbox-")
+
+    kind = spec.split("x")[0]
+    assert logged_outcomes(settings, tagged) == [f"fault:{kind}", f"fault:{kind}", "issued"]
+    log_text = Path(settings["token_log"]).read_text(encoding="utf-8")
+    assert f"/fault/{tagged}/token" in log_text and settings["client_secret"] not in log_text
+
+
+def test_token_fault_without_count_fires_every_time(settings: dict[str, t.Any]) -> None:
+    _tagged, uri = fault_uri(settings, "status503")
+    assert [post_form(uri, refresh_form(settings), settings)[0] for _ in range(3)] == [503, 503, 503]
+
+
+def test_token_faults_with_a_broken_200_answer(settings: dict[str, t.Any]) -> None:
+    _tagged, uri = fault_uri(settings, "notjsonx1")
+    status, body = post_form(uri, refresh_form(settings), settings)
+    assert status == 200 and body.lstrip().startswith(b"<!DOCTYPE html>")
+    assert "access_token" in json.loads(post_form(uri, refresh_form(settings), settings)[1])
+
+    _tagged, uri = fault_uri(settings, "noaccesstokenx1")
+    status, body = post_form(uri, refresh_form(settings), settings)
+    assert status == 200 and "access_token" not in json.loads(body) and json.loads(body)["token_type"] == "Bearer"
+    assert "access_token" in json.loads(post_form(uri, refresh_form(settings), settings)[1])
+
+
+def test_unknown_token_fault_is_404_and_other_errors_still_apply(settings: dict[str, t.Any]) -> None:
+    _tagged, uri = fault_uri(settings, "status418")
+    status, body = post_form(uri, refresh_form(settings), settings)
+    assert (status, json.loads(body)["error"]) == (404, "unknown_fault")
+    # A fault that does not fire leaves the normal checks in place.
+    _tagged, uri = fault_uri(settings, "status500x1")
+    assert post_form(uri, refresh_form(settings), settings)[0] == 500
+    status, body = post_form(uri, refresh_form(settings, client_secret="wrong"), settings)
+    assert (status, json.loads(body)["error"]) == (401, "invalid_client")
+
+
+def test_token_hang_exceeds_a_short_timeout_and_is_logged_at_once(settings: dict[str, t.Any]) -> None:
+    tagged, uri = fault_uri(settings, "hang2x1")
+    request = urllib.request.Request(uri, data=urllib.parse.urlencode(refresh_form(settings)).encode(), method="POST")
+    with pytest.raises((TimeoutError, urllib.error.URLError)):
+        urllib.request.urlopen(request, timeout=0.3, context=client_context(settings))  # pylint: disable=consider-using-with
+    assert logged_outcomes(settings, tagged) == ["fault:hang"]
+    started = time.monotonic()
+    assert post_form(uri, refresh_form(settings), settings)[0] == 200
+    assert time.monotonic() - started < 1
+    assert logged_outcomes(settings, tagged) == ["fault:hang", "issued"]
+
+
+def test_token_hang_blocks_no_other_request_and_then_answers_normally(settings: dict[str, t.Any]) -> None:
+    _tagged, uri = fault_uri(settings, "hang1x1")
+    answers: list[tuple[int, bytes]] = []
+    hanging = threading.Thread(target=lambda: answers.append(post_form(uri, refresh_form(settings), settings)))
+    started = time.monotonic()
+    hanging.start()
+    time.sleep(0.2)
+    assert post_form(settings["token_uri"], refresh_form(settings), settings)[0] == 200
+    assert time.monotonic() - started < 1
+    hanging.join(timeout=TIMEOUT)
+    assert time.monotonic() - started >= 1
+    assert answers[0][0] == 200 and "access_token" in json.loads(answers[0][1])
+
+
+def test_stop_is_prompt_while_a_token_request_hangs(tmp_path: Path) -> None:
+    with xoauth2_sandbox.Sandbox(tmp_path / "hang") as own:
+        uri = own.settings["token_uri_fault"].replace("{fault}", "hang60-stop")
+        hanging = threading.Thread(target=post_form, args=(uri, refresh_form(own.settings), own.settings), daemon=True)
+        hanging.start()
+        deadline = time.monotonic() + TIMEOUT
+        while own.faults.seen("hang60-stop") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert own.faults.seen("hang60-stop") == 1
+        started = time.monotonic()
+        own.stop()
+        assert time.monotonic() - started < 10
+    hanging.join(timeout=TIMEOUT)
+    assert not hanging.is_alive()
+
+
+def test_revoked_access_token_is_refused_at_auth_like_an_invalid_one(settings: dict[str, t.Any]) -> None:
+    token = fetch_access_token(settings)
+    assert post_form(settings["revoke_uri"], {"token": token}, settings) == (200, b"{}")
+
+    with logged_in_plain_bare(settings) as client:
+        code, challenge = client.docmd("AUTH", "XOAUTH2 " + xoauth2_response(settings["account"], token))
+        assert code == 334 and decoded_challenge(challenge) == GMAIL_XOAUTH2_CHALLENGE
+        assert client.docmd("")[0] == 535
+    status, body = post_form(settings["revoke_uri"], {"token": token}, settings)
+    assert (status, json.loads(body)) == (400, {"error": "invalid_token"})
+    log_text = Path(settings["token_log"]).read_text(encoding="utf-8")
+    assert token not in log_text
+    assert [json.loads(line)["outcome"] for line in log_text.splitlines() if '"/revoke"' in line][-2:] == ["revoked", "invalid_token"]
+
+
+def test_revoked_refresh_token_no_longer_refreshes(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
+    refresh_token = sandbox.authority.grant_refresh_token(settings["client_id"], settings["account"])
+    assert post_form(settings["token_uri"], refresh_form(settings, refresh_token=refresh_token), settings)[0] == 200
+    assert post_form(settings["revoke_uri"], {"token": refresh_token}, settings)[0] == 200
+    status, body = post_form(settings["token_uri"], refresh_form(settings, refresh_token=refresh_token), settings)
+    assert (status, json.loads(body)["error"]) == (400, "invalid_grant")
+    status, body = post_form(settings["revoke_uri"], {}, settings)
+    assert (status, json.loads(body)) == (400, {"error": "invalid_token"})
+
+
+def logged_in_plain_bare(settings: dict[str, t.Any]) -> smtplib.SMTP:
+    """An unauthenticated client of the plain port, after EHLO."""
+    client = smtplib.SMTP(settings["host"], settings["smtp_plain_port"], timeout=TIMEOUT)
+    client.ehlo()
+    return client
 
 
 # --------------------------------------------------------------------------------------------------
