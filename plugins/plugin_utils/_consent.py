@@ -27,7 +27,6 @@ import http.server
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 import typing as t
@@ -35,6 +34,7 @@ import urllib.parse
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import ensure_private_directory, write_private_file
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 
 #: How long a manual-mode authorization waits for its pasted redirect (Google's codes live about as long).
@@ -423,9 +423,7 @@ class PendingStore:
 
     def _ensure_directory(self) -> None:
         try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            if os.stat(self.directory).st_mode & 0o077:
-                os.chmod(self.directory, 0o700)
+            ensure_private_directory(self.directory)
         except OSError as exc:
             raise SmailError("pending_store", f"Cannot create {self.directory}: {exc.strerror}") from None
 
@@ -445,15 +443,10 @@ class PendingStore:
         self.purge()
         entry = {"created": time.time(), "client_id": client.client_id, "redirect_uri": pending.redirect_uri,
                  "code_verifier": pending.code_verifier}
-        fd, tmp_path = tempfile.mkstemp(dir=self.directory, prefix=".pending.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle)
-            os.replace(tmp_path, self._path(pending.state))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_path)
-            raise
+            write_private_file(self._path(pending.state), json.dumps(entry).encode("utf-8"))
+        except OSError as exc:
+            raise SmailError("pending_store", f"Cannot write to {self.directory}: {exc.strerror}") from None
 
     def take(self, state: str) -> dict[str, t.Any]:
         """The authorization started with ``state``, removed from the store; ConsentError when unknown or expired."""
