@@ -559,11 +559,15 @@ class SMTPSession:
             smtp.transcript = self.transcript
             smtp._host = endpoint.host  # pylint: disable=protected-access  # smtplib checks the certificate against it
             self._smtp = smtp
-            smtp.connect(endpoint.host, endpoint.port)
+            code, greeting = smtp.connect(endpoint.host, endpoint.port)
         except ssl.SSLError as exc:
             raise self._fail(exc, stage=stage) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise self._fail(exc, stage="connect") from None
+        if code != 220:
+            self.close()
+            raise SMTPError("smtp_connect", f"{endpoint.host}:{endpoint.port} refused the session in its greeting: "
+                            f"{code} {_reply_text(greeting)}", stage="connect", details={"smtp_code": code})
 
     def ehlo(self) -> None:
         """EHLO; the server's extensions are then in ``self.smtp.esmtp_features``."""
