@@ -922,7 +922,7 @@ def test_token_hang_exceeds_a_short_timeout_and_is_logged_at_once(settings: dict
 
 
 def test_token_hang_blocks_no_other_request_and_then_answers_normally(settings: dict[str, t.Any]) -> None:
-    _tagged, uri = fault_uri(settings, "hang1x1")
+    tagged, uri = fault_uri(settings, "hang1x1")
     answers: list[tuple[int, bytes]] = []
     hanging = threading.Thread(target=lambda: answers.append(post_form(uri, refresh_form(settings), settings)))
     started = time.monotonic()
@@ -933,12 +933,22 @@ def test_token_hang_blocks_no_other_request_and_then_answers_normally(settings: 
     hanging.join(timeout=TIMEOUT)
     assert time.monotonic() - started >= 1
     assert answers[0][0] == 200 and "access_token" in json.loads(answers[0][1])
+    # One log line per request, written on arrival: none more once the hung request was answered.
+    assert logged_outcomes(settings, tagged) == ["fault:hang"]
 
 
 def test_stop_is_prompt_while_a_token_request_hangs(tmp_path: Path) -> None:
     with xoauth2_sandbox.Sandbox(tmp_path / "hang") as own:
         uri = own.settings["token_uri_fault"].replace("{fault}", "hang60-stop")
-        hanging = threading.Thread(target=post_form, args=(uri, refresh_form(own.settings), own.settings), daemon=True)
+        request = urllib.request.Request(uri, data=urllib.parse.urlencode(refresh_form(own.settings)).encode(), method="POST")
+        context = client_context(own.settings)
+
+        def wait_for_the_answer() -> None:
+            # A client patient enough that only the released hang can end it within the join below.
+            with urllib.request.urlopen(request, timeout=60, context=context) as response:
+                response.read()
+
+        hanging = threading.Thread(target=wait_for_the_answer, daemon=True)
         hanging.start()
         deadline = time.monotonic() + TIMEOUT
         while own.faults.seen("hang60-stop") == 0 and time.monotonic() < deadline:
@@ -947,7 +957,7 @@ def test_stop_is_prompt_while_a_token_request_hangs(tmp_path: Path) -> None:
         started = time.monotonic()
         own.stop()
         assert time.monotonic() - started < 10
-    hanging.join(timeout=TIMEOUT)
+    hanging.join(timeout=5)
     assert not hanging.is_alive()
 
 
