@@ -603,7 +603,7 @@ def test_fault_registry_counts_each_trigger_alone_across_threads() -> None:
     twice = xoauth2_sandbox.FaultSpec(trigger="a", kind="rcpt451", times=2)
     other = xoauth2_sandbox.FaultSpec(trigger="b", kind="rcpt451", times=1)
     results: list[bool] = []
-    threads = [threading.Thread(target=lambda: results.append(registry.fires(twice))) for _ in range(20)]
+    threads = [threading.Thread(target=lambda: results.append(registry.fires(twice))) for _thread in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -669,7 +669,7 @@ def test_recipient_fault_without_count_fires_every_time(settings: dict[str, t.An
     recipient = fault_address("rcpt451")
     with logged_in(settings) as client:
         assert client.mail(settings["account"])[0] == 250
-        assert [client.rcpt(recipient)[0] for _ in range(3)] == [451, 451, 451]
+        assert [client.rcpt(recipient)[0] for _attempt in range(3)] == [451, 451, 451]
 
 
 def test_recipient_fault_421_closes_the_connection(settings: dict[str, t.Any]) -> None:
@@ -822,8 +822,11 @@ def test_7bit_listener_refuses_8bit_parameters_and_data(settings: dict[str, t.An
 @pytest.mark.parametrize("port_key", ["smtp_plain_port", "smtp_ssl_port", "smtp_starttls_port", "smtp_untrusted_port"])
 def test_authenticated_listeners_offer_8bitmime_and_smtputf8(settings: dict[str, t.Any], port_key: str) -> None:
     if port_key in ("smtp_ssl_port", "smtp_untrusted_port"):
-        # Unverified only to read the EHLO of the untrusted listener.
-        context = client_context(settings) if port_key == "smtp_ssl_port" else ssl._create_unverified_context()  # noqa: S323
+        context = client_context(settings)
+        if port_key == "smtp_untrusted_port":
+            # Unverified only to read the EHLO of the untrusted listener.
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         client: smtplib.SMTP = smtplib.SMTP_SSL(settings["host"], settings[port_key], context=context, timeout=TIMEOUT)
     else:
         client = smtplib.SMTP(settings["host"], settings[port_key], timeout=TIMEOUT)
@@ -883,7 +886,7 @@ def test_token_fault_status_n_times_then_a_token(settings: dict[str, t.Any], spe
 
 def test_token_fault_without_count_fires_every_time(settings: dict[str, t.Any]) -> None:
     _tagged, uri = fault_uri(settings, "status503")
-    assert [post_form(uri, refresh_form(settings), settings)[0] for _ in range(3)] == [503, 503, 503]
+    assert [post_form(uri, refresh_form(settings), settings)[0] for _attempt in range(3)] == [503, 503, 503]
 
 
 def test_token_faults_with_a_broken_200_answer(settings: dict[str, t.Any]) -> None:
