@@ -19,9 +19,15 @@ and trustme are used.
 * Microsoft-like endpoints under ``/ms/{tenant}/oauth2/v2.0/`` (``authorize`` and ``token``): a refresh
   needs ``scope``, and every refresh returns a new refresh token. As with Azure AD, the old refresh
   token stays valid. A refresh token is issued when the scope includes ``offline_access``.
+* Revocation (Google-like): ``POST /revoke`` with ``token=`` forgets an access or refresh token.
 * SMTP (smtp.gmail.com-like): implicit TLS, STARTTLS, implicit TLS with the untrusted certificate,
-  and plain SMTP, all requiring ``AUTH XOAUTH2 | OAUTHBEARER | PLAIN | LOGIN`` before MAIL; plus a
-  plain relay sink without AUTH (for a third-party server such as Dovecot to relay to).
+  and plain SMTP, all requiring ``AUTH XOAUTH2 | OAUTHBEARER | PLAIN | LOGIN`` before MAIL and offering
+  8BITMIME and SMTPUTF8; plus a plain relay sink without AUTH (for a third-party server such as
+  Dovecot to relay to), and listeners that misbehave: a ``421`` greeting, no STARTTLS, ``SIZE 2048``,
+  and a 7-bit server.
+* Faults injected by addresses and URLs alone (no control channel): ``fault-<spec>@...`` envelope
+  addresses and ``/fault/<spec>/token``, counted per exact trigger so that ``x<N>`` faults fire the
+  first N times only (see :func:`parse_fault_spec` and ``sandbox/README.md``).
 * Every accepted message is stored under ``<state_dir>/mail`` as ``.eml`` (exact bytes) with a
   ``.json`` sidecar describing the envelope and the authentication (never the token).
 
@@ -278,7 +284,6 @@ class FaultRegistry:
     def release(self) -> None:
         """End every current and future :meth:`wait` at once (the sandbox is stopping)."""
         self._released.set()
-
 
 
 # --------------------------------------------------------------------------------------------------
