@@ -850,8 +850,10 @@ class DeliveryReport:
 
 def _deferral(outcome: Outcome, deferred: dict[str, str]) -> SMTPError:
     text = "; ".join(f"{address}: {reply}" for address, reply in deferred.items())
+    first_code = next(iter(deferred.values())).split(" ", 1)[0]
     return SMTPError("recipients_deferred", f"The server deferred recipient(s) of {outcome.envelope.message_id}: {text}",
-                     stage="rcpt", transient=True, details={"deferred": dict(deferred)})
+                     stage="rcpt", transient=True,
+                     details={"deferred": dict(deferred), "smtp_code": int(first_code) if first_code.isdigit() else None})
 
 
 def _run_transaction(session: SMTPSession, outcome: Outcome) -> None:
