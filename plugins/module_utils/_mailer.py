@@ -14,12 +14,11 @@ import contextlib
 import dataclasses
 import datetime
 import os
-import stat
-import tempfile
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _oauth2, _smtp
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import write_private_file
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import RetryPolicy
 
 if t.TYPE_CHECKING:
@@ -138,48 +137,6 @@ def _token_ini_section(data: bytes, refresh_token: str) -> str | None:
     return next(name for name in values if _ini.lookup(values, name, key) == refresh_token)
 
 
-def _write_in_place(path: str, data: bytes) -> None:
-    with open(path, "r+b") as handle:
-        handle.write(data)
-        handle.truncate()
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _replace_file(path: str, data: bytes, original: os.stat_result) -> None:
-    """Give ``path`` the content ``data`` through a temp file in its directory and a rename, keeping mode and owner.
-
-    Where the owner cannot be kept (not root, another user's file) the file is rewritten in place instead.
-    """
-    directory = os.path.dirname(path) or "."
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".smail-xoauth2-", suffix=".tmp")  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), stat.S_IMODE(original.st_mode))
-            if (original.st_uid, original.st_gid) != (os.geteuid(), os.getegid()):
-                try:
-                    os.fchown(handle.fileno(), original.st_uid, original.st_gid)
-                except PermissionError:
-                    os.unlink(tmp_path)
-                    _write_in_place(path, data)
-                    return
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-        raise
-    # The rename is durable only once the directory is synced too.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def persist_rotated_refresh_token(path: str, *, old_token: str, new_token: str) -> bool:
     """Replace ``old_token`` by ``new_token`` in the token INI at ``path``, atomically.
 
@@ -203,7 +160,7 @@ def persist_rotated_refresh_token(path: str, *, old_token: str, new_token: str) 
         raise SmailError("token_ini_write", f"Cannot update {path}: {exc.field} {exc.problem}.") from None
     if merged.changed:
         try:
-            _replace_file(real_path, merged.data, original)
+            write_private_file(real_path, merged.data, like=original)
         except OSError as exc:
             raise SmailError("token_ini_write", f"Cannot write {path}: {exc.strerror}.",
                              hint="The user running the task needs write access to the file and its directory.") from None

@@ -20,12 +20,12 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 import time
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._net import require_secure_url
+from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import ensure_private_directory, write_private_file
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
 
 try:
@@ -391,12 +391,10 @@ class TokenCache:
 
     def _ensure_directory(self) -> None:
         try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            ensure_private_directory(self.directory)
         except OSError as exc:
             raise SmailError("token_cache", f"Cannot create the token cache directory {self.directory}: {exc.strerror}",
                              hint="Set token_cache_dir to a writable directory or token_cache=false.") from None
-        if os.stat(self.directory).st_mode & 0o077:
-            os.chmod(self.directory, 0o700)
 
     def _path(self, key: str) -> str:
         return os.path.join(self.directory, f"{key}.json")
@@ -428,22 +426,12 @@ class TokenCache:
         return AccessToken(token=token, source="cache", expires_at=expires_at, scopes=tuple(entry.get("scopes") or ()))
 
     def store(self, key: str, token: AccessToken) -> None:
-        """Write ``token`` atomically (temp file in the same directory, then rename), mode 0600 from creation."""
+        """Write ``token`` atomically (the collection's private-file writer: 0600 from creation, fsync, rename)."""
         if token.expires_at is None:
             return  # a token of unknown lifetime cannot be reused safely
         self._ensure_directory()
         entry = {"access_token": token.token, "expires_at": token.expires_at.timestamp(), "scopes": list(token.scopes)}
-        fd, tmp_path = tempfile.mkstemp(dir=self.directory, prefix=f".{key}.", suffix=".tmp")  # mkstemp creates 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_path, self._path(key))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_path)
-            raise
+        write_private_file(self._path(key), json.dumps(entry).encode("utf-8"))
 
 
 def obtain_access_token(

@@ -34,6 +34,7 @@ import urllib.parse
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._net import require_secure_url
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import ensure_private_directory, write_private_file
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 
@@ -101,12 +102,6 @@ class Authorization:
         return f"Authorization(account={self.account!r}, scopes={self.scopes!r}, expires_in={self.expires_in!r})"
 
 
-def _http_url(option: str, value: str) -> str:
-    if not value.lower().startswith(("https://", "http://")):
-        raise OptionError(option, "must be an http(s) URL")
-    return value
-
-
 def resolve_client(*, provider: str, client_id: str | None = None, client_secret: str | None = None,
                    auth_uri: str | None = None, token_uri: str | None = None, tenant: str | None = None,
                    scopes: str | t.Iterable[str] | None = None, client_secrets: ClientSecrets | None = None) -> ConsentClient:
@@ -130,8 +125,8 @@ def resolve_client(*, provider: str, client_id: str | None = None, client_secret
     return ConsentClient(
         client_id=resolved_id,
         client_secret=client_secret or from_file.client_secret,
-        auth_uri=_http_url("auth_uri", _oauth2.fill_tenant(resolved_auth, tenant)),
-        token_uri=_http_url("token_uri", _oauth2.fill_tenant(resolved_token, tenant)),
+        auth_uri=require_secure_url("auth_uri", _oauth2.fill_tenant(resolved_auth, tenant)),
+        token_uri=require_secure_url("token_uri", _oauth2.fill_tenant(resolved_token, tenant)),
         scopes=resolved_scopes,
         consent_params=preset.consent_params,
     )
