@@ -262,7 +262,7 @@ def parse_address(value: str, *, option: str) -> Address:
 
 
 class _TextFromHTML(HTMLParser):
-    _BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre"}
+    _BLOCKS: t.ClassVar[set[str]] = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
