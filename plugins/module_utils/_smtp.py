@@ -98,6 +98,7 @@ class _TranscribingMixin:
     """Records every line smtplib sends or receives; lines sent during SASL are masked whole."""
 
     transcript: Transcript
+    _host: str  # smtplib's own attribute, not in its stubs
     in_sasl_exchange = False
 
     def send(self, s):  # noqa: D401 - smtplib's own signature
@@ -615,7 +616,7 @@ class SMTPSession:
             body += b"\r\n"
         self.transcript.client(f"<message: {len(payload)} bytes>")
         try:
-            self.smtp.sock.sendall(body + b".\r\n")
+            self.smtp.sock.sendall(body + b".\r\n")  # type: ignore[union-attr]  # connected, so sock is set
         except OSError as exc:
             # A server discards a message whose final dot never arrived.
             raise self._fail(exc, stage="data") from None
