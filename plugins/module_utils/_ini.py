@@ -25,7 +25,6 @@ from __future__ import annotations
 #
 # Only the standard library is used so the code runs on the controller and on
 # managed nodes alike.
-
 import codecs
 import dataclasses
 import re

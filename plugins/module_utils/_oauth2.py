@@ -249,7 +249,7 @@ def token_endpoint_error(code: str, description: str, *, request: str = "the ref
                       details={"endpoint_error": code})
 
 
-def _shorten(text: str, limit: int = 200) -> str:
+def _shorten(text: object, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -342,7 +342,7 @@ def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = 
 
     class _RequestWithTimeout(Request):
         def __call__(self, *args, **kwargs):  # pylint: disable=signature-differs
-            kwargs["timeout"] = tls.timeout
+            kwargs["timeout"] = tls.timeout  # type: ignore[union-attr]  # set above; mypy does not narrow in closures
             return super().__call__(*args, **kwargs)
 
     credentials = Credentials(

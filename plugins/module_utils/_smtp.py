@@ -116,6 +116,7 @@ class _TranscribingMixin:
     """Records every line smtplib sends or receives; lines sent during SASL are masked whole."""
 
     transcript: Transcript
+    _host: str  # smtplib's own attribute, not in its stubs
     in_sasl_exchange = False
 
     def send(self, s):  # noqa: D401 - smtplib's own signature
@@ -270,7 +271,7 @@ def parse_address(value: str, *, option: str) -> Address:
 
 
 class _TextFromHTML(HTMLParser):
-    _BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre"}
+    _BLOCKS: t.ClassVar[set[str]] = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -730,7 +731,7 @@ class SMTPSession:
             body += b"\r\n"
         self.transcript.client(f"<message: {len(payload)} bytes>")
         try:
-            self.smtp.sock.sendall(body + b".\r\n")
+            self.smtp.sock.sendall(body + b".\r\n")  # type: ignore[union-attr]  # connected, so sock is set
         except OSError as exc:
             # A server discards a message whose final dot never arrived.
             raise self._fail(exc, stage="data") from None

@@ -29,16 +29,11 @@ requirements:
 extends_documentation_fragment:
   - smail.xoauth2.oauth2
   - smail.xoauth2.tls
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
+  - smail.xoauth2.attributes
+  - smail.xoauth2.attributes.action
 attributes:
   action:
-    support: full
     details: The action hides a result holding a token from the output.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: The token is obtained (and cached) as usual and returned; a rotated refresh token is returned, never written.

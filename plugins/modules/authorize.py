@@ -33,15 +33,9 @@ author:
 requirements:
   - google-auth-oauthlib and requests on the controller
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
+  - smail.xoauth2.attributes
+  - smail.xoauth2.attributes.action
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: none
     details: The consent cannot be simulated; the task is skipped in check mode.

@@ -26,14 +26,15 @@ extends_documentation_fragment:
   - smail.xoauth2.oauth2
   - smail.xoauth2.tls
   - smail.xoauth2.smtp
+  - smail.xoauth2.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Obtains the access token and authenticates to the server (proving the credentials), then quits without sending.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 options:
   sender:
     description:

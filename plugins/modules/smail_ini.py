@@ -20,15 +20,9 @@ author:
   - smail.xoauth2 maintainers (@smail-xoauth2)
 extends_documentation_fragment:
   - smail.xoauth2.ini_file
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
+  - smail.xoauth2.attributes
+  - smail.xoauth2.attributes.action
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:

@@ -26,15 +26,9 @@ author:
 extends_documentation_fragment:
   - smail.xoauth2.ini_file
   - smail.xoauth2.tls
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
+  - smail.xoauth2.attributes
+  - smail.xoauth2.attributes.action
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: With O(verify=true) the refresh is still made, as it changes nothing on the target.
