@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _mailer, _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _ini, _providers, _token_ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     INI_FILE_ARGSPEC,
@@ -31,11 +31,11 @@ TOKEN_INI_ARGSPEC = merge_argspecs(
         "account": {"type": "str", "required": True},
         "auth_uri": {"type": "str"},
         "client_secrets_file": {"type": "path", "no_log": False},
-        "section": {"type": "str", "default": _ini.TOKEN_INI_SECTION},
+        "section": {"type": "str", "default": _token_ini.DEFAULT_SECTION},
         "keys": {
             "type": "dict",
             "apply_defaults": True,
-            "options": {field: {"type": "str", "default": key} for field, key in _ini.TOKEN_INI_KEYS.items()},
+            "options": {field: {"type": "str", "default": key} for field, key in _token_ini.DEFAULT_KEYS.items()},
         },
         "verify": {"type": "bool", "default": False},
     },
@@ -44,13 +44,13 @@ TOKEN_INI_ARGSPEC = merge_argspecs(
 
 def token_values(args: t.Mapping[str, t.Any], from_file: t.Mapping[str, str]) -> dict[str, str | None]:
     """The token fields to write: the options, else the client secrets file, else the provider's URIs."""
-    preset = _oauth2.PROVIDERS[args["provider"]]
-    tenant = args.get("tenant") or "common"
-    defaults = {
-        "token_uri": preset.token_uri.replace("{tenant}", tenant) if preset.token_uri else None,
-        "auth_uri": preset.auth_uri.replace("{tenant}", tenant) if preset.auth_uri else None,
-    }
-    return {field: args.get(field) or from_file.get(field) or defaults.get(field) for field in _ini.TOKEN_INI_KEYS}
+    entry = _providers.get_provider(args["provider"])
+    values = {field: args.get(field) or from_file.get(field) for field in _token_ini.FIELDS}
+    for which in ("token_uri", "auth_uri"):
+        if values[which] or getattr(entry, which):
+            # SMAIL posts the client secret and the refresh token there: the same https rule as the collection's own.
+            values[which] = entry.endpoint(which, explicit=values[which], tenant=args.get("tenant"))
+    return values
 
 
 def token_settings(values: t.Mapping[str, str | None], *, section: str, keys: t.Mapping[str, str],
@@ -74,7 +74,7 @@ def token_settings(values: t.Mapping[str, str | None], *, section: str, keys: t.
             _ini.validate_settings({section: {keys[field]: value}}, encoding=encoding)
         except _ini.IniError as exc:
             raise OptionError(field, f"{exc.problem} (key {keys[field]} in [{section}])") from None
-    return _ini.token_ini_settings(values, section=section, keys=keys)
+    return _token_ini.TokenIniLayout(section=section, keys=keys).settings(values)
 
 
 class ActionModule(IniFileAction):
@@ -88,12 +88,13 @@ class ActionModule(IniFileAction):
                      if args.get("client_secrets_file") else {})
         values = token_values(args, from_file)
         keys = args["keys"]
-        secret_keys = sorted({keys[field] for field in _ini.TOKEN_INI_SECRET_FIELDS} |
-                             {_ini.TOKEN_INI_KEYS[field] for field in _ini.TOKEN_INI_SECRET_FIELDS})
+        # Both the remapped and the default secret keys are masked: an old file may still hold the default ones.
+        secret_keys = sorted(set(_token_ini.TokenIniLayout(section=args["section"], keys=keys).secret_keys)
+                             | set(_token_ini.DEFAULT_LAYOUT.secret_keys))
         return IniRequest(
             settings=token_settings(values, section=args["section"], keys=keys, encoding=args["encoding"]),
             secret_keys=secret_keys,
-            secret_values={values[field] for field in _ini.TOKEN_INI_SECRET_FIELDS if values.get(field)},
+            secret_values={values[field] for field in _token_ini.SECRET_FIELDS if values.get(field)},
             field="token_ini",
         )
 
@@ -101,11 +102,12 @@ class ActionModule(IniFileAction):
         if not args["verify"]:
             return {}
         # Verify what the file will hold, including values kept from the existing file.
-        written = _ini.read_token_ini(merged.data, encoding=merged.encoding, section=args["section"], keys=args["keys"])
-        secrets.update(written[field] for field in _ini.TOKEN_INI_SECRET_FIELDS if written.get(field))
+        layout = _token_ini.TokenIniLayout(section=args["section"], keys=args["keys"])
+        written = layout.read(merged.data, encoding=merged.encoding)
+        secrets.update(written[field] for field in _token_ini.SECRET_FIELDS if written.get(field))
         options = {name: args.get(name) for name in ("provider", "tenant", "validate_certs", "ca_path", "timeout")}
         options.update({field: written.get(field) for field in ("client_id", "client_secret", "refresh_token", "token_uri")})
         options["token_cache"] = False
-        token = _mailer.obtain_token(options)
+        token = _credentials.obtain_token(options)
         secrets.update(value for value in (token.token, token.rotated_refresh_token) if value)
         return {"verified": True}

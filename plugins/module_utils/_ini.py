@@ -31,14 +31,10 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 __all__ = (
     "DEFAULT_ENCODING",
     "DEFAULT_NEWLINE",
-    "TOKEN_INI_KEYS",
-    "TOKEN_INI_SECRET_FIELDS",
-    "TOKEN_INI_SECTION",
     "DecodedIni",
     "IniError",
     "IniLine",
@@ -49,25 +45,11 @@ __all__ = (
     "merge_ini",
     "read_ini",
     "read_ini_text",
-    "read_token_ini",
-    "token_ini_settings",
     "validate_settings",
 )
 
 DEFAULT_ENCODING = "cp932"
 DEFAULT_NEWLINE = "\r\n"
-
-TOKEN_INI_SECTION = "OAUTH"
-# Field name -> INI key in smail_refresh_token.ini; read-only so no caller can change it for the others.
-TOKEN_INI_KEYS: Mapping[str, str] = MappingProxyType({
-    "account": "Account",
-    "client_id": "ClientID",
-    "client_secret": "ClientSecret",
-    "refresh_token": "RefreshToken",
-    "token_uri": "TokenURI",
-    "auth_uri": "AuthURI",
-})
-TOKEN_INI_SECRET_FIELDS = ("client_secret", "refresh_token")
 
 # What Windows' profile reader skips around lines, keys and values: iswspace() plus ^Z (DOS end of file).
 _WHITESPACE = (
@@ -735,52 +717,3 @@ def mask_ini_text(text: str, secret_keys: Iterable[tuple[str, str]] | Iterable[s
             content = _mask_value(content, mask)
         output.append(content + eol)
     return "".join(output)
-
-
-def _token_keys(keys: Mapping[str, str] | None) -> dict[str, str]:
-    """Return the field -> INI key map: the defaults with the caller's entries replacing or adding to them."""
-    mapping = dict(TOKEN_INI_KEYS)
-    for name, key in (keys or {}).items():
-        if not isinstance(key, str) or not key:
-            raise IniError(f"keys[{_label(name)}]", "must be a non-empty INI key name")
-        mapping[name] = key
-    return mapping
-
-
-def read_token_ini(data: bytes, *, encoding: str = DEFAULT_ENCODING, section: str = TOKEN_INI_SECTION,
-                   keys: Mapping[str, str] | None = None, source: str = "file") -> dict[str, str]:
-    """Return field name -> value for the token fields present in a SmailRefreshToken.exe INI file.
-
-    Looks in ``section``; only if that section is absent, in the first section
-    (file order) holding any of the keys.  ``keys`` remaps or adds fields on top
-    of :data:`TOKEN_INI_KEYS`.  Names are case-insensitive; values are as a
-    Windows reader sees them and may be empty strings.
-    """
-    mapping = _token_keys(keys)
-    values = read_ini(data, encoding=encoding, source=source)
-    entries = _entries(values, section)
-    if entries is None:
-        entries = next((candidate for candidate in values.values()
-                        if any(_get(candidate, key) is not None for key in mapping.values())), {})
-    found = {}
-    for name, key in mapping.items():
-        value = _get(entries, key)
-        if value is not None:
-            found[name] = value
-    return found
-
-
-def token_ini_settings(values: Mapping[str, str | None], *, section: str = TOKEN_INI_SECTION,
-                       keys: Mapping[str, str] | None = None) -> dict[str, dict[str, str | None]]:
-    """Return ``merge_ini`` settings writing the given token fields; fields set to None are left untouched.
-
-    Unknown field names raise :class:`IniError`; values are validated by :func:`merge_ini`.
-    """
-    mapping = _token_keys(keys)
-    entries: dict[str, str | None] = {}
-    for name, value in values.items():
-        if name not in mapping:
-            raise IniError(_label(name), f"unknown token field; expected one of {', '.join(sorted(mapping))}")
-        if value is not None:
-            entries[mapping[name]] = value
-    return {section: entries}

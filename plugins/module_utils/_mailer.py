@@ -4,231 +4,30 @@
 
 """From option values to a delivered mail: the one send path of the module, the callback and the roles.
 
-Options arrive as a plain mapping (``module.params`` or a plugin's ``get_option()`` values) with the
-names of the ``oauth2``, ``tls`` and ``smtp`` option groups. This file has no Ansible imports.
+Options arrive as a plain mapping (``module.params`` or a plugin's ``get_option()`` values) with the names of the
+``oauth2``, ``tls`` and ``smtp`` option groups. Credentials and tokens come from ``_credentials``, the server and the
+retry policy from ``_connection``; this file runs the delivery, with the spool. It has no Ansible imports.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
-import os
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _oauth2, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _providers, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import (
+    Credentials,
+    obtain_token,
+    read_credentials,
+    settle_rotation,
+)
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import write_private_file
-from ansible_collections.smail.xoauth2.plugins.module_utils._retry import RetryPolicy
 
 if t.TYPE_CHECKING:
     from ansible_collections.smail.xoauth2.plugins.module_utils import _spool
 
 BEARER_MECHANISMS = ("xoauth2", "oauthbearer")
-
-
-@dataclasses.dataclass
-class Credentials:
-    """OAuth2 credentials from options, completed from a SMAIL refresh-token INI where options are silent."""
-
-    client_id: str | None = None
-    client_secret: str | None = None
-    refresh_token: str | None = None
-    token_uri: str | None = None
-    account: str | None = None
-    #: Where the refresh token came from: ``options`` or the token INI's path.
-    origin: str = "options"
-
-    def __repr__(self) -> str:
-        return f"Credentials(client_id={self.client_id!r}, token_uri={self.token_uri!r}, account={self.account!r})"
-
-
-def read_credentials(options: t.Mapping[str, t.Any]) -> Credentials:
-    """The credentials named by the options; ``token_ini`` fills what the options leave empty."""
-    credentials = Credentials(
-        client_id=options.get("client_id"),
-        client_secret=options.get("client_secret"),
-        refresh_token=options.get("refresh_token"),
-        token_uri=options.get("token_uri"),
-    )
-    path = options.get("token_ini")
-    if not path:
-        return credentials
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise OptionError("token_ini", f"cannot read {path}: {exc.strerror}") from None
-    try:
-        values = _ini.read_token_ini(data)
-    except _ini.IniError as exc:
-        raise OptionError("token_ini", f"{path} is not a readable token INI: {exc.problem}") from None
-    for field in ("client_id", "client_secret", "refresh_token", "token_uri", "account"):
-        if not getattr(credentials, field) and values.get(field):
-            setattr(credentials, field, values[field])
-            if field == "refresh_token":
-                credentials.origin = path
-    if not credentials.refresh_token and not options.get("access_token"):
-        raise OptionError("token_ini", f"{path} holds no refresh token under the expected keys")
-    return credentials
-
-
-def tls_settings(options: t.Mapping[str, t.Any]) -> _oauth2.TLSSettings:
-    """How certificates are checked, for the token endpoint and the SMTP server alike."""
-    timeout = options.get("timeout") or 30
-    if timeout <= 0:
-        raise OptionError("timeout", "must be a positive number of seconds")
-    return _oauth2.TLSSettings(validate_certs=options.get("validate_certs", True), ca_path=options.get("ca_path"),
-                               timeout=float(timeout))
-
-
-def token_cache(options: t.Mapping[str, t.Any]) -> _oauth2.TokenCache | None:
-    """The shared token cache, or None when ``token_cache`` is off."""
-    if not options.get("token_cache", True):
-        return None
-    return _oauth2.TokenCache(options.get("token_cache_dir"))
-
-
-def obtain_token(options: t.Mapping[str, t.Any], credentials: Credentials | None = None, *,
-                 refused: str | None = None) -> _oauth2.AccessToken:
-    """An access token for the options: given, cached or refreshed; never ``refused``, a token the server refused."""
-    if options.get("access_token"):
-        return _oauth2.obtain_access_token(grant=None, access_token=options["access_token"])
-    credentials = credentials or read_credentials(options)
-    grant = _oauth2.resolve_grant(
-        provider=options.get("provider") or "google",
-        client_id=credentials.client_id,
-        client_secret=credentials.client_secret,
-        refresh_token=credentials.refresh_token,
-        token_uri=credentials.token_uri,
-        tenant=options.get("tenant"),
-        scopes=options.get("scopes"),
-    )
-    return _oauth2.obtain_access_token(grant=grant, cache=token_cache(options), tls=tls_settings(options), refused=refused,
-                                       margin=expiry_margin(options), retry=retry_policy(options))
-
-
-# --- rotated refresh tokens ---------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class RotationOutcome:
-    """What became of a refresh token the token endpoint replaced (Microsoft does on every refresh)."""
-
-    new_refresh_token: str
-    #: The token INI the new refresh token was written to, or None when it was not written anywhere.
-    persisted_to: str | None = None
-    #: Why it was not written although ``persist_rotated_token`` asked for it.
-    warning: str | None = None
-
-    def __repr__(self) -> str:
-        return f"RotationOutcome(persisted_to={self.persisted_to!r}, warning={self.warning!r})"
-
-
-def _token_ini_section(data: bytes, refresh_token: str) -> str | None:
-    """The section from which :func:`_ini.read_token_ini` reads ``refresh_token``; None when it reads another value."""
-    if _ini.read_token_ini(data).get("refresh_token") != refresh_token:
-        return None
-    values = _ini.read_ini(data)
-    preferred = [name for name in values if name.lower() == _ini.TOKEN_INI_SECTION.lower()]
-    if preferred:
-        return preferred[0]
-    # Without [OAUTH] the reader takes the first section holding a token key; earlier ones hold none.
-    key = _ini.TOKEN_INI_KEYS["refresh_token"]
-    return next(name for name in values if _ini.lookup(values, name, key) == refresh_token)
-
-
-def persist_rotated_refresh_token(path: str, *, old_token: str, new_token: str) -> bool:
-    """Replace ``old_token`` by ``new_token`` in the token INI at ``path``, atomically.
-
-    Every other byte stays as it was (encoding, byte order mark, line breaks, other lines and keys), and the file
-    keeps its mode and owner. Returns False, writing nothing, when the file no longer holds ``old_token``. Raises
-    SmailError ``token_ini_write`` when the file cannot be read, understood or written.
-    """
-    real_path = os.path.realpath(path)
-    try:
-        with open(real_path, "rb") as handle:
-            data = handle.read()
-        original = os.stat(real_path)
-    except OSError as exc:
-        raise SmailError("token_ini_write", f"Cannot read {path}: {exc.strerror}.") from None
-    try:
-        section = _token_ini_section(data, old_token)
-        if section is None:
-            return False
-        merged = _ini.merge_ini(data, _ini.token_ini_settings({"refresh_token": new_token}, section=section), source="token_ini")
-    except _ini.IniError as exc:
-        raise SmailError("token_ini_write", f"Cannot update {path}: {exc.field} {exc.problem}.") from None
-    if merged.changed:
-        try:
-            write_private_file(real_path, merged.data, like=original)
-        except OSError as exc:
-            raise SmailError("token_ini_write", f"Cannot write {path}: {exc.strerror}.",
-                             hint="The user running the task needs write access to the file and its directory.") from None
-    return True
-
-
-def settle_rotation(options: t.Mapping[str, t.Any], credentials: Credentials, token: _oauth2.AccessToken, *,
-                    check_only: bool = False) -> RotationOutcome | None:
-    """Deal with a refresh token the endpoint rotated; None when it did not rotate.
-
-    With ``persist_rotated_token`` and a refresh token read from ``token_ini``, the new one is written back into that
-    file (never in check mode); otherwise it is only handed back, for the caller to return or drop.
-    """
-    new_token = token.rotated_refresh_token
-    if not new_token:
-        return None
-    if not options.get("persist_rotated_token") or check_only:
-        return RotationOutcome(new_refresh_token=new_token)
-    path = credentials.origin
-    if path == "options" or not credentials.refresh_token:
-        return RotationOutcome(new_token, warning="persist_rotated_token applies to a refresh token read from token_ini; "
-                                                  "this one came from the options, so the new one was not stored.")
-    try:
-        written = persist_rotated_refresh_token(path, old_token=credentials.refresh_token, new_token=new_token)
-    except SmailError as exc:
-        return RotationOutcome(new_token, warning=f"The rotated refresh token was not stored: {exc.full_msg}")
-    if not written:
-        return RotationOutcome(new_token, warning=f"{path} no longer holds the refresh token that was used (changed "
-                                                  "meanwhile); the rotated refresh token was not written to it.")
-    return RotationOutcome(new_token, persisted_to=path)
-
-
-def smtp_endpoint(options: t.Mapping[str, t.Any]) -> _smtp.SMTPEndpoint:
-    """Host, port and TLS mode from the options, defaulting from the provider preset."""
-    preset = _oauth2.PROVIDERS.get(options.get("provider") or "google", _oauth2.PROVIDERS["custom"])
-    secure = options.get("secure") or preset.smtp_secure or "ssl"
-    host = options.get("host") or preset.smtp_host
-    if not host:
-        raise OptionError("host", f"is required with provider {preset.name!r}")
-    tls = tls_settings(options)
-    return _smtp.SMTPEndpoint(host=host, port=int(options.get("port") or _smtp.DEFAULT_PORTS[secure]), secure=secure, timeout=tls.timeout,
-                              validate_certs=tls.validate_certs, ca_path=tls.ca_path, ehlohost=options.get("ehlohost"))
-
-
-def retry_policy(options: t.Mapping[str, t.Any]) -> RetryPolicy:
-    """How transient failures are retried, from ``retries``, ``retry_delay`` and ``retry_max_time``."""
-    retries = options.get("retries")
-    delay = options.get("retry_delay")
-    max_time = options.get("retry_max_time")
-    policy = RetryPolicy(retries=2 if retries is None else int(retries), delay=1.0 if delay is None else float(delay),
-                         max_time=60.0 if max_time is None else float(max_time))
-    if policy.retries < 0:
-        raise OptionError("retries", "must be 0 or more")
-    if policy.delay < 0:
-        raise OptionError("retry_delay", "must be 0 or more seconds")
-    if policy.max_time <= 0:
-        raise OptionError("retry_max_time", "must be a positive number of seconds")
-    return policy
-
-
-def expiry_margin(options: t.Mapping[str, t.Any]) -> float:
-    """Seconds a cached token must stay valid to be used (``token_expiry_margin``)."""
-    margin = options.get("token_expiry_margin")
-    if margin is None:
-        return _oauth2.EXPIRY_MARGIN_SECONDS
-    if margin < 0:
-        raise OptionError("token_expiry_margin", "must be 0 or more seconds")
-    return float(margin)
 
 
 class BearerLogins:
@@ -245,7 +44,7 @@ class BearerLogins:
         self.renewed = False
 
     def _obtain(self, refused: str | None = None) -> _oauth2.AccessToken:
-        token = obtain_token(self.options, self.credentials, refused=refused)
+        token = obtain_token(self.options, self.credentials, refused=refused, default_user=self.username)
         self.transcript.add_secret(token.token)
         self.transcript.add_secret(token.rotated_refresh_token)
         return token
@@ -316,7 +115,7 @@ def connection_settings(options: t.Mapping[str, t.Any], *, default_username: str
                         ) -> tuple[_smtp.SMTPEndpoint, Credentials, str]:
     """The server, the OAuth2 credentials and the SMTP account of the options, checked before any connection."""
     mechanism = options.get("auth") or "xoauth2"
-    endpoint = smtp_endpoint(options)
+    endpoint = _connection.smtp_endpoint(options)
     credentials = read_credentials(options) if mechanism in BEARER_MECHANISMS else Credentials()
     username = options.get("username") or credentials.account or default_username or ""
     # The secret is checked for presence later, once it is known; here only the shape of the connection.
@@ -345,7 +144,7 @@ def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript 
     if spool is None:
         raise OptionError("spool_dir", "is required to flush a spool")
     endpoint, credentials, username = connection_settings(options, default_username=None)
-    policy = retry_policy(options)
+    policy = _connection.retry_policy(options)
     _mask_option_secrets(options, credentials, transcript)
     warnings: list[str] = []
     with spool.claim(username) as queued:
@@ -379,7 +178,7 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
         raise OptionError("to", "at least one recipient is required in to, cc or bcc")
     envelope_sender = _smtp.parse_address(spec.sender, option="sender").addr_spec
     endpoint, credentials, username = connection_settings(options, default_username=envelope_sender)
-    policy = retry_policy(options)
+    policy = _connection.retry_policy(options)
     spool = None if check_only else open_spool(options)
     envelope = _smtp.Envelope(envelope_sender, tuple(recipients), _smtp.message_bytes(msg), msg["Message-ID"])
     _mask_option_secrets(options, credentials, transcript)
@@ -462,8 +261,3 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
                     token=bearer.token if bearer else None, warnings=warnings)
 
 
-def expires_at_iso(token: _oauth2.AccessToken) -> str | None:
-    """The token's expiry as ISO 8601 UTC (``2026-01-01T00:00:00Z``), or None."""
-    if token.expires_at is None:
-        return None
-    return token.expires_at.astimezone(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -2,12 +2,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The token core: OAuth 2.0 provider presets, access-token refresh, and a shared token cache.
+"""The token core: grants, access tokens from the token endpoint, and a shared token cache.
 
-A send through XOAUTH2 needs a short-lived access token. It is obtained from a long-lived refresh
-token at the provider's token endpoint (RFC 6749 section 6) with google-auth, which is imported
-only when a refresh is actually needed. Tokens are cached on the machine that refreshed them, so
-that tasks, forks and hosts sharing one account refresh once per token lifetime.
+A send through XOAUTH2 needs a short-lived access token. It comes from one of three grants: a long-lived refresh
+token (RFC 6749 section 6), a Google service account's signed assertion acting as a Workspace user (RFC 7523,
+domain-wide delegation), or an app's client credentials (RFC 6749 section 4.4, Microsoft Entra ID). google-auth does
+the work and is imported only when a token is actually fetched. Tokens are cached on the machine that fetched them,
+so that tasks, forks and hosts sharing one grant fetch once per token lifetime. Provider knowledge (endpoints,
+scopes) lives in ``_providers``.
 
 This file is private to the collection and has no Ansible imports.
 """
@@ -23,8 +25,8 @@ import os
 import time
 import typing as t
 
+from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._net import require_secure_url
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import ensure_private_directory, write_private_file
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
 
@@ -38,68 +40,6 @@ except ImportError:  # pragma: no cover - Windows controllers are not supported 
 #: close to its expiry with 501 5.5.127).
 EXPIRY_MARGIN_SECONDS = 300
 
-GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
-GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
-MICROSOFT_TOKEN_URI = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
-MICROSOFT_AUTH_URI = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize"
-
-
-@dataclasses.dataclass(frozen=True)
-class ProviderPreset:
-    """Defaults of one OAuth 2.0 mail provider."""
-
-    name: str
-    token_uri: str | None
-    auth_uri: str | None
-    scopes: tuple[str, ...]
-    #: Azure AD refuses a refresh request without ``scope``; Google does not need it.
-    send_scopes_on_refresh: bool
-    smtp_host: str | None
-    smtp_port: int | None
-    smtp_secure: str | None
-    #: Extra parameters of the consent URL that make the provider return a refresh token.
-    consent_params: tuple[tuple[str, str], ...] = ()
-
-
-# Google returns a refresh token only for offline access, and a new one only when the consent screen is shown again.
-_OFFLINE_CONSENT = (("access_type", "offline"), ("prompt", "consent"))
-
-PROVIDERS: dict[str, ProviderPreset] = {
-    "google": ProviderPreset(
-        name="google",
-        token_uri=GOOGLE_TOKEN_URI,
-        auth_uri=GOOGLE_AUTH_URI,
-        scopes=("https://mail.google.com/",),
-        send_scopes_on_refresh=False,
-        smtp_host="smtp.gmail.com",
-        smtp_port=465,
-        smtp_secure="ssl",
-        consent_params=_OFFLINE_CONSENT,
-    ),
-    "microsoft": ProviderPreset(
-        name="microsoft",
-        token_uri=MICROSOFT_TOKEN_URI,
-        auth_uri=MICROSOFT_AUTH_URI,
-        scopes=("https://outlook.office.com/SMTP.Send", "offline_access"),
-        send_scopes_on_refresh=True,
-        smtp_host="smtp.office365.com",
-        smtp_port=587,
-        smtp_secure="starttls",
-    ),
-    "custom": ProviderPreset(
-        name="custom",
-        token_uri=None,
-        auth_uri=None,
-        scopes=(),
-        send_scopes_on_refresh=True,
-        smtp_host=None,
-        smtp_port=None,
-        smtp_secure=None,
-        consent_params=_OFFLINE_CONSENT,
-    ),
-}
-
-
 @dataclasses.dataclass(frozen=True)
 class RefreshTokenGrant:
     """What a token endpoint needs to turn a refresh token into an access token."""
@@ -110,6 +50,7 @@ class RefreshTokenGrant:
     token_uri: str
     scopes: tuple[str, ...] = ()
     send_scopes: bool = False
+    grant_type: t.ClassVar[str] = _providers.REFRESH_TOKEN
 
     def __repr__(self) -> str:
         # Secrets stay out of reprs, so they cannot leak through a traceback or a debug print.
@@ -119,6 +60,55 @@ class RefreshTokenGrant:
         """A hash naming this grant in the token cache; it reveals nothing of the refresh token."""
         material = json.dumps([self.token_uri, self.client_id, self.refresh_token, sorted(self.scopes)])
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _digest(*parts: t.Any) -> str:
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceAccountGrant:
+    """A Google service account that signs its own assertion (RFC 7523), acting as ``subject`` (domain-wide delegation)."""
+
+    key: t.Mapping[str, t.Any] = dataclasses.field(compare=False)
+    subject: str | None
+    token_uri: str
+    scopes: tuple[str, ...] = ()
+    grant_type: t.ClassVar[str] = _providers.SERVICE_ACCOUNT
+
+    def __repr__(self) -> str:
+        return (f"ServiceAccountGrant(client_email={self.key.get('client_email')!r}, subject={self.subject!r}, "
+                f"token_uri={self.token_uri!r}, scopes={self.scopes!r})")
+
+    def cache_key(self) -> str:
+        """A hash naming this grant in the token cache; it reveals nothing of the key."""
+        return _digest(self.grant_type, self.token_uri, self.key.get("client_email"), self.key.get("private_key_id"),
+                       self.key.get("private_key"), self.subject, sorted(self.scopes))
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientCredentialsGrant:
+    """An app token for the app itself (RFC 6749 section 4.4): a client secret, or a certificate's signed assertion."""
+
+    client_id: str
+    token_uri: str
+    client_secret: str | None = None
+    certificate: str | None = None
+    certificate_key: str | None = None
+    scopes: tuple[str, ...] = ()
+    grant_type: t.ClassVar[str] = _providers.CLIENT_CREDENTIALS
+
+    def __repr__(self) -> str:
+        how = "certificate" if self.certificate else "secret"
+        return f"ClientCredentialsGrant(client_id={self.client_id!r}, token_uri={self.token_uri!r}, with={how!r}, scopes={self.scopes!r})"
+
+    def cache_key(self) -> str:
+        """A hash naming this grant in the token cache; it reveals nothing of the secret or the key."""
+        return _digest(self.grant_type, self.token_uri, self.client_id, self.client_secret, self.certificate,
+                       self.certificate_key, sorted(self.scopes))
+
+
+Grant = t.Union[RefreshTokenGrant, ServiceAccountGrant, ClientCredentialsGrant]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,9 +154,21 @@ def split_scopes(scopes: str | t.Iterable[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def fill_tenant(uri: str, tenant: str | None) -> str:
-    """``uri`` with its ``{tenant}`` placeholder (Microsoft endpoints) replaced by ``tenant``, ``common`` by default."""
-    return uri.replace("{tenant}", tenant or "common") if "{tenant}" in uri else uri
+def parse_service_account_key(value: t.Any) -> dict[str, t.Any]:
+    """The JSON key of a service account, given as a dict or as JSON text; OptionError without echoing the key."""
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise OptionError("service_account_key", "is not JSON (give the service account's JSON key file content)") from None
+    if not isinstance(value, t.Mapping):
+        raise OptionError("service_account_key", "must be the JSON key of a service account (a dict or JSON text)")
+    if value.get("type") != "service_account":
+        raise OptionError("service_account_key", f"is a key of type {value.get('type')!r}, not 'service_account'")
+    missing = [field for field in ("client_email", "private_key") if not value.get(field)]
+    if missing:
+        raise OptionError("service_account_key", f"lacks {', '.join(missing)}")
+    return dict(value)
 
 
 def resolve_grant(
@@ -178,27 +180,45 @@ def resolve_grant(
     token_uri: str | None = None,
     tenant: str | None = None,
     scopes: str | t.Iterable[str] | None = None,
-) -> RefreshTokenGrant:
-    """Combine explicit options with the provider preset; raise OptionError naming what is missing."""
-    preset = PROVIDERS.get(provider)
-    if preset is None:
-        raise OptionError("provider", f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
+    grant: str | None = None,
+    service_account_key: t.Any = None,
+    delegated_user: str | None = None,
+    client_certificate: str | None = None,
+    client_certificate_key: str | None = None,
+) -> Grant:
+    """Combine explicit options with the provider's registry entry; raise OptionError naming what is missing."""
+    entry = _providers.get_provider(provider)
+    grant_type = _providers.check_grant(entry, grant)
+    resolved_scopes = split_scopes(scopes) or entry.default_scopes(grant_type)
+    if grant_type == _providers.SERVICE_ACCOUNT:
+        if not service_account_key:
+            raise OptionError("service_account_key", "is required for grant=service_account")
+        key = parse_service_account_key(service_account_key)
+        uri = entry.endpoint("token_uri", explicit=token_uri or key.get("token_uri"), tenant=tenant, grant=grant_type)
+        return ServiceAccountGrant(key=key, subject=delegated_user or None, token_uri=uri, scopes=resolved_scopes)
     if not client_id:
-        raise OptionError("client_id", "is required to refresh an access token (or give access_token)")
+        raise OptionError("client_id", f"is required for grant={grant_type} (or give access_token)")
+    uri = entry.endpoint("token_uri", explicit=token_uri, tenant=tenant, grant=grant_type)
+    if grant_type == _providers.CLIENT_CREDENTIALS:
+        if bool(client_certificate) != bool(client_certificate_key):
+            raise OptionError("client_certificate_key" if client_certificate else "client_certificate",
+                              "client_certificate and client_certificate_key go together")
+        if not client_secret and not client_certificate:
+            raise OptionError("client_secret", "or client_certificate and client_certificate_key are required for grant=client_credentials")
+        if not resolved_scopes:
+            raise OptionError("scopes", f"is required for grant=client_credentials with provider {entry.name!r}")
+        return ClientCredentialsGrant(client_id=client_id, token_uri=uri, client_secret=client_secret or None,
+                                      certificate=client_certificate or None, certificate_key=client_certificate_key or None,
+                                      scopes=resolved_scopes)
     if not refresh_token:
         raise OptionError("refresh_token", "is required to refresh an access token (or give access_token)")
-    uri = token_uri or preset.token_uri
-    if not uri:
-        raise OptionError("token_uri", f"is required with provider {provider!r}")
-    uri = require_secure_url("token_uri", fill_tenant(uri, tenant))
-    resolved_scopes = split_scopes(scopes) or preset.scopes
     return RefreshTokenGrant(
         client_id=client_id,
         client_secret=client_secret or None,
         refresh_token=refresh_token,
         token_uri=uri,
         scopes=resolved_scopes,
-        send_scopes=preset.send_scopes_on_refresh and bool(resolved_scopes),
+        send_scopes=entry.send_scopes_on_refresh and bool(resolved_scopes),
     )
 
 
@@ -219,6 +239,32 @@ _ENDPOINT_ERROR_HINTS = {
         "or the OAuth client is not of the 'Desktop app' type."
     ),
     "invalid_scope": "The token endpoint refused the scopes: request only scopes that were granted at consent.",
+}
+
+
+_SERVICE_ACCOUNT_HINTS = {
+    "unauthorized_client": (
+        "The service account may not act as delegated_user with these scopes: in the Google Admin console, Security > "
+        "Access and data control > API controls > Manage domain-wide delegation, add the service account's client ID "
+        "(its 'Unique ID', not its e-mail) with the scope https://mail.google.com/."
+    ),
+    "invalid_grant": (
+        "The assertion was refused: the key may be deleted or disabled (Google Cloud console > IAM & Admin > Service "
+        "accounts > Keys), this host's clock may be off, or delegated_user is not a user of the Workspace domain."
+    ),
+    "invalid_scope": "Request the scope https://mail.google.com/ (the default), as listed in the domain-wide delegation.",
+}
+
+_CLIENT_CREDENTIALS_HINTS = {
+    "invalid_client": (
+        "Entra ID did not accept the app's credential: check client_secret (Microsoft Entra admin center > App "
+        "registrations > the app > Certificates & secrets: the secret's Value, not its Secret ID, and its expiry), or "
+        "that client_certificate is the certificate uploaded there and client_certificate_key its private key."
+    ),
+    "unauthorized_client": "The app may not use the client credentials grant: check that it is a confidential client "
+                           "of this tenant (App registrations > the app > Authentication).",
+    "invalid_scope": "Client credentials take a resource's .default scope: https://outlook.office365.com/.default (the default).",
+    "invalid_request": "Check tenant: app tokens need the tenant ID or domain of the app's directory, not common.",
 }
 
 
@@ -279,7 +325,8 @@ def bad_response_error(message: str) -> TokenError:
                       hint="Check token_uri: it must be the provider's OAuth 2.0 token endpoint.")
 
 
-def map_refresh_exception(exc: BaseException, *, token_uri: str) -> TokenError:
+def map_refresh_exception(exc: BaseException, *, token_uri: str, request: str = "the refresh",
+                          hints: t.Mapping[str, str] | None = None) -> TokenError:
     """Translate what google-auth raises during a refresh into a TokenError with a stable code."""
     from google.auth import exceptions as gexc  # pylint: disable=import-outside-toplevel
 
@@ -295,7 +342,8 @@ def map_refresh_exception(exc: BaseException, *, token_uri: str) -> TokenError:
                               hint="The provider has an outage or limits the rate; the mail can wait in spool_dir.",
                               transient=True)
         if isinstance(data, dict) and data.get("error"):
-            return token_endpoint_error(str(data["error"]), str(data.get("error_description") or ""))
+            return token_endpoint_error(str(data["error"]), str(data.get("error_description") or ""), request=request,
+                                        hints=hints)
         message = str(exc.args[0]) if exc.args else str(exc)
         return bad_response_error(f"The token endpoint {token_uri} gave an unusable answer: {_shorten(message)}")
     return bad_response_error(f"The token endpoint {token_uri} gave an unusable answer ({type(exc).__name__}).")
@@ -335,15 +383,9 @@ def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = 
     tls = tls or TLSSettings()
     try:
         import requests  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
-        from google.auth.transport.requests import Request  # pylint: disable=import-outside-toplevel
         from google.oauth2.credentials import Credentials  # pylint: disable=import-outside-toplevel
     except ImportError as exc:
         raise MissingLibraryError("google-auth", exc) from None
-
-    class _RequestWithTimeout(Request):
-        def __call__(self, *args, **kwargs):  # pylint: disable=signature-differs
-            kwargs["timeout"] = tls.timeout  # type: ignore[union-attr]  # set above; mypy does not narrow in closures
-            return super().__call__(*args, **kwargs)
 
     credentials = Credentials(
         token=None,
@@ -355,21 +397,132 @@ def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = 
     )
     session = _requests_session(grant.token_uri, tls)
     try:
-        credentials.refresh(_RequestWithTimeout(session))
+        credentials.refresh(_timeout_request(session, tls.timeout))
     except Exception as exc:  # pylint: disable=broad-exception-caught
         # google-auth raises RefreshError/TransportError, and TypeError/KeyError on malformed bodies.
         raise map_refresh_exception(exc, token_uri=grant.token_uri) from None
     finally:
         session.close()
-    if not credentials.token:
-        raise bad_response_error(f"The token endpoint {grant.token_uri} returned no access_token.")
-    expires_at = None
-    if credentials.expiry is not None:
-        expires_at = credentials.expiry.replace(tzinfo=datetime.timezone.utc)
-    granted = tuple(credentials.granted_scopes or ()) or grant.scopes
+    token = _google_token(credentials, token_uri=grant.token_uri, fallback_scopes=grant.scopes)
     rotated = credentials.refresh_token if credentials.refresh_token not in (None, grant.refresh_token) else None
-    return AccessToken(token=credentials.token, source="refresh", expires_at=expires_at, scopes=granted,
-                       rotated_refresh_token=rotated)
+    return dataclasses.replace(token, rotated_refresh_token=rotated)
+
+
+def _timeout_request(session, timeout: float):
+    from google.auth.transport.requests import Request  # pylint: disable=import-outside-toplevel
+
+    class _RequestWithTimeout(Request):
+        def __call__(self, *args, **kwargs):  # pylint: disable=signature-differs
+            kwargs["timeout"] = timeout
+            return super().__call__(*args, **kwargs)
+
+    return _RequestWithTimeout(session)
+
+
+def _google_token(credentials, *, token_uri: str, fallback_scopes: tuple[str, ...]) -> AccessToken:
+    if not credentials.token:
+        raise bad_response_error(f"The token endpoint {token_uri} returned no access_token.")
+    expires_at = credentials.expiry.replace(tzinfo=datetime.timezone.utc) if credentials.expiry is not None else None
+    granted = tuple(getattr(credentials, "granted_scopes", None) or ()) or fallback_scopes
+    return AccessToken(token=credentials.token, source="refresh", expires_at=expires_at, scopes=granted)
+
+
+def service_account_token(grant: ServiceAccountGrant, *, tls: TLSSettings | None = None) -> AccessToken:
+    """An access token for the service account acting as ``grant.subject``, through google-auth's JWT bearer grant."""
+    tls = tls or TLSSettings()
+    try:
+        from google.oauth2 import service_account  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        raise MissingLibraryError("google-auth", exc) from None
+    try:
+        # google-auth posts to the key's token_uri: the resolved one replaces it.
+        credentials = service_account.Credentials.from_service_account_info(
+            {**grant.key, "token_uri": grant.token_uri}, scopes=list(grant.scopes), subject=grant.subject)
+    except (ValueError, KeyError, TypeError):
+        raise OptionError("service_account_key", "holds no usable private key (give the JSON key file as downloaded)") from None
+    session = _requests_session(grant.token_uri, tls)
+    try:
+        credentials.refresh(_timeout_request(session, tls.timeout))
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        raise map_refresh_exception(exc, token_uri=grant.token_uri, request="the service account's assertion",
+                                    hints=_SERVICE_ACCOUNT_HINTS) from None
+    finally:
+        session.close()
+    return _google_token(credentials, token_uri=grant.token_uri, fallback_scopes=grant.scopes)
+
+
+def client_assertion(grant: ClientCredentialsGrant, *, now: float | None = None) -> str:
+    """The signed JWT that authenticates the app with its certificate (RS256, ``x5t`` = the certificate's SHA-1)."""
+    import base64  # pylint: disable=import-outside-toplevel
+    import ssl  # pylint: disable=import-outside-toplevel
+    import uuid  # pylint: disable=import-outside-toplevel
+
+    try:
+        from google.auth import crypt, jwt  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        raise MissingLibraryError("google-auth", exc) from None
+    try:
+        der = ssl.PEM_cert_to_DER_cert((grant.certificate or "").strip())
+    except ValueError:
+        raise OptionError("client_certificate", "is not a PEM certificate (-----BEGIN CERTIFICATE-----)") from None
+    try:
+        signer = crypt.RSASigner.from_string(grant.certificate_key or "")
+    except (ValueError, IndexError, TypeError):
+        raise OptionError("client_certificate_key", "is not a PEM RSA private key") from None
+    thumbprint = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode("ascii")  # noqa: S324 - x5t is SHA-1 by definition
+    issued = int(now if now is not None else time.time())
+    claims = {"aud": grant.token_uri, "iss": grant.client_id, "sub": grant.client_id, "jti": str(uuid.uuid4()),
+              "nbf": issued, "iat": issued, "exp": issued + 600}
+    return jwt.encode(signer, claims, header={"x5t": thumbprint}).decode("ascii")
+
+
+def client_credentials_token(grant: ClientCredentialsGrant, *, tls: TLSSettings | None = None) -> AccessToken:
+    """An app token from the client credentials grant (RFC 6749 section 4.4), authenticated by secret or certificate."""
+    tls = tls or TLSSettings()
+    form = {"grant_type": "client_credentials", "client_id": grant.client_id, "scope": " ".join(grant.scopes)}
+    if grant.certificate:
+        form.update(client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    client_assertion=client_assertion(grant))
+    else:
+        form["client_secret"] = grant.client_secret or ""
+    try:
+        import requests  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        raise MissingLibraryError("requests", exc) from None
+    session = _requests_session(grant.token_uri, tls)
+    try:
+        response = session.post(grant.token_uri, data=form, timeout=tls.timeout, headers={"Accept": "application/json"})
+    except requests.exceptions.RequestException as exc:
+        raise transport_error(exc, token_uri=grant.token_uri) from None
+    finally:
+        session.close()
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        raise TokenError("token_endpoint_unavailable", f"The token endpoint {grant.token_uri} answered {response.status_code}.",
+                         hint="The provider has an outage or limits the rate; the mail can wait in spool_dir.", transient=True)
+    if not isinstance(data, dict):
+        raise bad_response_error(f"The token endpoint {grant.token_uri} answered {response.status_code} without JSON.")
+    if response.status_code != 200 or data.get("error"):
+        raise token_endpoint_error(str(data.get("error") or response.status_code), str(data.get("error_description") or ""),
+                                   request="the client credentials request", hints=_CLIENT_CREDENTIALS_HINTS)
+    token = data.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise bad_response_error(f"The token endpoint {grant.token_uri} returned no access_token.")
+    expires_in = data.get("expires_in")
+    expires_at = _utcnow() + datetime.timedelta(seconds=int(expires_in)) if str(expires_in or "").isdigit() else None
+    return AccessToken(token=token, source="refresh", expires_at=expires_at, scopes=grant.scopes)
+
+
+def fetch_access_token(grant: Grant, *, tls: TLSSettings | None = None) -> AccessToken:
+    """A new access token for any grant: a refresh, a service account's assertion, or the client credentials."""
+    if isinstance(grant, ServiceAccountGrant):
+        return service_account_token(grant, tls=tls)
+    if isinstance(grant, ClientCredentialsGrant):
+        return client_credentials_token(grant, tls=tls)
+    return refresh_access_token(grant, tls=tls)
 
 
 # --- cache --------------------------------------------------------------------------------------
@@ -436,11 +589,11 @@ class TokenCache:
 
 def obtain_access_token(
     *,
-    grant: RefreshTokenGrant | None,
+    grant: Grant | None,
     access_token: str | None = None,
     cache: TokenCache | None = None,
     tls: TLSSettings | None = None,
-    refresh: t.Callable[..., AccessToken] = refresh_access_token,
+    refresh: t.Callable[..., AccessToken] = fetch_access_token,
     refused: str | None = None,
     margin: float = EXPIRY_MARGIN_SECONDS,
     retry: RetryPolicy = NO_RETRY,
@@ -482,7 +635,7 @@ def obtain_access_token(
             return cached
         token = refresh_with_retries()
         keys = [key]
-        if token.rotated_refresh_token:
+        if token.rotated_refresh_token and isinstance(grant, RefreshTokenGrant):
             keys.append(dataclasses.replace(grant, refresh_token=token.rotated_refresh_token).cache_key())
         for name in keys:
             try:

@@ -139,7 +139,7 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer
+from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
@@ -149,11 +149,11 @@ def main() -> None:
     module = AnsibleModule(argument_spec=merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC), supports_check_mode=True)
     params = module.params
     try:
-        credentials = _mailer.Credentials() if params["access_token"] else _mailer.read_credentials(params)
+        credentials = _credentials.Credentials() if params["access_token"] else _credentials.read_credentials(params)
         # Secrets read from token_ini are masked like the options' (a new, rotated refresh token is not one of them).
         module.no_log_values.update(value for value in (credentials.client_secret, credentials.refresh_token) if value)
-        token = _mailer.obtain_token(params, credentials)
-        rotation = _mailer.settle_rotation(params, credentials, token, check_only=module.check_mode)
+        token = _credentials.obtain_token(params, credentials)
+        rotation = _credentials.settle_rotation(params, credentials, token, check_only=module.check_mode)
     except MissingLibraryError as exc:
         module.fail_json(msg=missing_required_lib(exc.library), error=exc.code)
     except SmailError as exc:
@@ -161,7 +161,7 @@ def main() -> None:
     result = {
         "changed": bool(rotation and rotation.persisted_to),
         "expires_in": token.expires_in(),
-        "expires_at": _mailer.expires_at_iso(token),
+        "expires_at": _credentials.expires_at_iso(token),
         "scopes": list(token.scopes),
         "token_source": token.source,
     }

@@ -32,9 +32,8 @@ import time
 import typing as t
 import urllib.parse
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._net import require_secure_url
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import ensure_private_directory, write_private_file
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 
@@ -106,29 +105,21 @@ def resolve_client(*, provider: str, client_id: str | None = None, client_secret
                    auth_uri: str | None = None, token_uri: str | None = None, tenant: str | None = None,
                    scopes: str | t.Iterable[str] | None = None, client_secrets: ClientSecrets | None = None) -> ConsentClient:
     """The consent client from the options, then the client JSON, then the provider preset; OptionError names a gap."""
-    preset = _oauth2.PROVIDERS.get(provider)
-    if preset is None:
-        raise OptionError("provider", f"unknown provider {provider!r}; expected one of {', '.join(_oauth2.PROVIDERS)}")
+    entry = _providers.get_provider(provider)
     from_file = client_secrets or ClientSecrets(client_id="")  # an empty file fills nothing
     resolved_id = client_id or from_file.client_id
     if not resolved_id:
         raise OptionError("client_id", "is required (or give client_secrets_file)")
-    resolved_auth = auth_uri or from_file.auth_uri or preset.auth_uri
-    if not resolved_auth:
-        raise OptionError("auth_uri", f"is required with provider {provider!r} (or give client_secrets_file)")
-    resolved_token = token_uri or from_file.token_uri or preset.token_uri
-    if not resolved_token:
-        raise OptionError("token_uri", f"is required with provider {provider!r} (or give client_secrets_file)")
-    resolved_scopes = _oauth2.split_scopes(scopes) or preset.scopes
+    resolved_scopes = _oauth2.split_scopes(scopes) or entry.default_scopes(_providers.REFRESH_TOKEN)
     if not resolved_scopes:
         raise OptionError("scopes", f"is required with provider {provider!r}")
     return ConsentClient(
         client_id=resolved_id,
         client_secret=client_secret or from_file.client_secret,
-        auth_uri=require_secure_url("auth_uri", _oauth2.fill_tenant(resolved_auth, tenant)),
-        token_uri=require_secure_url("token_uri", _oauth2.fill_tenant(resolved_token, tenant)),
+        auth_uri=entry.endpoint("auth_uri", explicit=auth_uri or from_file.auth_uri, tenant=tenant),
+        token_uri=entry.endpoint("token_uri", explicit=token_uri or from_file.token_uri, tenant=tenant),
         scopes=resolved_scopes,
-        consent_params=preset.consent_params,
+        consent_params=entry.consent_params,
     )
 
 

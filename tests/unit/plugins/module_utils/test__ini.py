@@ -398,48 +398,8 @@ def test_mask_ini_text_hides_secrets():
 
 def test_mask_merge_diff_never_shows_secret():
     result = _ini.merge_ini(FIXTURE, {"OAUTH": {"RefreshToken": SECRET}})
-    secrets = [(_ini.TOKEN_INI_SECTION, _ini.TOKEN_INI_KEYS[name]) for name in _ini.TOKEN_INI_SECRET_FIELDS]
+    secrets = [("OAUTH", "RefreshToken"), ("OAUTH", "ClientSecret")]
     assert SECRET in result.after_text
     assert SECRET not in _ini.mask_ini_text(result.after_text, secrets)
     assert "RefreshToken" in result.updated[0]
     assert SECRET not in " ".join(result.updated)
-
-
-TOKEN_FILE = (
-    b"[OAUTH]\r\nAccount=user@example.com\r\nclientid=cid\r\nClientSecret=\"cs\"\r\n"
-    b"RefreshToken=rt\r\nTokenURI=https://oauth2.googleapis.com/token\r\n"
-)
-
-
-def test_read_token_ini_default_keys():
-    assert _ini.read_token_ini(TOKEN_FILE) == {
-        "account": "user@example.com",
-        "client_id": "cid",
-        "client_secret": "cs",
-        "refresh_token": "rt",
-        "token_uri": "https://oauth2.googleapis.com/token",
-    }
-
-
-def test_read_token_ini_remapped_keys_and_section():
-    data = b"[Token]\r\nToken=rt2\r\nClientID=cid\r\n"
-    assert _ini.read_token_ini(data, section="token", keys={"refresh_token": "Token"}) == {"refresh_token": "rt2", "client_id": "cid"}
-    # Section absent: the first section holding any known key is used.
-    assert _ini.read_token_ini(b"[Misc]\r\nX=1\r\n[Token]\r\nRefreshToken=rt\r\n") == {"refresh_token": "rt"}
-    # Section present but without the keys: no fallback.
-    assert _ini.read_token_ini(b"[OAUTH]\r\n[Token]\r\nRefreshToken=rt\r\n") == {}
-    assert _ini.read_token_ini(b"") == {}
-
-
-def test_token_ini_settings():
-    settings = _ini.token_ini_settings({"refresh_token": SECRET, "client_id": "cid", "client_secret": None})
-    assert settings == {"OAUTH": {"RefreshToken": SECRET, "ClientID": "cid"}}
-    remapped = _ini.token_ini_settings({"refresh_token": "rt"}, section="Token", keys={"refresh_token": "Token"})
-    assert remapped == {"Token": {"Token": "rt"}}
-    with pytest.raises(_ini.IniError) as info:
-        _ini.token_ini_settings({"password": SECRET})
-    assert info.value.field == "password"
-    assert SECRET not in str(info.value)
-    merged = _ini.merge_ini(TOKEN_FILE, settings)
-    assert _ini.read_token_ini(merged.data)["refresh_token"] == SECRET
-    assert merged.updated == ["OAUTH/RefreshToken"]

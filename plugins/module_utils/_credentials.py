@@ -1,0 +1,216 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Credentials from options and from SMAIL's token INI, the grant they make, the access token, rotated refresh tokens.
+
+Options arrive as a plain mapping (``module.params`` or a plugin's ``get_option()`` values) with the names of the
+``oauth2`` option group. This file is private to the collection and has no Ansible imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import typing as t
+
+from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _ini, _oauth2, _token_ini
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import write_private_file
+
+
+@dataclasses.dataclass
+class Credentials:
+    """OAuth2 credentials from options, completed from a SMAIL refresh-token INI where options are silent."""
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    token_uri: str | None = None
+    account: str | None = None
+    #: Where the refresh token came from: ``options`` or the token INI's path.
+    origin: str = "options"
+    #: The layout the token INI was read with, for the rotated-token write-back.
+    layout: _token_ini.TokenIniLayout = _token_ini.DEFAULT_LAYOUT
+
+    def __repr__(self) -> str:
+        return f"Credentials(client_id={self.client_id!r}, token_uri={self.token_uri!r}, account={self.account!r})"
+
+
+def token_ini_layout(options: t.Mapping[str, t.Any]) -> _token_ini.TokenIniLayout:
+    """The token INI layout of ``token_ini_section`` and ``token_ini_keys`` (SmailRefreshToken.exe's by default)."""
+    try:
+        return _token_ini.TokenIniLayout.from_options(options.get("token_ini_section"), options.get("token_ini_keys"),
+                                                      section_option="token_ini_section", keys_option="token_ini_keys")
+    except _ini.IniError as exc:
+        option = exc.field.split("[", 1)[0]
+        raise OptionError(option, f"{exc.field}: {exc.problem}" if "[" in exc.field else exc.problem) from None
+
+
+def read_credentials(options: t.Mapping[str, t.Any]) -> Credentials:
+    """The credentials named by the options; ``token_ini`` fills what the options leave empty."""
+    credentials = Credentials(
+        client_id=options.get("client_id"),
+        client_secret=options.get("client_secret"),
+        refresh_token=options.get("refresh_token"),
+        token_uri=options.get("token_uri"),
+    )
+    path = options.get("token_ini")
+    if not path:
+        return credentials
+    layout = token_ini_layout(options)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise OptionError("token_ini", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        values = layout.read(data)
+    except _ini.IniError as exc:
+        raise OptionError("token_ini", f"{path} is not a readable token INI: {exc.problem}") from None
+    credentials.layout = layout
+    for field in ("client_id", "client_secret", "refresh_token", "token_uri", "account"):
+        if not getattr(credentials, field) and values.get(field):
+            setattr(credentials, field, values[field])
+            if field == "refresh_token":
+                credentials.origin = path
+    if not credentials.refresh_token and not options.get("access_token") and grant_type(options) == "refresh_token":
+        raise OptionError("token_ini", f"{path} holds no refresh token under the keys "
+                                       f"[{layout.section}] {layout.keys['refresh_token']}")
+    return credentials
+
+
+def grant_type(options: t.Mapping[str, t.Any]) -> str:
+    """The ``grant`` option, ``refresh_token`` by default."""
+    return options.get("grant") or "refresh_token"
+
+
+def token_cache(options: t.Mapping[str, t.Any]) -> _oauth2.TokenCache | None:
+    """The shared token cache, or None when ``token_cache`` is off."""
+    if not options.get("token_cache", True):
+        return None
+    return _oauth2.TokenCache(options.get("token_cache_dir"))
+
+
+def expiry_margin(options: t.Mapping[str, t.Any]) -> float:
+    """Seconds a cached token must stay valid to be used (``token_expiry_margin``)."""
+    margin = options.get("token_expiry_margin")
+    if margin is None:
+        return _oauth2.EXPIRY_MARGIN_SECONDS
+    if margin < 0:
+        raise OptionError("token_expiry_margin", "must be 0 or more seconds")
+    return float(margin)
+
+
+def resolve_grant(options: t.Mapping[str, t.Any], credentials: Credentials, *,
+                  default_user: str | None = None) -> _oauth2.Grant:
+    """The grant of the options; a service account acts as ``delegated_user``, else ``default_user`` (the SMTP account)."""
+    return _oauth2.resolve_grant(
+        provider=options.get("provider") or "google",
+        grant=grant_type(options),
+        client_id=credentials.client_id,
+        client_secret=credentials.client_secret,
+        refresh_token=credentials.refresh_token,
+        token_uri=credentials.token_uri,
+        tenant=options.get("tenant"),
+        scopes=options.get("scopes"),
+        service_account_key=options.get("service_account_key"),
+        delegated_user=options.get("delegated_user") or default_user,
+        client_certificate=options.get("client_certificate"),
+        client_certificate_key=options.get("client_certificate_key"),
+    )
+
+
+def obtain_token(options: t.Mapping[str, t.Any], credentials: Credentials | None = None, *,
+                 refused: str | None = None, default_user: str | None = None) -> _oauth2.AccessToken:
+    """An access token for the options: given, cached or fetched; never ``refused``, a token the server refused."""
+    if options.get("access_token"):
+        return _oauth2.obtain_access_token(grant=None, access_token=options["access_token"])
+    credentials = credentials or read_credentials(options)
+    grant = resolve_grant(options, credentials, default_user=default_user)
+    return _oauth2.obtain_access_token(grant=grant, cache=token_cache(options), tls=_connection.tls_settings(options),
+                                       refused=refused, margin=expiry_margin(options),
+                                       retry=_connection.retry_policy(options))
+
+
+# --- rotated refresh tokens ---------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class RotationOutcome:
+    """What became of a refresh token the token endpoint replaced (Microsoft does on every refresh)."""
+
+    new_refresh_token: str
+    #: The token INI the new refresh token was written to, or None when it was not written anywhere.
+    persisted_to: str | None = None
+    #: Why it was not written although ``persist_rotated_token`` asked for it.
+    warning: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RotationOutcome(persisted_to={self.persisted_to!r}, warning={self.warning!r})"
+
+
+def persist_rotated_refresh_token(path: str, *, old_token: str, new_token: str,
+                                  layout: _token_ini.TokenIniLayout = _token_ini.DEFAULT_LAYOUT) -> bool:
+    """Replace ``old_token`` by ``new_token`` in the token INI at ``path``, atomically.
+
+    Every other byte stays as it was (encoding, byte order mark, line breaks, other lines and keys), and the file
+    keeps its mode and owner. Returns False, writing nothing, when the file no longer holds ``old_token``. Raises
+    SmailError ``token_ini_write`` when the file cannot be read, understood or written.
+    """
+    real_path = os.path.realpath(path)
+    try:
+        with open(real_path, "rb") as handle:
+            data = handle.read()
+        original = os.stat(real_path)
+    except OSError as exc:
+        raise SmailError("token_ini_write", f"Cannot read {path}: {exc.strerror}.") from None
+    try:
+        # The new token goes where the reader found the old one, in the same layout.
+        if layout.read(data).get("refresh_token") != old_token:
+            return False
+        section = layout.section_read(data)
+        merged = _ini.merge_ini(data, layout.settings({"refresh_token": new_token}, section=section), source="token_ini")
+    except _ini.IniError as exc:
+        raise SmailError("token_ini_write", f"Cannot update {path}: {exc.field} {exc.problem}.") from None
+    if merged.changed:
+        try:
+            write_private_file(real_path, merged.data, like=original)
+        except OSError as exc:
+            raise SmailError("token_ini_write", f"Cannot write {path}: {exc.strerror}.",
+                             hint="The user running the task needs write access to the file and its directory.") from None
+    return True
+
+
+def settle_rotation(options: t.Mapping[str, t.Any], credentials: Credentials, token: _oauth2.AccessToken, *,
+                    check_only: bool = False) -> RotationOutcome | None:
+    """Deal with a refresh token the endpoint rotated; None when it did not rotate.
+
+    With ``persist_rotated_token`` and a refresh token read from ``token_ini``, the new one is written back into that
+    file (never in check mode); otherwise it is only handed back, for the caller to return or drop.
+    """
+    new_token = token.rotated_refresh_token
+    if not new_token:
+        return None
+    if not options.get("persist_rotated_token") or check_only:
+        return RotationOutcome(new_refresh_token=new_token)
+    path = credentials.origin
+    if path == "options" or not credentials.refresh_token:
+        return RotationOutcome(new_token, warning="persist_rotated_token applies to a refresh token read from token_ini; "
+                                                  "this one came from the options, so the new one was not stored.")
+    try:
+        written = persist_rotated_refresh_token(path, old_token=credentials.refresh_token, new_token=new_token,
+                                                layout=credentials.layout)
+    except SmailError as exc:
+        return RotationOutcome(new_token, warning=f"The rotated refresh token was not stored: {exc.full_msg}")
+    if not written:
+        return RotationOutcome(new_token, warning=f"{path} no longer holds the refresh token that was used (changed "
+                                                  "meanwhile); the rotated refresh token was not written to it.")
+    return RotationOutcome(new_token, persisted_to=path)
+
+
+def expires_at_iso(token: _oauth2.AccessToken) -> str | None:
+    """The token's expiry as ISO 8601 UTC (``2026-01-01T00:00:00Z``), or None."""
+    if token.expires_at is None:
+        return None
+    return token.expires_at.astimezone(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,188 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The provider registry: everything the collection knows about Google, Microsoft and custom OAuth 2.0 mail servers.
+
+One entry per provider: its authorization and token endpoints (``{tenant}`` in Microsoft's), the scopes each grant
+asks for, the SMTP server, the grants it supports, and hints for the server replies users meet. The token core,
+the consent flow, the ``token_ini`` action, the mail defaults, the roles (through the ``provider_info`` filter) and
+the ``choices`` of every ``provider`` and ``grant`` option derive from this file; a unit test fails when a copy
+drifts. Adding a provider is one entry here.
+
+This file is private to the collection and has no Ansible imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._net import require_secure_url
+
+#: A refresh token obtained by consent (what SmailRefreshToken.exe does).
+REFRESH_TOKEN = "refresh_token"
+#: An app token for the app itself, with a client secret or certificate (Microsoft Entra ID, SMTP.SendAsApp).
+CLIENT_CREDENTIALS = "client_credentials"
+#: A Google service account acting as a Workspace user through domain-wide delegation.
+SERVICE_ACCOUNT = "service_account"
+GRANTS = (REFRESH_TOKEN, CLIENT_CREDENTIALS, SERVICE_ACCOUNT)
+
+GOOGLE_MAIL_SCOPE = "https://mail.google.com/"
+
+# Google returns a refresh token only for offline access, and a new one only when the consent screen is shown again.
+_OFFLINE_CONSENT = (("access_type", "offline"), ("prompt", "consent"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplyHint:
+    """What to check when the server's reply to AUTH (or MAIL) contains ``marker``."""
+
+    marker: str
+    hint: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Provider:
+    """One OAuth 2.0 mail provider."""
+
+    name: str
+    auth_uri: str | None
+    token_uri: str | None
+    #: Scopes per grant; a grant missing here is not supported by the provider.
+    scopes: t.Mapping[str, tuple[str, ...]]
+    #: Azure AD refuses a refresh request without ``scope``; Google does not need it.
+    send_scopes_on_refresh: bool
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_secure: str | None
+    #: Extra parameters of the consent URL that make the provider return a refresh token.
+    consent_params: tuple[tuple[str, str], ...] = ()
+    #: Grants whose token endpoint must name a tenant (not ``common``).
+    tenant_required_for: tuple[str, ...] = ()
+    reply_hints: tuple[ReplyHint, ...] = ()
+
+    @property
+    def grants(self) -> tuple[str, ...]:
+        """The grants this provider supports, in the registry's order."""
+        return tuple(grant for grant in GRANTS if grant in self.scopes)
+
+    def default_scopes(self, grant: str) -> tuple[str, ...]:
+        return self.scopes.get(grant, ())
+
+    def reply_hint(self, reply: str) -> str | None:
+        """The hint for a server reply, the first whose marker the reply contains; None when none matches."""
+        return next((entry.hint for entry in self.reply_hints if entry.marker in reply), None)
+
+    def endpoint(self, which: str, *, explicit: str | None, tenant: str | None, grant: str = REFRESH_TOKEN,
+                 option: str | None = None) -> str:
+        """The ``auth_uri`` or ``token_uri`` to use: ``explicit`` or the provider's, tenant filled in, https checked."""
+        option = option or which
+        template = explicit or getattr(self, which)
+        if not template:
+            raise OptionError(option, f"is required with provider {self.name!r}")
+        if "{tenant}" in template and grant in self.tenant_required_for and (not tenant or tenant in _SHARED_TENANTS):
+            raise OptionError("tenant", f"must name the directory (tenant ID or domain) for grant={grant}: "
+                                        f"{', '.join(_SHARED_TENANTS)} cannot issue app tokens")
+        return require_secure_url(option, fill_tenant(template, tenant))
+
+
+_SHARED_TENANTS = ("common", "organizations", "consumers")
+
+
+def fill_tenant(uri: str, tenant: str | None) -> str:
+    """``uri`` with its ``{tenant}`` placeholder (Microsoft endpoints) replaced by ``tenant``, ``common`` by default."""
+    return uri.replace("{tenant}", tenant or "common") if "{tenant}" in uri else uri
+
+
+_GOOGLE_HINTS = (
+    ReplyHint('"status":"400"', "Gmail refused the token (its JSON challenge said 400): the token's scope must include "
+                                "https://mail.google.com/ and username must be the account the token is for (for a "
+                                "service account: the delegated Workspace user, never the service account itself)."),
+    ReplyHint("5.7.8", "Gmail did not accept the token for this username: check that username is the account that "
+                       "granted it; with grant=service_account, that delegated_user is set (a token for the service "
+                       "account itself is always refused) and that the Admin console's domain-wide delegation lists the "
+                       "service account's client ID with the scope https://mail.google.com/."),
+)
+
+_MICROSOFT_HINTS = (
+    ReplyHint("5.7.139", "SMTP AUTH is disabled for the tenant or the mailbox (SmtpClientAuthentication is disabled): "
+                         "enable it for the mailbox (Microsoft 365 admin center > user > Mail > Manage email apps > "
+                         "Authenticated SMTP, or Set-CASMailbox -SmtpClientAuthenticationDisabled $false)."),
+    ReplyHint("5.7.57", "The server wants an authenticated session before MAIL: use secure=starttls on port 587 with "
+                        "auth=xoauth2."),
+    ReplyHint("5.7.3", "Microsoft refused the token for this mailbox: with a delegated token, check the scope "
+                       "https://outlook.office.com/SMTP.Send and that username is the signed-in user; with "
+                       "grant=client_credentials, check that the app has the SMTP.SendAsApp application permission "
+                       "(admin consent granted), that its Exchange service principal exists (New-ServicePrincipal) and "
+                       "has FullAccess on the mailbox (Add-MailboxPermission), and that username is that mailbox."),
+)
+
+PROVIDERS: t.Mapping[str, Provider] = {
+    "google": Provider(
+        name="google",
+        auth_uri="https://accounts.google.com/o/oauth2/auth",
+        token_uri="https://oauth2.googleapis.com/token",
+        scopes={REFRESH_TOKEN: (GOOGLE_MAIL_SCOPE,), SERVICE_ACCOUNT: (GOOGLE_MAIL_SCOPE,)},
+        send_scopes_on_refresh=False,
+        smtp_host="smtp.gmail.com",
+        smtp_port=465,
+        smtp_secure="ssl",
+        consent_params=_OFFLINE_CONSENT,
+        reply_hints=_GOOGLE_HINTS,
+    ),
+    "microsoft": Provider(
+        name="microsoft",
+        auth_uri="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+        token_uri="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+        scopes={REFRESH_TOKEN: ("https://outlook.office.com/SMTP.Send", "offline_access"),
+                CLIENT_CREDENTIALS: ("https://outlook.office365.com/.default",)},
+        send_scopes_on_refresh=True,
+        smtp_host="smtp.office365.com",
+        smtp_port=587,
+        smtp_secure="starttls",
+        tenant_required_for=(CLIENT_CREDENTIALS,),
+        reply_hints=_MICROSOFT_HINTS,
+    ),
+    "custom": Provider(
+        name="custom",
+        auth_uri=None,
+        token_uri=None,
+        scopes={REFRESH_TOKEN: (), CLIENT_CREDENTIALS: (), SERVICE_ACCOUNT: ()},
+        send_scopes_on_refresh=True,
+        smtp_host=None,
+        smtp_port=None,
+        smtp_secure=None,
+        consent_params=_OFFLINE_CONSENT,
+        reply_hints=_GOOGLE_HINTS + _MICROSOFT_HINTS,
+    ),
+}
+
+PROVIDER_NAMES = tuple(PROVIDERS)
+
+
+def get_provider(name: str | None) -> Provider:
+    """The registry entry of ``name`` (``google`` when None); OptionError ``provider`` for an unknown one."""
+    provider = PROVIDERS.get(name or "google")
+    if provider is None:
+        raise OptionError("provider", f"unknown provider {name!r}; expected one of {', '.join(PROVIDER_NAMES)}")
+    return provider
+
+
+def check_grant(provider: Provider, grant: str | None) -> str:
+    """``grant`` (``refresh_token`` when None) if the provider supports it; OptionError ``grant`` otherwise."""
+    grant = grant or REFRESH_TOKEN
+    if grant not in GRANTS:
+        raise OptionError("grant", f"unknown grant {grant!r}; expected one of {', '.join(GRANTS)}")
+    if grant not in provider.grants:
+        raise OptionError("grant", f"provider {provider.name!r} does not offer {grant}; it offers {', '.join(provider.grants)}")
+    return grant
+
+
+def describe(name: str) -> dict[str, t.Any]:
+    """The registry entry as plain data (for the roles' ``provider_info`` filter and for documentation)."""
+    provider = get_provider(name)
+    return {"name": provider.name, "smtp_host": provider.smtp_host, "smtp_port": provider.smtp_port,
+            "smtp_secure": provider.smtp_secure, "token_uri": provider.token_uri, "auth_uri": provider.auth_uri,
+            "grants": list(provider.grants), "scopes": {grant: list(scopes) for grant, scopes in provider.scopes.items()}}
