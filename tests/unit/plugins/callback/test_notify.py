@@ -287,7 +287,8 @@ class TestCredentialsFile:
         run_playbook(callback, fail_on=("web1",))
         [call] = deliveries
         assert call.options["client_secret"] == CLIENT_SECRET + "-from-file"
-        assert type(call.options["client_secret"]) is str
+        # Plain str, not a tagged subclass that would pass isinstance().
+        assert type(call.options["client_secret"]) is str  # pylint: disable=unidiomatic-typecheck
 
     def test_inline_vaulted_value(self, deliveries, tmp_path, monkeypatch):
         # ansible-playbook makes its vault secrets the process's VaultSecretsContext, which decrypts !vault values.
