@@ -87,3 +87,72 @@ test: sanity units integration
 
 clean:
 	rm -rf $(BUILD) $(VENV)
+
+# --- playground: the sandbox left running for playbooks of one's own ------------------------------------------
+# `make playground` starts the sandbox, writes $(PLAYGROUND)/env.sh and a first playbook, and prints how to use them;
+# `make playground-stop` stops the sandbox. The sandbox's settings: .build/sandbox/sandbox.json (see sandbox/README.md).
+PLAYGROUND := $(BUILD)/playground
+
+.PHONY: playground playground-stop
+
+playground: sandbox-start
+	@mkdir -p $(PLAYGROUND)
+	@printf '%s\n' \
+	  '# source this file: the collection under test, the venv, the sandbox settings' \
+	  'export ANSIBLE_COLLECTIONS_PATH=$(BUILD)' \
+	  'export PATH=$(BIN):$$PATH' \
+	  'export SMAIL_XOAUTH2_SANDBOX_JSON=$(STATE)/sandbox.json' \
+	  > $(PLAYGROUND)/env.sh
+	@printf '%s\n' \
+	  '# A first playbook against the sandbox: edit it, or copy its vars into your own.' \
+	  '- name: Send a mail through the sandbox' \
+	  '  hosts: localhost' \
+	  '  connection: local' \
+	  '  gather_facts: false' \
+	  '  vars:' \
+	  "    sandbox: \"{{ lookup('ansible.builtin.file', lookup('ansible.builtin.env', 'SMAIL_XOAUTH2_SANDBOX_JSON')) | from_json }}\"" \
+	  '  module_defaults:' \
+	  '    group/smail.xoauth2.mail_auth:' \
+	  '      provider: custom' \
+	  '      token_uri: "{{ sandbox.token_uri }}"' \
+	  '      client_id: "{{ sandbox.client_id }}"' \
+	  '      client_secret: "{{ sandbox.client_secret }}"' \
+	  '      refresh_token: "{{ sandbox.refresh_token }}"' \
+	  '      ca_path: "{{ sandbox.ca_path }}"' \
+	  '    smail.xoauth2.mail:' \
+	  '      host: "{{ sandbox.host }}"' \
+	  '      port: "{{ sandbox.smtp_ssl_port }}"' \
+	  '  tasks:' \
+	  '    - name: Hello through XOAUTH2' \
+	  '      smail.xoauth2.mail:' \
+	  '        sender: "{{ sandbox.account }}"' \
+	  '        to: you@example.com' \
+	  '        subject: Hello from the playground' \
+	  '        body: It works.' \
+	  '      register: sent' \
+	  '    - name: Where it landed' \
+	  '      ansible.builtin.debug:' \
+	  "        msg: \"{{ sent.message_id }} is stored under {{ sandbox.mail_dir }}\"" \
+	  > $(PLAYGROUND)/hello.yml
+	@$(PY) -c 'import json, shlex, sys; s = json.load(open(sys.argv[1])); \
+	  names = {"CLIENT_ID": "client_id", "CLIENT_SECRET": "client_secret", "REFRESH_TOKEN": "refresh_token", \
+	    "TOKEN_URI": "token_uri", "CA_PATH": "ca_path", "HOST": "host", "PORT": "smtp_ssl_port", "NOTIFY_SENDER": "account"}; \
+	  print("# source this file after env.sh: the notify callback, sending every summary to the sandbox"); \
+	  print("export ANSIBLE_CALLBACKS_ENABLED=smail.xoauth2.notify SMAIL_XOAUTH2_PROVIDER=custom"); \
+	  print("export SMAIL_XOAUTH2_NOTIFY_TO=you@example.com SMAIL_XOAUTH2_NOTIFY_ON=always"); \
+	  [print(f"export SMAIL_XOAUTH2_{name}={shlex.quote(str(s[key]))}") for name, key in names.items()]' \
+	  $(STATE)/sandbox.json > $(PLAYGROUND)/notify-env.sh
+	@echo ""
+	@echo "The sandbox is up and stays up (make playground-stop ends it). Its settings: $(STATE)/sandbox.json"
+	@echo "(keys described in sandbox/README.md). In a shell:"
+	@echo ""
+	@echo "  . $(PLAYGROUND)/env.sh"
+	@echo "  ansible-playbook $(PLAYGROUND)/hello.yml"
+	@echo "  python sandbox/show_mail.py --state-dir $(STATE) --last 2   # the newest received messages (.eml in $(STATE)/mail)"
+	@echo ""
+	@echo "The notify callback over any playbook, with the sandbox's client in the environment:"
+	@echo ""
+	@echo "  . $(PLAYGROUND)/notify-env.sh"
+	@echo "  ansible-playbook $(PLAYGROUND)/hello.yml"
+
+playground-stop: sandbox-stop

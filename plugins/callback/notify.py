@@ -96,6 +96,25 @@ options:
     ini:
       - section: callback_smail_xoauth2_notify
         key: subject
+  credentials_file:
+    description:
+      - A YAML file, on the controller, of OAuth2, TLS and SMTP option names and their values - for example
+        C(client_id), C(client_secret), C(refresh_token), C(token_uri), C(host), C(port) - such as a
+        C(group_vars) file would hold for M(smail.xoauth2.mail), but with the option names themselves.
+      - The file may be encrypted with C(ansible-vault), whole or value by value (C(!vault)); it is decrypted with the
+        vault secrets of the C(ansible-playbook) run (C(--vault-id), C(--ask-vault-pass), C(--vault-password-file) or
+        E(ANSIBLE_VAULT_PASSWORD_FILE)), once the playbook has started.
+      - An option set through its environment variable or C(ansible.cfg) wins over the file; the file wins over the
+        option's default and over O(token_ini).
+      - A name that is not one of those options, or a value of the wrong type, is an error reported as a warning
+        (V(invalid_option)); nothing is sent then.
+    type: path
+    version_added: 0.2.0
+    env:
+      - name: SMAIL_XOAUTH2_NOTIFY_CREDENTIALS_FILE
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: credentials_file
   max_output:
     description:
       - How many characters of each failure message are kept - its C(msg) and return code first, then the end of
@@ -109,9 +128,10 @@ options:
       - section: callback_smail_xoauth2_notify
         key: max_output
 notes:
-  - The callback has no task variables; every option comes from its environment variable or from the
-    C([callback_smail_xoauth2_notify]) section of C(ansible.cfg). Paths (O(token_ini), O(ca_path),
-    O(token_cache_dir)) are on the controller.
+  - The callback has no task variables and no host variables; every option comes from its environment variable, from
+    the C([callback_smail_xoauth2_notify]) section of C(ansible.cfg), or from O(credentials_file), which may be
+    vault-encrypted. Paths (O(credentials_file), O(token_ini), O(ca_path), O(token_cache_dir)) are on the controller.
+  - A summary mail that was sent is reported in one line at default verbosity, with its C(Message-ID) and recipients.
   - Results of tasks with C(no_log) never reach the mail; their failures read C(output hidden by no_log). No option
     value that is a secret (O(client_secret), O(refresh_token), O(access_token), O(password)) is ever shown; keep
     them in the environment or in an C(ansible.cfg) only you can read.
@@ -134,6 +154,15 @@ EXAMPLES = r"""
 # subject = [ansible] {{ playbook }} {{ status }} ({{ failed_hosts | length }} of {{ hosts | length }} hosts failed)
 # token_ini = /etc/ansible/smail_refresh_token.ini
 
+# Or with the secrets in a vault-encrypted file of option names (client_id: ..., client_secret: ...,
+# refresh_token: ...), decrypted with the playbook's own vault password:
+# [callback_smail_xoauth2_notify]
+# to = ops@example.com
+# sender = ansible@example.com
+# credentials_file = /etc/ansible/smail_notify_credentials.yml
+#
+# ansible-playbook --vault-password-file ~/.vault_pass site.yml
+
 # Or only through the environment, with the secrets of a Gmail client:
 # export ANSIBLE_CALLBACKS_ENABLED=smail.xoauth2.notify
 # export SMAIL_XOAUTH2_NOTIFY_TO=ops@example.com
@@ -147,11 +176,16 @@ EXAMPLES = r"""
 import datetime
 import socket
 import traceback
+from collections.abc import Mapping
 
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.parsing.dataloader import DataLoader
+from ansible.parsing.vault import AnsibleVaultError
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _summary
-from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     OAUTH2_ARGSPEC,
     SMTP_ARGSPEC,
@@ -163,6 +197,50 @@ CONNECTION_ARGSPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC)
 SECRET_OPTIONS = tuple(name for name, spec in CONNECTION_ARGSPEC.items() if spec.get("no_log"))
 # RFC 3834: keeps vacation responders and mailing lists from answering a machine.
 SUMMARY_HEADERS = (("Auto-Submitted", "auto-generated"),)
+
+
+# How credentials_file values are checked and converted: the option types, without defaults or fallbacks, which
+# belong to the options themselves.
+CREDENTIALS_FILE_ARGSPEC = {
+    name: {key: value for key, value in spec.items() if key not in ("default", "fallback")}
+    for name, spec in CONNECTION_ARGSPEC.items()
+}
+
+
+def _plain(value):
+    """YAML data as plain Python values; an inline-vaulted string is decrypted by str()."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return str(value)
+
+
+def read_credentials_file(path, *, loader):
+    """The option values of a credentials file, typed like the options; OptionError (never a value) when unusable.
+
+    ``loader`` decrypts vaulted content with the vault secrets it holds (the playbook's own).
+    """
+    try:
+        data = _plain(loader.load_from_file(path, cache="none"))
+    except (AnsibleVaultError, ReferenceError):
+        # ReferenceError: an inline !vault value outside an ansible CLI run, which has no vault secrets to offer.
+        raise OptionError("credentials_file", f"{path} cannot be decrypted: run the playbook with the vault password "
+                                              "or vault ID it was encrypted with") from None
+    except AnsibleError as exc:
+        # Only the exception's type: a YAML error quotes the line it stopped at, which may hold a secret.
+        raise OptionError("credentials_file", f"{path} cannot be read as YAML ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise OptionError("credentials_file", f"{path} must hold a mapping of option names to values")
+    unknown = sorted(set(data) - set(CREDENTIALS_FILE_ARGSPEC))
+    if unknown:
+        raise OptionError("credentials_file", f"{path} names options the callback does not have: {', '.join(unknown)}")
+    validated = ArgumentSpecValidator(CREDENTIALS_FILE_ARGSPEC).validate(data)
+    if validated.error_messages:
+        raise OptionError("credentials_file", f"{path}: {'; '.join(validated.error_messages)}")
+    return {name: validated.validated_parameters[name] for name in data}
 
 
 def _task_result_parts(result):
@@ -194,6 +272,8 @@ class CallbackModule(CallbackBase):
     def __init__(self, display=None, options=None):
         super().__init__(display=display, options=options)
         self.run = None
+        # The playbook's loader, which holds its vault secrets; set when the playbook starts.
+        self.loader = None
 
     def _current_run(self):
         """The run being recorded; created at the first event, normally v2_playbook_on_start."""
@@ -208,6 +288,7 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_start(self, playbook):
         first = self.run is None
+        self.loader = getattr(playbook, "_loader", None) or self.loader
         self._current_run().add_playbook(str(playbook._file_name))
         if first:
             missing = [name for name in ("to", "sender") if not self.get_option(name)]
@@ -267,14 +348,31 @@ class CallbackModule(CallbackBase):
             return default
         return " ".join(rendered.split()) or default
 
+    def _option_is_set(self, name):
+        """True when the option has a value from its environment variable or ansible.cfg, not only its default."""
+        try:
+            value, origin = self.get_option_and_origin(name)
+        except KeyError:
+            value, origin = self.get_option(name), None
+        return value is not None and origin != "default"
+
+    def connection_options(self):
+        """The OAuth2, TLS and SMTP options: environment and ansible.cfg, then credentials_file, then defaults."""
+        options = {name: self.get_option(name) for name in CONNECTION_ARGSPEC}
+        path = self.get_option("credentials_file")
+        if path:
+            from_file = read_credentials_file(path, loader=self.loader or DataLoader())
+            options.update({name: value for name, value in from_file.items() if not self._option_is_set(name)})
+        return options
+
     def send_summary(self, run):
         """Mail the summary through the collection's one send path; a failure is a warning, never an error."""
-        options = {name: self.get_option(name) for name in CONNECTION_ARGSPEC}
         transcript = _smtp.Transcript()
-        # Registered before the send: a failure before the SMTP session would otherwise leave them unmasked.
-        for name in SECRET_OPTIONS:
-            transcript.add_secret(options.get(name))
         try:
+            options = self.connection_options()
+            # Registered before the send: a failure before the SMTP session would otherwise leave them unmasked.
+            for name in SECRET_OPTIONS:
+                transcript.add_secret(options.get(name))
             spec = _smtp.MessageSpec(
                 sender=self.get_option("sender"),
                 to=tuple(self.get_option("to") or ()),
@@ -297,5 +395,6 @@ class CallbackModule(CallbackBase):
         if delivery.result["refused"]:
             refused = ", ".join(f"{address} ({reply})" for address, reply in delivery.result["refused"].items())
             self._warn(f"the summary mail was not accepted for {refused}.", transcript)
-        self._display.v(f"smail.xoauth2.notify: summary mail {delivery.result['message_id']} sent to "
-                        f"{', '.join(delivery.result['recipients'])}")
+        # At default verbosity: without it a sent summary leaves no trace in the output.
+        self._display.display(f"smail.xoauth2.notify: summary mail {delivery.result['message_id']} sent to "
+                              f"{', '.join(delivery.result['recipients'])}")

@@ -12,6 +12,8 @@ import pytest
 from ansible.executor.stats import AggregateStats
 from ansible.executor.task_result import CallbackTaskResult
 from ansible.inventory.host import Host
+from ansible.parsing.dataloader import DataLoader
+from ansible.parsing.vault import VaultLib, VaultSecret, VaultSecretsContext
 from ansible.playbook.task import Task
 
 from ansible_collections.smail.xoauth2.plugins.callback import notify
@@ -29,13 +31,14 @@ class RecordingDisplay:
 
     def __init__(self):
         self.warnings = []
+        self.shown = []
         self.verbose = []
 
     def warning(self, msg, *args, **kwargs):
         self.warnings.append(msg)
 
     def display(self, msg, *args, **kwargs):
-        self.verbose.append(msg)
+        self.shown.append(msg)
 
     def v(self, msg, *args, **kwargs):
         self.verbose.append(msg)
@@ -46,7 +49,8 @@ class RecordingDisplay:
 def option_defaults():
     """Every option the callback reads, at its documented default."""
     values = {name: spec.get("default") for name, spec in notify.CONNECTION_ARGSPEC.items()}
-    values.update({"to": None, "cc": None, "sender": None, "on": "failure", "subject": None, "max_output": 2000})
+    values.update({"to": None, "cc": None, "sender": None, "on": "failure", "subject": None, "max_output": 2000,
+                   "credentials_file": None})
     return values
 
 
@@ -72,6 +76,8 @@ def make_callback(**options):
     values.update(options)
     # What set_options() would have read from the environment and ansible.cfg.
     callback._plugin_options = values
+    given = {"to", "sender", "provider", "client_secret", "refresh_token", *options}
+    callback._origins = {name: "env: SMAIL_XOAUTH2_X" if name in given else "default" for name in values}
     return callback
 
 
@@ -221,3 +227,122 @@ class TestFailuresAreWarnings:
         assert callback.disabled
         [warning] = callback._display.warnings
         assert "set to (SMAIL_XOAUTH2_NOTIFY_TO" in warning
+
+
+class TestSentLine:
+    def test_one_line_at_default_verbosity(self, deliveries):
+        callback = make_callback()
+        run_playbook(callback, fail_on=("web1",))
+        assert callback._display.shown == ["smail.xoauth2.notify: summary mail <1@example.com> sent to ops@example.com"]
+        assert CLIENT_SECRET not in "".join(callback._display.shown)
+
+
+VAULT_SECRET = VaultSecret(b"vault-password-of-the-run")
+
+
+def credentials_yaml(**extra):
+    lines = ["client_id: file-client.apps.example.com", f"client_secret: {CLIENT_SECRET}-from-file",
+             f"refresh_token: {REFRESH_TOKEN}-from-file", "token_uri: https://127.0.0.1:1/token", "port: '2465'"]
+    lines += [f"{name}: {value}" for name, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+def playbook_with_vault(tmp_path):
+    """A stand-in playbook whose loader holds the run's vault secrets, as ansible-playbook's does."""
+    loader = DataLoader()
+    loader.set_vault_secrets([("default", VAULT_SECRET)])
+    return types.SimpleNamespace(_file_name=str(tmp_path / "site.yml"), _loader=loader)
+
+
+class TestCredentialsFile:
+    def test_values_fill_what_is_not_set(self, deliveries, tmp_path):
+        path = tmp_path / "credentials.yml"
+        path.write_text(credentials_yaml(), encoding="utf-8")
+        # client_secret is set through its environment variable: it wins over the file.
+        callback = make_callback(credentials_file=str(path), refresh_token=None, client_secret="from-the-environment")
+        run_playbook(callback, fail_on=("web1",))
+        [call] = deliveries
+        assert call.options["client_id"] == "file-client.apps.example.com"
+        assert call.options["refresh_token"] == REFRESH_TOKEN + "-from-file"
+        assert call.options["client_secret"] == "from-the-environment"
+        assert call.options["port"] == 2465
+        # A default (auth) is not "set": the file would win over it, and the file does not name it.
+        assert call.options["auth"] == "xoauth2"
+        assert REFRESH_TOKEN + "-from-file" in call.transcript.secrets
+        assert callback._display.warnings == []
+
+    def test_file_wins_over_a_default(self, deliveries, tmp_path):
+        path = tmp_path / "credentials.yml"
+        path.write_text(credentials_yaml(timeout=7), encoding="utf-8")
+        callback = make_callback(credentials_file=str(path))
+        run_playbook(callback, fail_on=("web1",))
+        assert deliveries[0].options["timeout"] == 7
+
+    def test_vaulted_file_is_decrypted_with_the_playbooks_secrets(self, deliveries, tmp_path):
+        path = tmp_path / "credentials.yml"
+        path.write_bytes(VaultLib([("default", VAULT_SECRET)]).encrypt(credentials_yaml()))
+        assert CLIENT_SECRET.encode() not in path.read_bytes()
+        callback = make_callback(credentials_file=str(path), client_secret=None, refresh_token=None)
+        callback.v2_playbook_on_start(playbook_with_vault(tmp_path))
+        run_playbook(callback, fail_on=("web1",))
+        [call] = deliveries
+        assert call.options["client_secret"] == CLIENT_SECRET + "-from-file"
+        # Plain str, not a tagged subclass that would pass isinstance().
+        assert type(call.options["client_secret"]) is str  # pylint: disable=unidiomatic-typecheck
+
+    def test_inline_vaulted_value(self, deliveries, tmp_path, monkeypatch):
+        # ansible-playbook makes its vault secrets the process's VaultSecretsContext, which decrypts !vault values.
+        monkeypatch.setattr(VaultSecretsContext, "_current", VaultSecretsContext([("default", VAULT_SECRET)]))
+        encrypted = VaultLib([("default", VAULT_SECRET)]).encrypt(CLIENT_SECRET).decode()
+        indented = "\n".join("  " + line for line in encrypted.splitlines())
+        path = tmp_path / "credentials.yml"
+        path.write_text(f"client_id: inline\nclient_secret: !vault |\n{indented}\n", encoding="utf-8")
+        callback = make_callback(credentials_file=str(path), client_secret=None)
+        callback.v2_playbook_on_start(playbook_with_vault(tmp_path))
+        run_playbook(callback, fail_on=("web1",))
+        assert deliveries[0].options["client_secret"] == CLIENT_SECRET
+
+    def test_vaulted_file_without_the_password(self, deliveries, tmp_path):
+        path = tmp_path / "credentials.yml"
+        path.write_bytes(VaultLib([("default", VAULT_SECRET)]).encrypt(credentials_yaml()))
+        callback = make_callback(credentials_file=str(path))
+        run_playbook(callback, fail_on=("web1",))
+        assert deliveries == []
+        [warning] = callback._display.warnings
+        assert "(invalid_option)" in warning and "credentials_file" in warning and "cannot be decrypted" in warning
+
+    def test_unknown_option(self, deliveries, tmp_path):
+        path = tmp_path / "credentials.yml"
+        path.write_text(credentials_yaml(vault_smail_client_id="x"), encoding="utf-8")
+        callback = make_callback(credentials_file=str(path))
+        run_playbook(callback, fail_on=("web1",))
+        assert deliveries == []
+        [warning] = callback._display.warnings
+        assert "does not have: vault_smail_client_id" in warning
+
+    def test_bad_type(self, deliveries, tmp_path):
+        path = tmp_path / "credentials.yml"
+        path.write_text("port: many\n", encoding="utf-8")
+        callback = make_callback(credentials_file=str(path))
+        run_playbook(callback, fail_on=("web1",))
+        assert deliveries == []
+        [warning] = callback._display.warnings
+        assert "port" in warning
+
+    @pytest.mark.parametrize("content", ["- just\n- a list\n", f"client_secret: {CLIENT_SECRET}\n  bad: [indent\n"])
+    def test_not_a_mapping_and_yaml_errors_show_no_value(self, deliveries, tmp_path, content):
+        path = tmp_path / "credentials.yml"
+        path.write_text(content, encoding="utf-8")
+        callback = make_callback(credentials_file=str(path))
+        run_playbook(callback, fail_on=("web1",))
+        assert deliveries == []
+        [warning] = callback._display.warnings
+        assert "credentials_file" in warning
+        assert CLIENT_SECRET not in warning
+
+    def test_missing_file(self, deliveries, tmp_path):
+        callback = make_callback(credentials_file=str(tmp_path / "nowhere.yml"))
+        run_playbook(callback, fail_on=("web1",))
+        assert deliveries == []
+        [warning] = callback._display.warnings
+        assert "nowhere.yml" in warning
