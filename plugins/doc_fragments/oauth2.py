@@ -22,6 +22,44 @@ options:
     type: str
     choices: [google, microsoft, custom]
     default: google
+  grant:
+    description:
+      - How the access token is obtained.
+      - V(refresh_token) exchanges a refresh token obtained at consent (C(SmailRefreshToken.exe),
+        M(smail.xoauth2.authorize)): one person's grant.
+      - V(service_account) (Google Workspace) signs an assertion with O(service_account_key) and acts as
+        O(delegated_user) through domain-wide delegation: no refresh token, no person's consent.
+        See C(docs/grant-google-service-account.md).
+      - V(client_credentials) (Microsoft 365) obtains an app token for the Entra app O(client_id) with O(client_secret),
+        or with O(client_certificate) and O(client_certificate_key); O(tenant) must name the directory.
+        See C(docs/grant-microsoft-client-credentials.md).
+      - If not set, the environment variable E(SMAIL_XOAUTH2_GRANT) is used.
+    type: str
+    choices: [refresh_token, client_credentials, service_account]
+    default: refresh_token
+  service_account_key:
+    description:
+      - The JSON key of a Google service account, as a dict or JSON text, for O(grant=service_account). Keep it in a
+        vault-encrypted file and read it with C(lookup('ansible.builtin.file', 'sa-key.json.vault')).
+      - If not set, the environment variable E(SMAIL_XOAUTH2_SERVICE_ACCOUNT_KEY) is used.
+    type: raw
+  delegated_user:
+    description:
+      - The Workspace user the service account sends as (O(grant=service_account)). Defaults to the SMTP C(username),
+        itself defaulting to the sender. A token for the service account itself is always refused by Gmail.
+      - If not set, the environment variable E(SMAIL_XOAUTH2_DELEGATED_USER) is used.
+    type: str
+  client_certificate:
+    description:
+      - The PEM certificate of the Entra app (as uploaded under Certificates & secrets), for O(grant=client_credentials)
+        without a client secret. The app authenticates with an assertion signed by O(client_certificate_key).
+      - If not set, the environment variable E(SMAIL_XOAUTH2_CLIENT_CERTIFICATE) is used.
+    type: str
+  client_certificate_key:
+    description:
+      - The PEM private key (RSA) of O(client_certificate).
+      - If not set, the environment variable E(SMAIL_XOAUTH2_CLIENT_CERTIFICATE_KEY) is used.
+    type: str
   client_id:
     description:
       - The OAuth client ID (the C(client_id) of the downloaded C(client_secret_*.json)).
@@ -29,7 +67,7 @@ options:
     type: str
   client_secret:
     description:
-      - The OAuth client secret.
+      - The OAuth client secret; with O(grant=client_credentials), the Entra app's client secret (its Value).
       - If not set, the environment variable E(SMAIL_XOAUTH2_CLIENT_SECRET) is used, then the O(token_ini) file.
     type: str
   refresh_token:
@@ -44,11 +82,14 @@ options:
     type: str
   tenant:
     description:
-      - The Microsoft Entra tenant (ID or domain) for O(provider=microsoft). C(common) when not set.
+      - The Microsoft Entra tenant (ID or domain) for O(provider=microsoft). C(common) when not set, which serves
+        O(grant=refresh_token) only: O(grant=client_credentials) needs the app's own tenant (unless O(token_uri) is given).
     type: str
   scopes:
     description:
-      - Scopes to request on refresh. Defaults to the O(provider)'s.
+      - Scopes to request. Defaults to the O(provider)'s for the O(grant): C(https://mail.google.com/) for Google,
+        C(https://outlook.office.com/SMTP.Send offline_access) for a Microsoft refresh token and
+        C(https://outlook.office365.com/.default) for Microsoft client credentials.
       - Google ignores them on refresh; Microsoft and V(custom) providers receive them.
     type: list
     elements: str
@@ -64,10 +105,24 @@ options:
       - Options given explicitly win over the file's values.
       - The file is read as cp932 unless it starts with a UTF-8 or UTF-16 byte order mark.
     type: path
+  token_ini_section:
+    description:
+      - The section of O(token_ini) holding the token fields, for SMAIL versions whose file differs from
+        C(SmailRefreshToken.exe)'s. The same as the C(section) option of M(smail.xoauth2.token_ini).
+      - Defaults to C(OAUTH); when the file has no such section, the first section holding a token key is read.
+    type: str
+  token_ini_keys:
+    description:
+      - The INI keys of the token fields in O(token_ini), where they differ from the defaults; the same as the C(keys)
+        option of M(smail.xoauth2.token_ini). Fields not given keep their default key.
+      - Fields are C(account) (C(Account)), C(client_id) (C(ClientID)), C(client_secret) (C(ClientSecret)),
+        C(refresh_token) (C(RefreshToken)), C(token_uri) (C(TokenURI)) and C(auth_uri) (C(AuthURI)).
+      - A rotated refresh token (O(persist_rotated_token)) is written back under the same key.
+    type: dict
   token_cache:
     description:
-      - Reuse access tokens across tasks, forks and hosts on the machine that refreshes them, until 60 seconds before
-        they expire. Entries are files of mode C(0600) in a C(0700) directory, named by a hash of token endpoint,
+      - Reuse access tokens across tasks, forks and hosts on the machine that refreshes them, while they stay valid for
+        O(token_expiry_margin) seconds. Entries are files of mode C(0600) in a C(0700) directory, named by a hash of token endpoint,
         client ID, refresh token and scopes.
     type: bool
     default: true
@@ -174,6 +229,36 @@ options:
     ini:
       - section: callback_smail_xoauth2_notify
         key: persist_rotated_token
+  grant:
+    env:
+      - name: SMAIL_XOAUTH2_GRANT
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: grant
+  service_account_key:
+    env:
+      - name: SMAIL_XOAUTH2_SERVICE_ACCOUNT_KEY
+  delegated_user:
+    env:
+      - name: SMAIL_XOAUTH2_DELEGATED_USER
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: delegated_user
+  client_certificate:
+    env:
+      - name: SMAIL_XOAUTH2_CLIENT_CERTIFICATE
+  client_certificate_key:
+    env:
+      - name: SMAIL_XOAUTH2_CLIENT_CERTIFICATE_KEY
+  token_ini_section:
+    env:
+      - name: SMAIL_XOAUTH2_TOKEN_INI_SECTION
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: token_ini_section
+  token_ini_keys:
+    env:
+      - name: SMAIL_XOAUTH2_TOKEN_INI_KEYS
   token_expiry_margin:
     env:
       - name: SMAIL_XOAUTH2_TOKEN_EXPIRY_MARGIN

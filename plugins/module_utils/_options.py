@@ -15,8 +15,12 @@ import typing as t
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.smail.xoauth2.plugins.module_utils._providers import GRANTS, PROVIDER_NAMES
+
 OAUTH2_ARGSPEC: dict[str, dict[str, t.Any]] = {
-    "provider": {"type": "str", "default": "google", "choices": ["google", "microsoft", "custom"]},
+    "provider": {"type": "str", "default": "google", "choices": list(PROVIDER_NAMES)},
+    "grant": {"type": "str", "default": "refresh_token", "choices": list(GRANTS),
+              "fallback": (env_fallback, ["SMAIL_XOAUTH2_GRANT"])},
     "client_id": {"type": "str", "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_ID"])},
     "client_secret": {"type": "str", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_SECRET"])},
     "refresh_token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_REFRESH_TOKEN"])},
@@ -24,7 +28,14 @@ OAUTH2_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "tenant": {"type": "str"},
     "scopes": {"type": "list", "elements": "str"},
     "access_token": {"type": "str", "no_log": True},
+    "service_account_key": {"type": "raw", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_SERVICE_ACCOUNT_KEY"])},
+    "delegated_user": {"type": "str", "fallback": (env_fallback, ["SMAIL_XOAUTH2_DELEGATED_USER"])},
+    "client_certificate": {"type": "str", "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_CERTIFICATE"])},
+    "client_certificate_key": {"type": "str", "no_log": True,
+                               "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_CERTIFICATE_KEY"])},
     "token_ini": {"type": "path"},
+    "token_ini_section": {"type": "str"},
+    "token_ini_keys": {"type": "dict"},
     "token_cache": {"type": "bool", "default": True},
     "token_cache_dir": {"type": "path"},
     "persist_rotated_token": {"type": "bool", "default": False},

@@ -40,7 +40,7 @@ class TokenIniLayout:
     """Where each token field lives: ``section`` and field -> key (defaults for the fields not remapped)."""
 
     section: str = DEFAULT_SECTION
-    keys: t.Mapping[str, str] = DEFAULT_KEYS
+    keys: t.Mapping[str, str] = dataclasses.field(default_factory=lambda: DEFAULT_KEYS, hash=False)
 
     @classmethod
     def from_options(cls, section: str | None = None, keys: t.Mapping[str, t.Any] | None = None, *,

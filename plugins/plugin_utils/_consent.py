@@ -110,14 +110,16 @@ def resolve_client(*, provider: str, client_id: str | None = None, client_secret
     resolved_id = client_id or from_file.client_id
     if not resolved_id:
         raise OptionError("client_id", "is required (or give client_secrets_file)")
+    resolved_auth = entry.endpoint("auth_uri", explicit=auth_uri or from_file.auth_uri, tenant=tenant)
+    resolved_token = entry.endpoint("token_uri", explicit=token_uri or from_file.token_uri, tenant=tenant)
     resolved_scopes = _oauth2.split_scopes(scopes) or entry.default_scopes(_providers.REFRESH_TOKEN)
     if not resolved_scopes:
         raise OptionError("scopes", f"is required with provider {provider!r}")
     return ConsentClient(
         client_id=resolved_id,
         client_secret=client_secret or from_file.client_secret,
-        auth_uri=entry.endpoint("auth_uri", explicit=auth_uri or from_file.auth_uri, tenant=tenant),
-        token_uri=entry.endpoint("token_uri", explicit=token_uri or from_file.token_uri, tenant=tenant),
+        auth_uri=resolved_auth,
+        token_uri=resolved_token,
         scopes=resolved_scopes,
         consent_params=entry.consent_params,
     )

@@ -12,7 +12,7 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 
 from ansible_collections.smail.xoauth2.plugins.action import token_ini
 from ansible_collections.smail.xoauth2.plugins.action.token_ini import ActionModule as TokenIniAction
-from ansible_collections.smail.xoauth2.plugins.module_utils import _ini
+from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _token_ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import parse_client_secrets
 
@@ -28,8 +28,8 @@ CLIENT_JSON = {
         "redirect_uris": ["http://localhost"],
     }
 }
-DEFAULT_ARGS = {"provider": "google", "tenant": None, **dict.fromkeys(_ini.TOKEN_INI_KEYS)}
-KEYS = dict(_ini.TOKEN_INI_KEYS)
+DEFAULT_ARGS = {"provider": "google", "tenant": None, **dict.fromkeys(_token_ini.DEFAULT_KEYS)}
+KEYS = dict(_token_ini.DEFAULT_KEYS)
 
 
 def test_documentation_matches_argspec(docs_match_argspec):
@@ -144,7 +144,7 @@ def test_vault_encrypted_client_secrets_file(tmp_path, make_target, run_ini_acti
     target = make_target()
     result = run_ini_action(TokenIniAction, {"dest": DEST, "account": "a@example.com", "client_secrets_file": "client_secret.json",
                                              "refresh_token": "rt"}, target, loader=loader, search_path=[str(tmp_path)], diff=True)
-    values = _ini.read_token_ini(target.files[DEST])
+    values = _token_ini.DEFAULT_LAYOUT.read(target.files[DEST])
     assert values["client_id"] == "123-abc.apps.googleusercontent.com"
     assert values["client_secret"] == SECRET
     assert SECRET not in repr(result)
@@ -185,4 +185,4 @@ def test_verify_uses_the_values_the_file_will_hold(settings, make_target, run_in
     assert result["verified"] is True
     assert result["changed"] is True
     assert settings["refresh_token"] not in repr(result)
-    assert _ini.read_token_ini(target.files[DEST])["refresh_token"] == settings["refresh_token"]
+    assert _token_ini.DEFAULT_LAYOUT.read(target.files[DEST])["refresh_token"] == settings["refresh_token"]

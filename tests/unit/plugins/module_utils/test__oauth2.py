@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
 
@@ -234,16 +234,16 @@ class TestMicrosoftEndpoint:
         grant = _oauth2.resolve_grant(provider="custom", client_id=settings["microsoft_client_id"],
                                       client_secret=settings["microsoft_client_secret"],
                                       refresh_token=settings["microsoft_refresh_token"],
-                                      token_uri=_oauth2.fill_tenant(settings["microsoft_token_uri"], None))
+                                      token_uri=_providers.fill_tenant(settings["microsoft_token_uri"], None))
         with pytest.raises(_oauth2.TokenError) as info:
             _oauth2.refresh_access_token(grant, tls=tls(settings))
         assert (info.value.code, info.value.details["endpoint_error"]) == ("token_endpoint_error", "invalid_request")
 
 
 def test_fill_tenant():
-    assert _oauth2.fill_tenant(_oauth2.MICROSOFT_TOKEN_URI, None) == "https://login.microsoftonline.com/common/oauth2/v2.0/token"
-    assert _oauth2.fill_tenant(_oauth2.MICROSOFT_AUTH_URI, "t.example").endswith("/t.example/oauth2/v2.0/authorize")
-    assert _oauth2.fill_tenant(_oauth2.GOOGLE_TOKEN_URI, "ignored") == _oauth2.GOOGLE_TOKEN_URI
+    assert _providers.fill_tenant(_providers.PROVIDERS["microsoft"].token_uri, None) == "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+    assert _providers.fill_tenant(_providers.PROVIDERS["microsoft"].auth_uri, "t.example").endswith("/t.example/oauth2/v2.0/authorize")
+    assert _providers.fill_tenant(_providers.PROVIDERS["google"].token_uri, "ignored") == _providers.PROVIDERS["google"].token_uri
 
 
 def test_token_endpoint_error_hints_per_request():

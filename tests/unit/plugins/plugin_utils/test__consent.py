@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _consent
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
@@ -116,7 +116,7 @@ class TestResolveClient:
 
     def test_google_defaults(self):
         client = _consent.resolve_client(provider="google", client_id="cid")
-        assert client.auth_uri == _oauth2.GOOGLE_AUTH_URI and client.token_uri == _oauth2.GOOGLE_TOKEN_URI
+        assert client.auth_uri == _providers.PROVIDERS["google"].auth_uri and client.token_uri == _providers.PROVIDERS["google"].token_uri
 
     def test_microsoft_tenant(self):
         client = _consent.resolve_client(provider="microsoft", client_id="cid", tenant="contoso.onmicrosoft.com")
