@@ -26,9 +26,9 @@ options:
     description:
       - How the access token is obtained.
       - V(refresh_token) exchanges a refresh token obtained at consent (C(SmailRefreshToken.exe),
-        M(smail.xoauth2.authorize)): one person's grant.
+        M(smail.xoauth2.authorize)), one person's grant.
       - V(service_account) (Google Workspace) signs an assertion with O(service_account_key) and acts as
-        O(delegated_user) through domain-wide delegation: no refresh token, no person's consent.
+        O(delegated_user) through domain-wide delegation, with no refresh token and no person's consent.
         See C(docs/grant-google-service-account.md).
       - V(client_credentials) (Microsoft 365) obtains an app token for the Entra app O(client_id) with O(client_secret),
         or with O(client_certificate) and O(client_certificate_key); O(tenant) must name the directory.
@@ -83,12 +83,12 @@ options:
   tenant:
     description:
       - The Microsoft Entra tenant (ID or domain) for O(provider=microsoft). C(common) when not set, which serves
-        O(grant=refresh_token) only: O(grant=client_credentials) needs the app's own tenant (unless O(token_uri) is given).
+        O(grant=refresh_token) only; O(grant=client_credentials) needs the app's own tenant (unless O(token_uri) is given).
     type: str
   scopes:
     description:
-      - Scopes to request. Defaults to the O(provider)'s for the O(grant): C(https://mail.google.com/) for Google,
-        C(https://outlook.office.com/SMTP.Send offline_access) for a Microsoft refresh token and
+      - Scopes to request. Defaults to the O(provider)'s for the O(grant), which are C(https://mail.google.com/) for
+        Google, C(https://outlook.office.com/SMTP.Send offline_access) for a Microsoft refresh token and
         C(https://outlook.office365.com/.default) for Microsoft client credentials.
       - Google ignores them on refresh; Microsoft and V(custom) providers receive them.
     type: list

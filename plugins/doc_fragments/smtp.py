@@ -53,7 +53,7 @@ options:
       - How many more times to try after a failure that proves the server did not take the mail (a connection or
         TLS failure, a timeout before the final dot, a V(421) at any step, a 4xx at AUTH, MAIL, RCPT or in reply to
         DATA), and after a token endpoint that was unreachable.
-      - Never retried: a 5xx reply, and a connection lost after the final dot of DATA (RV(error=delivery_unknown)),
+      - Never retried are a 5xx reply, and a connection lost after the final dot of DATA (RV(error=delivery_unknown)),
         since the server may have queued the mail. A recipient deferred with a 4xx is retried for that recipient
         alone. Every attempt sends the same message with the same C(Message-ID).
       - See C(docs/reliability.md) in the collection for the whole policy and the faults it was tested against.
@@ -73,7 +73,7 @@ options:
   allow_partial:
     description:
       - When the server refuses some recipients for good (5xx) but takes the mail for others, succeed and list the
-        refused ones in RV(refused). By default such a send fails (the others have the mail:
+        refused ones in RV(refused). By default such a send fails (the others have the mail, so
         RV(may_have_been_delivered=true)).
     type: bool
     default: false

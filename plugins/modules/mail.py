@@ -257,7 +257,7 @@ stage:
   sample: auth
 may_have_been_delivered:
   description:
-    - True when the connection was lost after the whole message was sent (RV(error=delivery_unknown)): the server
+    - True when the connection was lost after the whole message was sent (RV(error=delivery_unknown)); the server
       may have delivered it, so do not blindly retry. Also true when some recipients have the mail and others
       were refused or are still deferred.
   returned: failure of the SMTP session
