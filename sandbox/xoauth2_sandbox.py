@@ -5,8 +5,8 @@
 """A local, Gmail-like XOAUTH2 sandbox: an OAuth 2.0 token endpoint and SMTP servers on loopback.
 
 Everything listens on 127.0.0.1 on free ports and is described by ``<state_dir>/sandbox.json``,
-which is written (atomically) only once every server listens. Only the standard library, aiosmtpd
-and trustme are used.
+which is written (atomically) only once every server listens. Only the standard library, aiosmtpd,
+trustme and cryptography (trustme's own dependency, for the app-only grants' keys) are used.
 
 * Token endpoint (Google-like): ``POST /token`` with ``grant_type=refresh_token`` or
   ``authorization_code`` (PKCE S256 or plain verified), ``GET /tokeninfo``, and a few deliberately
@@ -19,6 +19,10 @@ and trustme are used.
 * Microsoft-like endpoints under ``/ms/{tenant}/oauth2/v2.0/`` (``authorize`` and ``token``): a refresh
   needs ``scope``, and every refresh returns a new refresh token. As with Azure AD, the old refresh
   token stays valid. A refresh token is issued when the scope includes ``offline_access``.
+* App-only grants: Google's JWT bearer grant (RFC 7523) for service accounts, with domain-wide
+  delegation when the assertion's ``sub`` names a Workspace user, on ``/token``; and Entra ID's client
+  credentials grant (a client secret or a certificate-signed client assertion) on the Microsoft token
+  path, whose app token may send as one mailbox only.
 * Revocation (Google-like): ``POST /revoke`` with ``token=`` forgets an access or refresh token.
 * SMTP (smtp.gmail.com-like): implicit TLS, STARTTLS, implicit TLS with the untrusted certificate,
   and plain SMTP, all requiring ``AUTH XOAUTH2 | OAUTHBEARER | PLAIN | LOGIN`` before MAIL and offering
@@ -68,6 +72,11 @@ from pathlib import Path
 
 import trustme
 from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 LOG = logging.getLogger("xoauth2_sandbox")
@@ -79,6 +88,27 @@ GMAIL_SCOPE = "https://mail.google.com/"
 MICROSOFT_SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
 #: Scopes Azure AD grants on top of the resource's (they say what the token may do, not where).
 MICROSOFT_OIDC_SCOPES = ("offline_access", "openid", "profile", "email")
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+CLIENT_CREDENTIALS_GRANT = "client_credentials"
+JWT_CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: The audience google-auth puts in every service-account assertion, wherever it posts it.
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
+SERVICE_ACCOUNT_PROJECT = "sandbox-project"
+GOOGLE_UNAUTHORIZED_CLIENT = (
+    "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of "
+    "the scopes requested."
+)
+GOOGLE_BAD_JWT_TIMES = (
+    "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and "
+    "exp values in the JWT claim."
+)
+#: The only scopes Exchange Online takes for app-only SMTP (client credentials need a ``/.default`` scope).
+MICROSOFT_APP_SCOPES = ("https://outlook.office365.com/.default", "https://outlook.office.com/.default")
+#: Tenant aliases that name no directory: an app-only token needs the app's own tenant.
+MICROSOFT_ALIAS_TENANTS = ("common", "organizations", "consumers")
+JWT_MAX_LIFETIME_SECONDS = 3600
+#: How far a client's clock may be off for the ``iat``/``nbf``/``exp`` checks.
+JWT_CLOCK_SKEW_SECONDS = 300
 AUTHORIZATION_CODE_LIFETIME_SECONDS = 600
 ACCESS_TOKEN_LIFETIME_SECONDS = 3599
 SMTP_HOSTNAME = "smtp.sandbox.localhost"
@@ -121,6 +151,8 @@ BAD_CREDENTIALS_REPLY = (
 AUTH_ACCEPTED_REPLY = "235 2.7.0 Accepted"
 UNDECODABLE_RESPONSE_REPLY = "501 5.5.2 Cannot Decode response"
 MALFORMED_RESPONSE_REPLY = "501 5.5.2 Syntax error in SASL client response"
+#: Exchange Online's answer to an app token used for a mailbox the app may not send as (no challenge first).
+APP_TOKEN_REFUSED_REPLY = "535 5.7.3 Authentication unsuccessful [sandbox]"
 UNKNOWN_RECIPIENT_REPLY = "550 5.1.1 The email account that you tried to reach does not exist."
 REFUSED_SENDER_REPLY = "553 5.7.1 Sender address rejected"
 
@@ -287,6 +319,191 @@ class FaultRegistry:
 
 
 # --------------------------------------------------------------------------------------------------
+# App-only identities: Google service accounts, Entra ID apps, and the RS256 JWTs they sign
+# --------------------------------------------------------------------------------------------------
+
+
+def b64url_encode(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 section 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode unpadded base64url; raises ValueError when ``text`` is not base64url."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclasses.dataclass(frozen=True)
+class SignedJwt:
+    """A compact JWS (RFC 7515) split into its parts; parsing checks the shape only, not the signature."""
+
+    header: dict[str, t.Any]
+    claims: dict[str, t.Any]
+    signing_input: bytes = dataclasses.field(repr=False)
+    signature: bytes = dataclasses.field(repr=False)
+
+    @classmethod
+    def parse(cls, token: str) -> SignedJwt:
+        """Split ``header.claims.signature``; raises ValueError when it is no JWT with JSON objects in it."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise ValueError("not a compact JWS")
+        header, claims = (json.loads(b64url_decode(part)) for part in parts[:2])
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise ValueError("JWT header and claims must be JSON objects")
+        return cls(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), b64url_decode(parts[2]))
+
+    def signed_by(self, public_key: rsa.RSAPublicKey) -> bool:
+        """Whether this is an RS256 JWT whose signature ``public_key`` verifies."""
+        if self.header.get("alg") != "RS256":
+            return False
+        try:
+            public_key.verify(self.signature, self.signing_input, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return False
+        return True
+
+    def claim_text(self, name: str) -> str | None:
+        """A string claim, or None when it is missing or not a string."""
+        value = self.claims.get(name)
+        return value if isinstance(value, str) else None
+
+
+def unverified_jwt_claims(token: str | None) -> dict[str, t.Any]:
+    """The claims of a JWT without checking its signature (for the request log only); {} if it is none."""
+    try:
+        return SignedJwt.parse(token or "").claims
+    except ValueError:
+        return {}
+
+
+def jwt_window_is_sane(start: t.Any, end: t.Any, *, now: float, max_lifetime: float | None = None) -> bool:
+    """Whether numeric ``start`` (``iat`` or ``nbf``) and ``exp`` make a JWT valid now, give or take the clock skew,
+    and (with ``max_lifetime``) for at most that many seconds."""
+    if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in (start, end)):
+        return False
+    if start > now + JWT_CLOCK_SKEW_SECONDS or end < now - JWT_CLOCK_SKEW_SECONDS or end <= start:
+        return False
+    return max_lifetime is None or end - start <= max_lifetime
+
+
+def new_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def private_key_pem(key: rsa.RSAPrivateKey) -> str:
+    """The key as unencrypted PKCS#8 PEM, the format of Google's key files and of most certificate tooling."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode("ascii")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceAccount:
+    """A Google service account: its public key, and the Workspace domain that granted it domain-wide delegation
+    of ``delegated_scopes`` (None: no delegation, so it can get tokens for itself only)."""
+
+    client_email: str
+    client_id: str
+    private_key_id: str
+    public_key: rsa.RSAPublicKey = dataclasses.field(repr=False)
+    delegated_domain: str | None = None
+    delegated_scopes: frozenset[str] = frozenset()
+
+    @classmethod
+    def generate(cls, name: str, *, delegated_domain: str | None = None,
+                 delegated_scopes: frozenset[str] = frozenset()) -> tuple[ServiceAccount, rsa.RSAPrivateKey]:
+        """A new account ``<name>@<project>.iam.gserviceaccount.com`` with a fresh RSA 2048 key."""
+        key = new_rsa_key()
+        account = cls(
+            client_email=f"{name}@{SERVICE_ACCOUNT_PROJECT}.iam.gserviceaccount.com",
+            client_id=f"1{secrets.randbelow(10**20):020d}",
+            private_key_id=secrets.token_hex(20),
+            public_key=key.public_key(),
+            delegated_domain=delegated_domain,
+            delegated_scopes=delegated_scopes,
+        )
+        return account, key
+
+    def key_file(self, key: rsa.RSAPrivateKey, *, token_uri: str, auth_uri: str) -> dict[str, str]:
+        """The account's key in Google's JSON key file format (what ``from_service_account_info`` reads)."""
+        return {
+            "type": "service_account",
+            "project_id": SERVICE_ACCOUNT_PROJECT,
+            "private_key_id": self.private_key_id,
+            "private_key": private_key_pem(key),
+            "client_email": self.client_email,
+            "client_id": self.client_id,
+            "auth_uri": auth_uri,
+            "token_uri": token_uri,
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/"
+                                    + urllib.parse.quote(self.client_email),
+            "universe_domain": "googleapis.com",
+        }
+
+
+def self_signed_certificate(key: rsa.RSAPrivateKey, *, common_name: str) -> x509.Certificate:
+    """A one-year self-signed certificate of ``key``, as ``New-SelfSignedCertificate`` makes for an app registration."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = utc_now()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MicrosoftApp:
+    """An Entra ID app registration with a client secret and a certificate; Exchange Online lets it send
+    (SMTP.SendAsApp) as ``mailbox`` only."""
+
+    client_id: str
+    tenant_id: str
+    #: The tenant's verified domain, accepted in the token path like its id.
+    tenant_domain: str
+    mailbox: str
+    client_secret: str = dataclasses.field(repr=False)
+    #: base64url SHA-1 of the certificate's DER: the ``x5t`` of the client assertions it signs.
+    certificate_x5t: str
+    #: base64url SHA-256 of the DER: ``x5t#S256``, which newer MSAL versions send instead.
+    certificate_x5t_s256: str
+    public_key: rsa.RSAPublicKey = dataclasses.field(repr=False)
+
+    @classmethod
+    def generate(cls, *, mailbox: str) -> tuple[MicrosoftApp, x509.Certificate, rsa.RSAPrivateKey]:
+        """A new app in a new tenant (the mailbox's domain), with a fresh secret, key and self-signed certificate."""
+        key = new_rsa_key()
+        certificate = self_signed_certificate(key, common_name="smail-xoauth2 sandbox app")
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        app = cls(
+            client_id=str(uuid.uuid4()),
+            tenant_id=str(uuid.uuid4()),
+            tenant_domain=mailbox.rpartition("@")[2].lower(),
+            mailbox=mailbox,
+            client_secret=f"sandbox~{secrets.token_urlsafe(30)}",
+            certificate_x5t=b64url_encode(hashlib.sha1(der).digest()),  # noqa: S324 - x5t is SHA-1 by definition
+            certificate_x5t_s256=b64url_encode(hashlib.sha256(der).digest()),
+            public_key=key.public_key(),
+        )
+        return app, certificate, key
+
+    def in_tenant(self, tenant: str) -> bool:
+        return tenant.lower() in (self.tenant_id, self.tenant_domain)
+
+    def knows_certificate_of(self, header: t.Mapping[str, t.Any]) -> bool:
+        """Whether the JWT header's thumbprint (``x5t`` or ``x5t#S256``) names the app's certificate."""
+        return header.get("x5t") == self.certificate_x5t or header.get("x5t#S256") == self.certificate_x5t_s256
+
+
+# --------------------------------------------------------------------------------------------------
 # OAuth 2.0 token authority
 # --------------------------------------------------------------------------------------------------
 
@@ -310,7 +527,7 @@ class OAuthError(Exception):
 @dataclasses.dataclass(frozen=True)
 class OAuthClient:
     client_id: str
-    client_secret: str
+    client_secret: str = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass
@@ -339,13 +556,21 @@ class AuthorizationCode:
     used: bool = False
 
 
+#: Whom an access token speaks for: a user (delegated), a service account itself (it has no mailbox), or an app
+#: (app-only: it may send as the mailboxes it was given permission on).
+USER_TOKEN = "user"
+SERVICE_ACCOUNT_TOKEN = "service_account"
+APP_TOKEN = "app"
+
+
 @dataclasses.dataclass(frozen=True)
 class AccessToken:
-    token: str
+    token: str = dataclasses.field(repr=False)
     account: str
     client_id: str
     scope: str
     expires_at: float
+    kind: str = USER_TOKEN
 
     def seconds_left(self, now: float | None = None) -> int:
         """Whole seconds until expiry, never negative."""
@@ -371,6 +596,9 @@ class TokenAuthority:
         self._codes: dict[str, AuthorizationCode] = {}
         #: (client_id, account) pairs that consented once; Google then needs prompt=consent for a new refresh token.
         self._consents: set[tuple[str, str]] = set()
+        #: Service accounts by private_key_id (the ``kid`` of their assertions), Entra ID apps by client id.
+        self._service_accounts: dict[str, ServiceAccount] = {}
+        self._apps: dict[str, MicrosoftApp] = {}
 
     def register_client(self, client_id: str | None = None, client_secret: str | None = None) -> OAuthClient:
         """Register (and return) a client; random Google-looking credentials when none are given."""
@@ -477,8 +705,88 @@ class TokenAuthority:
         refresh = self.grant_refresh_token(client.client_id, record.account, scope=record.scope) if record.offline else None
         return record, access, refresh
 
+    def register_service_account(self, account: ServiceAccount) -> None:
+        with self._lock:
+            self._service_accounts[account.private_key_id] = account
+
+    def register_app(self, app: MicrosoftApp) -> None:
+        with self._lock:
+            self._apps[app.client_id] = app
+
+    def _find_service_account(self, key_id: t.Any, issuer: str | None) -> ServiceAccount | None:
+        """The account whose key ``key_id`` names, or else the one whose client_email is ``issuer``."""
+        with self._lock:
+            if isinstance(key_id, str) and key_id in self._service_accounts:
+                return self._service_accounts[key_id]
+            return next((account for account in self._service_accounts.values() if account.client_email == issuer), None)
+
+    def redeem_service_account_assertion(self, assertion: str, *, endpoint_url: str) -> AccessToken:
+        """Google's JWT bearer grant (RFC 7523) for a service account: a token of ``sub`` when the account has
+        domain-wide delegation for that user's domain and every requested scope, else of the account itself."""
+        account, jwt = self._verified_service_account_jwt(assertion, endpoint_url=endpoint_url)
+        scopes = (jwt.claim_text("scope") or "").split()
+        if not scopes:
+            raise OAuthError(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+        if GMAIL_SCOPE not in scopes:
+            raise OAuthError(400, "invalid_scope", f"The sandbox grants {GMAIL_SCOPE} only; requested: {' '.join(scopes)}")
+        subject = jwt.claims.get("sub")
+        if subject is None:
+            return self.issue_access_token(account.client_email, client_id=account.client_id, scope=" ".join(scopes),
+                                           kind=SERVICE_ACCOUNT_TOKEN)
+        if account.delegated_domain is None or not set(scopes) <= account.delegated_scopes:
+            raise OAuthError(401, "unauthorized_client", GOOGLE_UNAUTHORIZED_CLIENT)
+        if not isinstance(subject, str) or subject.rpartition("@")[2].lower() != account.delegated_domain:
+            raise OAuthError(400, "invalid_grant", "Invalid email or User ID")
+        return self.issue_access_token(subject, client_id=account.client_id, scope=" ".join(scopes))
+
+    def _verified_service_account_jwt(self, assertion: str, *, endpoint_url: str) -> tuple[ServiceAccount, SignedJwt]:
+        """The account that signed ``assertion`` and the JWT, once signature, issuer, audience and times hold."""
+        try:
+            jwt = SignedJwt.parse(assertion)
+        except ValueError:
+            raise OAuthError(400, "invalid_grant", "Invalid JWT Signature.") from None
+        account = self._find_service_account(jwt.header.get("kid"), jwt.claim_text("iss"))
+        if account is None or jwt.claim_text("iss") != account.client_email or not jwt.signed_by(account.public_key):
+            raise OAuthError(400, "invalid_grant", "Invalid JWT Signature.")
+        if jwt.claims.get("aud") not in (GOOGLE_TOKEN_AUDIENCE, endpoint_url):
+            raise OAuthError(400, "invalid_grant", f"Invalid JWT: Failed audience check. The right audience is {GOOGLE_TOKEN_AUDIENCE}")
+        if not jwt_window_is_sane(jwt.claims.get("iat"), jwt.claims.get("exp"), now=time.time(),
+                                  max_lifetime=JWT_MAX_LIFETIME_SECONDS):
+            raise OAuthError(400, "invalid_grant", GOOGLE_BAD_JWT_TIMES)
+        return account, jwt
+
+    def redeem_client_credentials(self, *, tenant: str, client_id: str | None, client_secret: str | None,
+                                  form: t.Mapping[str, str], endpoint_url: str) -> AccessToken:
+        """Entra ID's client credentials grant: an app token of the app's mailbox, for the app's own tenant, an app
+        authenticated by its secret or a certificate-signed ``client_assertion``, and a ``/.default`` scope."""
+        if tenant.lower() in MICROSOFT_ALIAS_TENANTS:
+            raise OAuthError(400, "invalid_request", "AADSTS50059: No tenant-identifying information found in either "
+                                                     "the request or implied by any provided credentials.")
+        with self._lock:
+            apps = list(self._apps.values())
+        if not any(app.in_tenant(tenant) for app in apps):
+            raise OAuthError(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found. Check to make sure "
+                                                     "you have the correct tenant ID and are signing into the correct cloud.")
+        app = next((app for app in apps if app.client_id == client_id and app.in_tenant(tenant)), None)
+        if app is None:
+            raise OAuthError(400, "unauthorized_client", f"AADSTS700016: Application with identifier '{client_id}' was "
+                                                         f"not found in the directory '{tenant}'.")
+        if client_secret:
+            if not hmac.compare_digest(app.client_secret.encode(), client_secret.encode()):
+                raise OAuthError(401, "invalid_client", "AADSTS7000215: Invalid client secret provided. Ensure the "
+                                 "secret being sent in the request is the client secret value, not the client secret "
+                                 f"ID, for a secret added to app '{app.client_id}'.")
+        else:
+            verify_client_assertion(app, form, endpoint_url=endpoint_url)
+        scope = form.get("scope", "")
+        if scope not in MICROSOFT_APP_SCOPES:
+            raise OAuthError(400, "invalid_scope", f"AADSTS1002012: The provided value for scope {scope} is not valid. "
+                             "Client credential flows must have a scope value with /.default suffixed to the resource "
+                             "identifier (application ID URI).")
+        return self.issue_access_token(app.mailbox, client_id=app.client_id, scope=scope, kind=APP_TOKEN)
+
     def issue_access_token(self, account: str, *, client_id: str | None = None, lifetime: float | None = None,
-                           scope: str | None = None) -> AccessToken:
+                           scope: str | None = None, kind: str = USER_TOKEN) -> AccessToken:
         """Issue and record an access token of ``account`` (``lifetime`` seconds; may be <= 0 for an expired one)."""
         if client_id is None:
             with self._lock:
@@ -489,6 +797,7 @@ class TokenAuthority:
             client_id=client_id,
             scope=scope or self.scope,
             expires_at=time.time() + (self.access_token_lifetime if lifetime is None else lifetime),
+            kind=kind,
         )
         with self._lock:
             self._access_tokens[record.token] = record
@@ -504,6 +813,36 @@ class TokenAuthority:
         with self._lock:
             record = self._access_tokens.get(token)
         return record if record is not None and record.is_live() else None
+
+
+def verify_client_assertion(app: MicrosoftApp, form: t.Mapping[str, str], *, endpoint_url: str) -> None:
+    """Check a certificate-signed client assertion (RFC 7523 section 2.2) as Entra ID does; raises OAuthError."""
+    assertion = form.get("client_assertion")
+    if not assertion:
+        raise OAuthError(401, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: "
+                                                "'client_assertion' or 'client_secret'.")
+    if form.get("client_assertion_type") != JWT_CLIENT_ASSERTION_TYPE:
+        raise OAuthError(400, "invalid_request", "AADSTS700025: The client_assertion_type must be "
+                                                 f"{JWT_CLIENT_ASSERTION_TYPE}.")
+    try:
+        jwt = SignedJwt.parse(assertion)
+    except ValueError:
+        raise OAuthError(400, "invalid_request", "AADSTS50027: JWT token is invalid or malformed.") from None
+    if not app.knows_certificate_of(jwt.header):
+        raise OAuthError(401, "invalid_client", "AADSTS700027: The certificate with identifier used to sign the client "
+                                                "assertion is not registered on application.")
+    if not jwt.signed_by(app.public_key):
+        raise OAuthError(401, "invalid_client", "AADSTS700027: Client assertion contains an invalid signature.")
+    if not (jwt.claim_text("iss") == jwt.claim_text("sub") == app.client_id):
+        raise OAuthError(401, "invalid_client", "AADSTS700021: Client assertion application identifier doesn't match "
+                                                "'client_id' parameter.")
+    if jwt.claims.get("aud") != endpoint_url:
+        raise OAuthError(401, "invalid_client", f"AADSTS700027: Client assertion audience is not the token endpoint "
+                                                f"{endpoint_url}.")
+    if not jwt.claim_text("jti"):
+        raise OAuthError(401, "invalid_client", "AADSTS700027: Client assertion has no jti claim.")
+    if not jwt_window_is_sane(jwt.claims.get("nbf", jwt.claims.get("iat")), jwt.claims.get("exp"), now=time.time()):
+        raise OAuthError(401, "invalid_client", "AADSTS700024: Client assertion is not within its valid time range.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -591,9 +930,12 @@ class TokenEndpointApp:
         self.microsoft_account = microsoft_account
         self._log_lock = threading.Lock()
 
-    def handle(self, method: str, target: str, headers: t.Mapping[str, str], body: bytes) -> HttpResponse:
-        """Answer one request; never raises for bad input."""
+    def handle(self, method: str, target: str, headers: t.Mapping[str, str], body: bytes, *,
+               scheme: str = "https") -> HttpResponse:
+        """Answer one request that came in over ``scheme``; never raises for bad input."""
         url = urllib.parse.urlsplit(target)
+        # What a client put in a JWT's aud to name this endpoint: the URL it posts to.
+        endpoint_url = f"{scheme}://{headers.get('Host', '')}{url.path}"
         microsoft = microsoft_route(url.path)
         if url.path == AUTHORIZE_PATH or (microsoft and microsoft[1] == "authorize"):
             if method != "GET":
@@ -602,12 +944,12 @@ class TokenEndpointApp:
         if url.path == TOKEN_PATH or microsoft:
             if method != "POST":
                 return HttpResponse.of_json(405, {"error": "invalid_request", "error_description": "Use POST."})
-            return self._token(url.path, headers, body, tenant=microsoft[0] if microsoft else None)
+            return self._token(url.path, headers, body, endpoint_url, tenant=microsoft[0] if microsoft else None)
         fault_spec = fault_route(url.path)
         if fault_spec is not None:
             if method != "POST":
                 return HttpResponse.of_json(405, {"error": "invalid_request", "error_description": "Use POST."})
-            return self._fault_token(url.path, fault_spec, headers, body)
+            return self._fault_token(url.path, fault_spec, headers, body, endpoint_url)
         if url.path == TOKEN_NOT_JSON_PATH:
             self._log_request(url.path, parse_form(body), headers, "not_json")
             return not_json_response()
@@ -622,7 +964,8 @@ class TokenEndpointApp:
             return self._revoke(url.path, url.query, headers, body)
         return HttpResponse.of_json(404, {"error": "not_found"})
 
-    def _fault_token(self, path: str, spec: str, headers: t.Mapping[str, str], body: bytes) -> HttpResponse:
+    def _fault_token(self, path: str, spec: str, headers: t.Mapping[str, str], body: bytes,
+                     endpoint_url: str) -> HttpResponse:
         """``/token`` unless the fault of ``spec`` fires; one log line per request, written before any hang."""
         try:
             fault = parse_fault_spec(spec, trigger=spec, allowed=TOKEN_FAULTS)
@@ -630,11 +973,11 @@ class TokenEndpointApp:
             self._log_request(path, parse_form(body), headers, "unknown_fault", fault=spec)
             return HttpResponse.of_json(404, {"error": "unknown_fault", "error_description": str(error)})
         if not self.faults.fires(fault):
-            return self._token(path, headers, body, fault=spec)
+            return self._token(path, headers, body, endpoint_url, fault=spec)
         self._log_request(path, parse_form(body), headers, f"fault:{fault.kind}", fault=spec)
         if fault.kind == "hang":
             self.faults.wait(fault.seconds)
-            return self._token(path, headers, body, fault=spec, log=False)
+            return self._token(path, headers, body, endpoint_url, fault=spec, log=False)
         if fault.kind == "notjson":
             return not_json_response()
         if fault.kind == "noaccesstoken":
@@ -700,27 +1043,49 @@ class TokenEndpointApp:
             answer["scope"] = scope  # Google echoes the granted scopes
         return HttpResponse.redirect(redirect_uri, answer)
 
-    def _token(self, path: str, headers: t.Mapping[str, str], body: bytes, *, tenant: str | None = None,
-               fault: str | None = None, log: bool = True) -> HttpResponse:
+    def _token(self, path: str, headers: t.Mapping[str, str], body: bytes, endpoint_url: str, *,
+               tenant: str | None = None, fault: str | None = None, log: bool = True) -> HttpResponse:
         """Answer a token request; logged (with ``fault``, the spec of a fault path) unless ``log`` is False."""
         form = parse_form(body)
         client_id, client_secret = client_credentials(headers, form)
-        grant_type = form.get("grant_type")
+        log_form: t.Mapping[str, str | None] = form
+        subject = None
+        if form.get("grant_type") == JWT_BEARER_GRANT:
+            # The client is named inside the assertion; log its claims, never the assertion.
+            claims = unverified_jwt_claims(form.get("assertion"))
+            client_id, subject = (str(claims[name]) if name in claims else None for name in ("iss", "sub"))
+            log_form = {"grant_type": JWT_BEARER_GRANT, "scope": str(claims["scope"]) if "scope" in claims else None}
         try:
-            if grant_type not in ("refresh_token", "authorization_code"):
-                raise OAuthError(400, "unsupported_grant_type")
-            client = self.authority.authenticate_client(client_id, client_secret)
-            if grant_type == "refresh_token":
-                answer = self._refresh(client, form, tenant=tenant)
-            else:
-                answer = self._exchange_code(client, form, tenant=tenant)
+            answer = self._grant(form, client_id, client_secret, endpoint_url, tenant=tenant)
         except OAuthError as error:
             if log:
-                self._log_request(path, form, headers, error.error, client_id=client_id, tenant=tenant, fault=fault)
+                self._log_request(path, log_form, headers, error.error, client_id=client_id, tenant=tenant, fault=fault,
+                                  subject=subject)
             return HttpResponse.of_json(error.status, error.as_json())
         if log:
-            self._log_request(path, form, headers, "issued", client_id=client_id, tenant=tenant, fault=fault)
+            self._log_request(path, log_form, headers, "issued", client_id=client_id, tenant=tenant, fault=fault,
+                              subject=subject)
         return HttpResponse.of_json(200, answer)
+
+    def _grant(self, form: t.Mapping[str, str], client_id: str | None, client_secret: str | None, endpoint_url: str, *,
+               tenant: str | None) -> dict[str, t.Any]:
+        """The JSON answer of a successful grant of ``form["grant_type"]``; raises OAuthError."""
+        grant_type = form.get("grant_type")
+        if tenant is None and grant_type == JWT_BEARER_GRANT:
+            if not form.get("assertion"):
+                raise OAuthError(400, "invalid_request", "Missing required parameter: assertion")
+            issued = self.authority.redeem_service_account_assertion(form["assertion"], endpoint_url=endpoint_url)
+            return access_token_answer(issued, with_scope=False)
+        if tenant is not None and grant_type == CLIENT_CREDENTIALS_GRANT:
+            issued = self.authority.redeem_client_credentials(tenant=tenant, client_id=client_id, client_secret=client_secret,
+                                                              form=form, endpoint_url=endpoint_url)
+            return access_token_answer(issued, microsoft=True, with_scope=False)
+        if grant_type not in ("refresh_token", "authorization_code"):
+            raise OAuthError(400, "unsupported_grant_type")
+        client = self.authority.authenticate_client(client_id, client_secret)
+        if grant_type == "refresh_token":
+            return self._refresh(client, form, tenant=tenant)
+        return self._exchange_code(client, form, tenant=tenant)
 
     def _refresh(self, client: OAuthClient, form: t.Mapping[str, str], *, tenant: str | None) -> dict[str, t.Any]:
         refresh_token = form.get("refresh_token")
@@ -780,9 +1145,10 @@ class TokenEndpointApp:
 
     def _log_request(
         self, path: str, form: t.Mapping[str, str | None], headers: t.Mapping[str, str], outcome: str, *,
-        client_id: str | None = None, tenant: str | None = None, fault: str | None = None,
+        client_id: str | None = None, tenant: str | None = None, fault: str | None = None, subject: str | None = None,
     ) -> None:
-        """Append one JSON line about a request; holds no secret (no tokens, codes, verifiers or client secret)."""
+        """Append one JSON line about a request; holds no secret (no tokens, codes, verifiers, client secrets,
+        keys or assertions)."""
         if client_id is None:
             client_id = client_credentials(headers, t.cast(t.Mapping[str, str], form))[0]
         entry = {
@@ -796,6 +1162,8 @@ class TokenEndpointApp:
             entry["tenant"] = tenant
         if fault is not None:
             entry["fault"] = fault
+        if subject is not None:
+            entry["subject"] = subject
         if form.get("scope") is not None:
             entry["scope"] = form.get("scope")
         with self._log_lock, self.token_log.open("a", encoding="utf-8") as log_file:
@@ -822,14 +1190,16 @@ def no_access_token_response(scope: str) -> HttpResponse:
     return HttpResponse.of_json(200, {"expires_in": ACCESS_TOKEN_LIFETIME_SECONDS, "scope": scope, "token_type": "Bearer"})
 
 
-def access_token_answer(issued: AccessToken, *, microsoft: bool = False) -> dict[str, t.Any]:
-    """The token endpoint's JSON for a new access token, shaped like Google's or Azure AD's."""
+def access_token_answer(issued: AccessToken, *, microsoft: bool = False, with_scope: bool = True) -> dict[str, t.Any]:
+    """The token endpoint's JSON for a new access token, shaped like Google's or Azure AD's; the app-only grants
+    leave ``scope`` out (``with_scope=False``), as Google and Entra ID do."""
     answer: dict[str, t.Any] = {
         "access_token": issued.token,
         "expires_in": ACCESS_TOKEN_LIFETIME_SECONDS,
-        "scope": issued.scope,
         "token_type": "Bearer",
     }
+    if with_scope:
+        answer["scope"] = issued.scope
     if microsoft:
         answer["ext_expires_in"] = ACCESS_TOKEN_LIFETIME_SECONDS
     return answer
@@ -870,7 +1240,8 @@ class TokenEndpointRequestHandler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        response = self.server.app.handle(self.command, self.path, self.headers, body)
+        response = self.server.app.handle(self.command, self.path, self.headers, body,
+                                          scheme="http" if self.server.ssl_context is None else "https")
         self.send_response(response.status)
         if response.location is not None:
             self.send_header("Location", response.location)
@@ -1176,10 +1547,8 @@ class GmailLikeHandler:
             await server.push(MALFORMED_RESPONSE_REPLY)
             return AuthResult(success=False, handled=True)
         user, token = parsed
-        record = self.authority.lookup_access_token(token)
-        if record is not None and same_account(user, record.account):
-            return AuthResult(success=True, auth_data=AuthenticatedAccount(record.account, "XOAUTH2"), message=AUTH_ACCEPTED_REPLY)
-        return await self._refuse_bearer(server, {"status": "400", "schemes": "Bearer", "scope": self.authority.scope})
+        return await self._authenticate_bearer(server, user, token, "XOAUTH2",
+                                               {"status": "400", "schemes": "Bearer", "scope": self.authority.scope})
 
     async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
         raw = await read_initial_response(server, args)
@@ -1190,11 +1559,22 @@ class GmailLikeHandler:
             await server.push(MALFORMED_RESPONSE_REPLY)
             return AuthResult(success=False, handled=True)
         authzid, token = parsed
-        record = self.authority.lookup_access_token(token)
         # Like XOAUTH2's user, the authzid (a=) must name the token's account.
-        if record is not None and authzid is not None and same_account(authzid, record.account):
-            return AuthResult(success=True, auth_data=AuthenticatedAccount(record.account, "OAUTHBEARER"), message=AUTH_ACCEPTED_REPLY)
-        return await self._refuse_bearer(server, {"status": "invalid_token", "schemes": "Bearer", "scope": self.authority.scope})
+        return await self._authenticate_bearer(server, authzid, token, "OAUTHBEARER",
+                                               {"status": "invalid_token", "schemes": "Bearer", "scope": self.authority.scope})
+
+    async def _authenticate_bearer(self, server: SMTP, user: str | None, token: str, mechanism: str,
+                                   challenge: dict[str, str]) -> AuthResult:
+        """Accept a live token for its own account; refuse an app token for another mailbox as Exchange Online does,
+        and everything else (a service account's own token too: it has no mailbox) as Gmail does."""
+        record = self.authority.lookup_access_token(token)
+        names_account = record is not None and user is not None and same_account(user, record.account)
+        if record is not None and record.kind == APP_TOKEN and not names_account:
+            await server.push(APP_TOKEN_REFUSED_REPLY)
+            return AuthResult(success=False, handled=True)
+        if record is not None and names_account and record.kind != SERVICE_ACCOUNT_TOKEN:
+            return AuthResult(success=True, auth_data=AuthenticatedAccount(record.account, mechanism), message=AUTH_ACCEPTED_REPLY)
+        return await self._refuse_bearer(server, challenge)
 
     @staticmethod
     async def _refuse_bearer(server: SMTP, error: dict[str, str]) -> AuthResult:
@@ -1258,6 +1638,50 @@ class TlsMaterial:
     untrusted: ssl.SSLContext
 
 
+@dataclasses.dataclass(frozen=True)
+class AppOnlyGrants:
+    """The identities of the app-only grants, with the private keys handed to clients in ``sandbox.json``."""
+
+    workspace_user: str
+    delegated: ServiceAccount
+    delegated_key: rsa.RSAPrivateKey = dataclasses.field(repr=False)
+    undelegated: ServiceAccount
+    undelegated_key: rsa.RSAPrivateKey = dataclasses.field(repr=False)
+    app: MicrosoftApp
+    app_certificate: x509.Certificate
+    app_key: rsa.RSAPrivateKey = dataclasses.field(repr=False)
+
+    @classmethod
+    def register(cls, authority: TokenAuthority, *, workspace_user: str, app_mailbox: str) -> AppOnlyGrants:
+        """New service accounts (one with domain-wide delegation of the mail scope for ``workspace_user``'s domain)
+        and an Entra ID app that may send as ``app_mailbox``, registered with ``authority``."""
+        domain = workspace_user.rpartition("@")[2].lower()
+        delegated, delegated_key = ServiceAccount.generate(
+            "notifier", delegated_domain=domain, delegated_scopes=frozenset({GMAIL_SCOPE}))
+        undelegated, undelegated_key = ServiceAccount.generate("reporter")
+        app, app_certificate, app_key = MicrosoftApp.generate(mailbox=app_mailbox)
+        for account in (delegated, undelegated):
+            authority.register_service_account(account)
+        authority.register_app(app)
+        return cls(workspace_user, delegated, delegated_key, undelegated, undelegated_key, app, app_certificate, app_key)
+
+    def settings(self, *, token_uri: str, auth_uri: str) -> dict[str, t.Any]:
+        """The ``sandbox.json`` entries of the app-only grants."""
+        return {
+            "service_account_key": self.delegated.key_file(self.delegated_key, token_uri=token_uri, auth_uri=auth_uri),
+            "service_account_key_undelegated": self.undelegated.key_file(
+                self.undelegated_key, token_uri=token_uri, auth_uri=auth_uri),
+            "workspace_user": self.workspace_user,
+            "workspace_domain": self.delegated.delegated_domain,
+            "microsoft_app_client_id": self.app.client_id,
+            "microsoft_app_client_secret": self.app.client_secret,
+            "microsoft_app_certificate": self.app_certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            "microsoft_app_certificate_key": private_key_pem(self.app_key),
+            "microsoft_tenant_id": self.app.tenant_id,
+            "microsoft_app_mailbox": self.app.mailbox,
+        }
+
+
 class Sandbox:
     """All sandbox servers; ``start()`` makes them listen and writes ``sandbox.json``, ``stop()`` ends them.
 
@@ -1306,6 +1730,7 @@ class Sandbox:
             microsoft_refresh_token = self.authority.grant_refresh_token(
                 microsoft_client.client_id, MICROSOFT_ACCOUNT, scope=f"{MICROSOFT_SMTP_SCOPE} offline_access")
             app_password = secrets.token_urlsafe(12)
+            app_only = AppOnlyGrants.register(self.authority, workspace_user=self.account, app_mailbox=MICROSOFT_ACCOUNT)
 
             app = TokenEndpointApp(self.authority, token_log, account=self.account, faults=self.faults)
             https_port = self._serve_http(app, tls.trusted)
@@ -1376,6 +1801,7 @@ class Sandbox:
             "smtp_no_starttls_port": smtp_no_starttls_port,
             "smtp_small_size_port": smtp_small_size_port,
             "smtp_7bit_port": smtp_7bit_port,
+            **app_only.settings(token_uri=f"{https}{TOKEN_PATH}", auth_uri=f"{https}{AUTHORIZE_PATH}"),
         }
         write_json_atomically(self.settings_path, self.settings)
         return self.settings
