@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _providers, _smtp
@@ -71,6 +72,18 @@ class Delivery:
     #: Problems that did not stop the send (a rotated refresh token that could not be stored, a spooled mail),
     #: for module.warn(); they never hold a secret.
     warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+def add_provider_hint(options: t.Mapping[str, t.Any], error: SmailError) -> SmailError:
+    """``error`` with the provider's hint for the server's reply, where the registry has one (AUTH and MAIL refusals)."""
+    if error.code not in ("smtp_auth", "sender_refused"):
+        return error
+    challenge = error.details.get("auth_challenge")
+    reply = error.msg + (json.dumps(challenge, separators=(",", ":")) if challenge else "")
+    hint = _providers.get_provider(options.get("provider")).reply_hint(reply)
+    if hint:
+        error.hint = hint
+    return error
 
 
 def open_spool(options: t.Mapping[str, t.Any]) -> _spool.Spool | None:
@@ -218,7 +231,7 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
                 session.open_with(logins)
             except SmailError as exc:
                 exc.details.setdefault("token_source", token_source())
-                raise
+                raise add_provider_hint(options, exc) from None
             session.quit()
         result.update(recipients=recipients, refused={}, token_source=token_source(), sent=False, attempts=1,
                       failed_attempts=[])
@@ -248,7 +261,7 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
                                                                    "spool_pending")})
             if own.accepted:
                 own.error.details["may_have_been_delivered"] = True
-            raise own.error
+            raise add_provider_hint(options, own.error)
     if own.refused and not options.get("allow_partial"):
         refused = "; ".join(f"{address}: {reply}" for address, reply in own.refused.items())
         error = _smtp.SMTPError("recipients_refused", f"The server refused recipient(s): {refused}. "

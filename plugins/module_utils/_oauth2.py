@@ -473,7 +473,10 @@ def client_assertion(grant: ClientCredentialsGrant, *, now: float | None = None)
     issued = int(now if now is not None else time.time())
     claims = {"aud": grant.token_uri, "iss": grant.client_id, "sub": grant.client_id, "jti": str(uuid.uuid4()),
               "nbf": issued, "iat": issued, "exp": issued + 600}
-    return jwt.encode(signer, claims, header={"x5t": thumbprint}).decode("ascii")
+    try:
+        return jwt.encode(signer, claims, header={"x5t": thumbprint}).decode("ascii")
+    except (TypeError, ValueError):  # an EC or otherwise non-RSA key loads, then cannot sign RS256
+        raise OptionError("client_certificate_key", "is not a PEM RSA private key (RS256 needs RSA)") from None
 
 
 def client_credentials_token(grant: ClientCredentialsGrant, *, tls: TLSSettings | None = None) -> AccessToken:
