@@ -1099,7 +1099,9 @@ def test_google_auth_delegated_service_account_token_sends_as_the_workspace_user
     assert credentials.token and credentials.valid
     record = sandbox.authority.lookup_access_token(credentials.token)
     assert (record.account, record.scope) == (settings["workspace_user"], "https://mail.google.com/")
-    assert 3500 < (credentials.expiry - datetime.datetime.utcnow()).total_seconds() <= 3599
+    # google-auth keeps the expiry as a naive UTC datetime.
+    seconds_left = (credentials.expiry - datetime.datetime.now(datetime.UTC).replace(tzinfo=None)).total_seconds()
+    assert 3500 < seconds_left <= 3599
     entry = last_log_entry(settings)
     assert (entry["path"], entry["grant_type"], entry["client_id"], entry["subject"], entry["outcome"]) == (
         "/token", "urn:ietf:params:oauth:grant-type:jwt-bearer", settings["service_account_key"]["client_email"],
@@ -1242,7 +1244,7 @@ def client_credentials_form(settings: dict[str, t.Any], **overrides: str | None)
 
 def certificate_x5t(certificate_pem: str) -> str:
     der = x509.load_pem_x509_certificate(certificate_pem.encode()).public_bytes(serialization.Encoding.DER)
-    return base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()  # noqa: S324 - x5t is SHA-1
+    return base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
 
 
 def client_assertion(settings: dict[str, t.Any], *, key_pem: str | None = None, x5t: str | None = None,
