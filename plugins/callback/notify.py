@@ -115,6 +115,19 @@ options:
     ini:
       - section: callback_smail_xoauth2_notify
         key: credentials_file
+  spool:
+    description:
+      - Keep a summary that could not be sent (server or token endpoint unreachable, a 4xx after the retries) in
+        O(spool_dir), so that the next run's summary delivers it first; see C(docs/reliability.md).
+      - O(spool_dir) defaults to C(~/.ansible/smail_xoauth2/spool) of the controller user when this is on.
+    type: bool
+    default: true
+    version_added: 0.2.0
+    env:
+      - name: SMAIL_XOAUTH2_NOTIFY_SPOOL
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: spool
   max_output:
     description:
       - How many characters of each failure message are kept - its C(msg) and return code first, then the end of
@@ -186,6 +199,7 @@ from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _summary
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._spool import default_spool_dir as _spool_default_dir
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     OAUTH2_ARGSPEC,
     SMTP_ARGSPEC,
@@ -363,6 +377,8 @@ class CallbackModule(CallbackBase):
         if path:
             from_file = read_credentials_file(path, loader=self.loader or DataLoader())
             options.update({name: value for name, value in from_file.items() if not self._option_is_set(name)})
+        # A summary is sent at the end of a run, often during the outage it reports: by default it waits in a spool.
+        options["spool_dir"] = (options.get("spool_dir") or _spool_default_dir()) if self.get_option("spool") else None
         return options
 
     def send_summary(self, run):
@@ -392,9 +408,15 @@ class CallbackModule(CallbackBase):
             self._warn(f"the summary mail was not sent (unexpected {type(exc).__name__}): {exc}", transcript)
             self._display.vvv(transcript.mask(traceback.format_exc()))
             return
+        for warning in delivery.warnings:
+            self._warn(warning, transcript)
         if delivery.result["refused"]:
             refused = ", ".join(f"{address} ({reply})" for address, reply in delivery.result["refused"].items())
             self._warn(f"the summary mail was not accepted for {refused}.", transcript)
+        for message_id in delivery.result.get("spool_delivered") or ():
+            self._display.display(f"smail.xoauth2.notify: spooled mail {message_id} delivered")
+        if delivery.result.get("spooled"):
+            return  # the warning above says why and where
         # At default verbosity: without it a sent summary leaves no trace in the output.
         self._display.display(f"smail.xoauth2.notify: summary mail {delivery.result['message_id']} sent to "
                               f"{', '.join(delivery.result['recipients'])}")

@@ -19,6 +19,7 @@ options:
         C(https://outlook.office.com/SMTP.Send offline_access) on every refresh (Azure AD requires them), and
         C(smtp.office365.com:587) with STARTTLS.
       - V(custom) has no defaults; give O(token_uri), and the SMTP server's C(host) where mail is sent.
+      - If not set, the environment variable E(SMAIL_XOAUTH2_PROVIDER) is used.
     type: str
     choices: [google, microsoft, custom]
     default: google
@@ -84,6 +85,7 @@ options:
     description:
       - The Microsoft Entra tenant (ID or domain) for O(provider=microsoft). C(common) when not set, which serves
         O(grant=refresh_token) only; O(grant=client_credentials) needs the app's own tenant (unless O(token_uri) is given).
+      - If not set, the environment variable E(SMAIL_XOAUTH2_TENANT) is used.
     type: str
   scopes:
     description:

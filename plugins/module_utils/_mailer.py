@@ -138,8 +138,16 @@ def connection_settings(options: t.Mapping[str, t.Any], *, default_username: str
 
 def _mask_option_secrets(options: t.Mapping[str, t.Any], credentials: Credentials, transcript: _smtp.Transcript) -> None:
     for value in (options.get("client_secret"), options.get("refresh_token"), credentials.client_secret,
-                  credentials.refresh_token, options.get("password")):
+                  credentials.refresh_token, options.get("password"), options.get("client_certificate_key")):
         transcript.add_secret(value)
+    key = options.get("service_account_key")
+    if isinstance(key, str):
+        transcript.add_secret(key)
+        try:
+            key = json.loads(key)
+        except ValueError:
+            return
+    transcript.add_secret(key)
 
 
 def _login_source(options: t.Mapping[str, t.Any], credentials: Credentials, *, username: str,

@@ -18,14 +18,15 @@ from ansible.module_utils.basic import env_fallback
 from ansible_collections.smail.xoauth2.plugins.module_utils._providers import GRANTS, PROVIDER_NAMES
 
 OAUTH2_ARGSPEC: dict[str, dict[str, t.Any]] = {
-    "provider": {"type": "str", "default": "google", "choices": list(PROVIDER_NAMES)},
+    "provider": {"type": "str", "default": "google", "choices": list(PROVIDER_NAMES),
+                 "fallback": (env_fallback, ["SMAIL_XOAUTH2_PROVIDER"])},
     "grant": {"type": "str", "default": "refresh_token", "choices": list(GRANTS),
               "fallback": (env_fallback, ["SMAIL_XOAUTH2_GRANT"])},
     "client_id": {"type": "str", "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_ID"])},
     "client_secret": {"type": "str", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_SECRET"])},
     "refresh_token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_REFRESH_TOKEN"])},
     "token_uri": {"type": "str", "no_log": False, "fallback": (env_fallback, ["SMAIL_XOAUTH2_TOKEN_URI"])},
-    "tenant": {"type": "str"},
+    "tenant": {"type": "str", "fallback": (env_fallback, ["SMAIL_XOAUTH2_TENANT"])},
     "scopes": {"type": "list", "elements": "str"},
     "access_token": {"type": "str", "no_log": True},
     "service_account_key": {"type": "raw", "no_log": True, "fallback": (env_fallback, ["SMAIL_XOAUTH2_SERVICE_ACCOUNT_KEY"])},

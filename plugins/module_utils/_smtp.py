@@ -85,9 +85,16 @@ class Transcript:
         self.lines: list[str] = []
         self._secrets: set[str] = set()
 
-    def add_secret(self, secret: str | None) -> None:
-        """Mask ``secret`` wherever it would appear from now on (shorter strings are ignored as too common)."""
-        if secret and len(secret) >= 4:
+    def add_secret(self, secret: t.Any) -> None:
+        """Mask ``secret`` wherever it would appear from now on (shorter strings are ignored as too common).
+
+        A service account key (a mapping) registers its private key and key ID; other non-strings are ignored.
+        """
+        if isinstance(secret, t.Mapping):
+            for field in ("private_key", "private_key_id"):
+                self.add_secret(secret.get(field))
+            return
+        if isinstance(secret, str) and len(secret) >= 4:
             self._secrets.add(secret)
 
     @property

@@ -156,6 +156,36 @@ EXAMPLES = r"""
     client_id: "{{ vault_m365_client_id }}"
     refresh_token: "{{ vault_m365_refresh_token }}"
 
+- name: Send as a Workspace user through a Google service account (no refresh token)
+  smail.xoauth2.mail:
+    grant: service_account
+    service_account_key: "{{ lookup('ansible.builtin.file', 'files/smail-notifier.json.vault') }}"
+    sender: alerts@example.com
+    to: ops@example.com
+    subject: Nightly backup done
+
+- name: Send as a mailbox with a Microsoft 365 app's certificate (client credentials)
+  smail.xoauth2.mail:
+    provider: microsoft
+    grant: client_credentials
+    tenant: contoso.onmicrosoft.com
+    client_id: "{{ vault_m365_app_client_id }}"
+    client_certificate: "{{ lookup('ansible.builtin.file', 'files/smail-notifier.pem') }}"
+    client_certificate_key: "{{ lookup('ansible.builtin.file', 'files/smail-notifier.key.vault') }}"
+    sender: alerts@contoso.com
+    to: ops@contoso.com
+    subject: Nightly backup done
+
+- name: Keep the mail for later when the server is down, and retry transient failures harder
+  smail.xoauth2.mail:
+    sender: alerts@example.com
+    to: ops@example.com
+    subject: Disk almost full
+    spool_dir: /var/spool/smail-xoauth2
+    retries: 4
+    retry_delay: 2
+    token_ini: 'C:\Tools\smail\smail_refresh_token.ini'
+
 - name: Prove the credentials without sending (check mode)
   smail.xoauth2.mail:
     sender: deploy@example.com

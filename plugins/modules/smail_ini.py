@@ -58,7 +58,8 @@ seealso:
 """
 
 EXAMPLES = r"""
-# Section and key names below are illustrations; use the ones your smail.ini has.
+# The collection writes the authentication type as AuthType in [SMTP] (as the smail_client role does) and the token
+# file's name as TokenFile; check these names against the smail.ini of the SMAIL version in use.
 - name: Send through Gmail with OAuth (the token file comes from smail.xoauth2.token_ini)
   smail.xoauth2.smail_ini:
     dest: C:\SMAIL\smail.ini
@@ -66,7 +67,8 @@ EXAMPLES = r"""
       SMTP:
         Server: smtp.gmail.com
         Port: 465
-        Auth: OAUTH-XOAUTH2
+        AuthType: OAUTH-XOAUTH2
+        TokenFile: smail_refresh_token.ini
         OldPassword: null
 
 - name: A POSIX host (for example a Wine prefix), UTF-8 with LF line breaks

@@ -34,15 +34,15 @@ def test_secret_values():
 def test_merge_keeps_foreign_lines(make_target, run_ini_action):
     target = make_target({DEST: EXISTING})
     result = run_ini_action(SmailIniAction, {"dest": DEST, "settings": {"smtp": {"server": "smtp.gmail.com", "Port": 465, "old": None},
-                                                                        "OAuth": {"Auth": "OAUTH-XOAUTH2"}}}, target)
+                                                                        "OAuth": {"AuthType": "OAUTH-XOAUTH2"}}}, target)
     assert result["changed"] is True
-    assert result["updated"] == ["smtp/server", "smtp/Port", "smtp/old", "OAuth/Auth"]
+    assert result["updated"] == ["smtp/server", "smtp/Port", "smtp/old", "OAuth/AuthType"]
     assert target.files[DEST] == (
         "; SMAIL 設定\r\n[SMTP]\r\nServer=smtp.gmail.com\r\n  Unknown=kept as is  \r\nPort=465\r\n\r\n"
-        "[Written by SMAIL]\r\nLast=x\r\n\r\n[OAuth]\r\nAuth=OAUTH-XOAUTH2\r\n"
+        "[Written by SMAIL]\r\nLast=x\r\n\r\n[OAuth]\r\nAuthType=OAUTH-XOAUTH2\r\n"
     ).encode("cp932")
     again = run_ini_action(SmailIniAction, {"dest": DEST, "settings": {"SMTP": {"Server": "smtp.gmail.com", "Port": "465", "Old": None},
-                                                                       "OAUTH": {"Auth": "OAUTH-XOAUTH2"}}}, target)
+                                                                       "OAUTH": {"AuthType": "OAUTH-XOAUTH2"}}}, target)
     assert again["changed"] is False
     assert again["updated"] == []
 

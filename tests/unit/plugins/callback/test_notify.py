@@ -50,7 +50,7 @@ def option_defaults():
     """Every option the callback reads, at its documented default."""
     values = {name: spec.get("default") for name, spec in notify.CONNECTION_ARGSPEC.items()}
     values.update({"to": None, "cc": None, "sender": None, "on": "failure", "subject": None, "max_output": 2000,
-                   "credentials_file": None})
+                   "credentials_file": None, "spool": True})
     return values
 
 
@@ -346,3 +346,15 @@ class TestCredentialsFile:
         assert deliveries == []
         [warning] = callback._display.warnings
         assert "nowhere.yml" in warning
+
+
+class TestSpool:
+    def test_spools_by_default_under_the_controller_users_ansible_dir(self, deliveries, monkeypatch, tmp_path):
+        monkeypatch.setenv("HOME", str(tmp_path))
+        options = make_callback().connection_options()
+        assert options["spool_dir"] == str(tmp_path / ".ansible" / "smail_xoauth2" / "spool")
+
+    def test_a_spool_dir_of_its_own_and_off(self, deliveries):
+        assert make_callback(spool_dir="/srv/spool").connection_options()["spool_dir"] == "/srv/spool"
+        assert make_callback(spool=False, spool_dir="/srv/spool").connection_options()["spool_dir"] is None
+
