@@ -29,9 +29,11 @@ def render_injectors(credential_type: dict, inputs: dict) -> dict:
     unknown = sorted(set(inputs) - declared)
     if unknown:
         raise SystemExit(f"inputs not declared by the credential type: {', '.join(unknown)}")
+    # AWX renders a declared input that the credential leaves empty as an empty string; an undeclared name is a typo.
+    namespace = {**dict.fromkeys(declared, ""), **inputs}
     env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
     injectors = credential_type["injectors"]
-    return {kind: {name: env.from_string(str(template)).render(**inputs) for name, template in injectors.get(kind, {}).items()}
+    return {kind: {name: env.from_string(str(template)).render(**namespace) for name, template in injectors.get(kind, {}).items()}
             for kind in ("env", "extra_vars")}
 
 
