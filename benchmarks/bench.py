@@ -6,8 +6,9 @@
 
 Starts its own sandbox (loopback only), runs every case with warm-ups and timed runs interleaved, and writes
 docs/performance.md (medians, ratios, targets) and docs/performance-scaling.png. Times are whole-process wall
-times of ansible-playbook (or of the floor script). BENCH_RUNS=N sets the timed runs per case (default 3),
-BENCH_BIG_RUNS=N those of the 1000-message case (default 2).
+times of ansible-playbook (or of the floor script). BENCH_RUNS=N sets the timed runs of each case (default 3, after
+one warm-up), BENCH_HEAVY_RUNS=N those of the long steps without a warm-up of their own: 100 mails, smail_ini over
+50 hosts, the 1000-message batch (default 2, or BENCH_RUNS if smaller).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +85,7 @@ class Bench:
     sandbox_python: Path
     collections: Path
     runs: int
-    big_runs: int
+    heavy_runs: int
     sandbox: dict = field(default_factory=dict)
     load_start: str = ""
     batch_unavailable: str | None = None
@@ -255,11 +257,11 @@ def facts(bench: Bench) -> dict[str, str]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor() or "unknown")
     versions = subprocess.run(
-        [str(bench.python), "-c", "import ansible.release, sys; print(ansible.release.__version__); "
-         "print(sys.version.split()[0])"], capture_output=True, text=True, check=True).stdout.split()
+        [str(bench.python), "-c", ("import ansible.release, sys; print(ansible.release.__version__); "
+         "print(sys.version.split()[0])")], capture_output=True, text=True, check=True).stdout.split()
     general = next(Path(sys.prefix).glob("lib/python*/site-packages/ansible_collections/community/general/MANIFEST.json"))
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": str(os.cpu_count()),
         "cpu": cpu,
         "python": versions[1],
@@ -273,7 +275,8 @@ def facts(bench: Bench) -> dict[str, str]:
 # --- the cases --------------------------------------------------------------------------------------------------
 
 
-def interleave(bench: Bench, variants: dict[str, callable], *, warmups: int = 1, runs: int | None = None) -> dict:
+def interleave(bench: Bench, variants: dict[str, Callable[[], float]], *, warmups: int = 1,
+               runs: int | None = None) -> dict[str, Series]:
     """Run each variant once per round, warm-up rounds first; return the timed Series by variant name."""
     series = {name: Series(name, warmups=warmups) for name in variants}
     for round_number in range(warmups + (bench.runs if runs is None else runs)):
@@ -284,7 +287,7 @@ def interleave(bench: Bench, variants: dict[str, callable], *, warmups: int = 1,
     return series
 
 
-def mail_variants(bench: Bench, count: int) -> dict[str, callable]:
+def mail_variants(bench: Bench, count: int) -> dict[str, Callable[[], float]]:
     """Return the runs that send `count` mails: smail loop, community loop, and the smail batch when available."""
     cache = str(bench.work / "cache")
     messages = bench_messages(f"n{count}", count)
@@ -305,9 +308,10 @@ def mail_variants(bench: Bench, count: int) -> dict[str, callable]:
 def case_scaling(bench: Bench) -> dict[int, dict[str, Series]]:
     """Cases 1, 2 and 7: every mail variant at 5, 20 and 100 mails (the token cache warm after the first run).
 
-    The 100-mail rounds follow the warm 5- and 20-mail ones without a warm-up of their own, to keep `make bench` short.
+    The 100-mail rounds follow the warm 5- and 20-mail ones: heavy_runs rounds, no warm-up of their own.
     """
-    return {count: interleave(bench, mail_variants(bench, count), warmups=0 if count >= 100 else 1)
+    return {count: interleave(bench, mail_variants(bench, count), warmups=0, runs=bench.heavy_runs)
+            if count >= 100 else interleave(bench, mail_variants(bench, count))
             for count in SCALING_SIZES}
 
 
@@ -322,7 +326,7 @@ def case_floor(bench: Bench) -> dict[str, Series]:
     if bench.batch_unavailable is None:
         series |= interleave(bench, {"smail batch": lambda: timed_mails(
             bench, "big-batch", playbook_argv(bench, "mail_smail.yml", batch), BIG_BATCH)},
-            warmups=0, runs=bench.big_runs)
+            warmups=0, runs=bench.heavy_runs)
     return series
 
 
@@ -345,7 +349,7 @@ def case_ini(bench: Bench) -> tuple[dict[str, Series], bool]:
     """Case 5: smail_ini vs template over 50 hosts (forks 20), each writing a new file; also whether the bytes match."""
     env = bench.env(ANSIBLE_FORKS=str(FLEET_FORKS))
 
-    def variant(mode: str):
+    def variant(mode: str) -> Callable[[], float]:
         out = bench.work / "out" / mode
         vars_file = write_vars(bench, f"ini-{mode}", bench_mode=mode, bench_out_dir=str(out),
                                bench_ini_settings=INI_SETTINGS)
@@ -358,7 +362,8 @@ def case_ini(bench: Bench) -> tuple[dict[str, Series], bool]:
         return run
 
     # After case 4 has run the 50 local hosts three times: no warm-up of its own, to keep `make bench` short.
-    series = interleave(bench, {"smail_ini": variant("smail_ini"), "template": variant("template")}, warmups=0)
+    series = interleave(bench, {"smail_ini": variant("smail_ini"), "template": variant("template")}, warmups=0,
+                        runs=bench.heavy_runs)
     outputs = {mode: {p.read_bytes() for p in (bench.work / "out" / mode).glob("*/smail.ini")}
                for mode in ("smail_ini", "template")}
     same = len(outputs["smail_ini"]) == 1 and outputs["smail_ini"] == outputs["template"]
@@ -399,6 +404,7 @@ def fit_line(points: dict[int, float]) -> tuple[float, float]:
 
 
 def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    """Return value with `digits` decimals and a suffix, or n/a when it was not measured."""
     return "n/a" if value is None else f"{value:.{digits}f}{suffix}"
 
 
@@ -413,6 +419,7 @@ def series_table(series: dict[str, Series], *, base: str | None = None) -> list[
 
 
 def target_rows(targets: list[Target]) -> list[str]:
+    """Return the markdown rows of the targets table."""
     rows = ["| target | measured | met? |", "| --- | ---: | --- |"]
     rows += [f"| {t.text} | {t.measured} | {t.verdict} |" for t in targets]
     return rows
@@ -432,7 +439,8 @@ class Results:
     rss: dict[str, list[int]]
     batch_unavailable: str | None
     runs: int
-    big_runs: int
+    heavy_runs: int
+    minutes: float
 
 
 def render_report(results: Results) -> str:
@@ -447,20 +455,21 @@ def render_report(results: Results) -> str:
         "make bench            # BENCH_RUNS=5 make bench for more timed runs",
         "```",
         "",
-        f"Ran on {results.facts['date']}: {results.facts['nproc']} CPUs ({results.facts['cpu']}), "
+        (f"Ran on {results.facts['date']}: {results.facts['nproc']} CPUs ({results.facts['cpu']}), "
         f"Python {results.facts['python']}, ansible-core {results.facts['ansible_core']}, "
-        f"community.general {results.facts['community_general']}.",
+        f"community.general {results.facts['community_general']}."),
         "",
-        f"Load average (1, 5, 15 min) at the start: {results.facts['load_start']}, at the end: "
+        (f"Load average (1, 5, 15 min) at the start: {results.facts['load_start']}, at the end: "
         f"{results.facts['load_end']}; on a shared machine the absolute times move with it, the ratios of "
-        "interleaved runs much less.",
+        "interleaved runs much less."),
         "",
-        f"Each case: {results.runs} timed runs after its warm-ups (the tables say how many), the variants of a case "
-        f"interleaved round by round; the 1000-message batch {results.big_runs} runs. Times are whole-process wall "
+        (f"Each case: {results.runs} timed runs after its warm-ups (the tables say how many), the variants of a case "
+        f"interleaved round by round; the long steps (100 mails, 50 hosts' smail.ini, the 1000-message batch) "
+        f"{results.heavy_runs}. The whole run took {results.minutes:.0f} minutes. Times are whole-process wall "
         "times of "
         "`ansible-playbook` (or of the floor script), medians in seconds, every task on localhost against the "
         "sandbox (`sandbox/xoauth2_sandbox.py`, loopback only). Every timed run is checked: the sandbox must have "
-        "stored exactly the mails sent. Targets are reported, not asserted.",
+        "stored exactly the mails sent. Targets are reported, not asserted."),
         batch_line,
         "## Targets",
         "",
@@ -499,8 +508,8 @@ def case_sections(results: Results) -> list[str]:
                        if name != "community loop")
     residual = max(abs(results.scaling[count][name].median - (fixed + per_mail * count))
                    for name, (fixed, per_mail) in lines.items() for count in results.scaling)
-    fixed_rows += ["", f"Cost per mail relative to the community loop: {growth}. The largest distance of a median from "
-                   f"its line is {residual:.2f} s."]
+    fixed_rows += ["", (f"Cost per mail relative to the community loop: {growth}. The largest distance of a median from "
+                   f"its line is {residual:.2f} s.")]
     scaling_rows = ["| mails | " + " | ".join(f"{name} s" for name in at20) + " |",
                     "| ---: |" + " ---: |" * len(at20)]
     for count, series in results.scaling.items():
@@ -539,8 +548,8 @@ def case_sections(results: Results) -> list[str]:
         "",
         "## 5. smail.xoauth2.smail_ini vs ansible.builtin.template over 50 hosts (forks 20)",
         "",
-        "Each run writes a new smail.ini (cp932, CRLF) per host; "
-        f"the two produce the same bytes: {'yes' if results.ini_same else 'NO'}.",
+        ("Each run writes a new smail.ini (cp932, CRLF) per host; "
+        f"the two produce the same bytes: {'yes' if results.ini_same else 'NO'}."),
         "",
         *series_table(results.ini, base="template"),
         "",
@@ -598,25 +607,34 @@ def plot_scaling(results: Results, path: Path) -> None:
 # --- main -----------------------------------------------------------------------------------------------------
 
 
+def progress(name: str) -> None:
+    print(f"bench: {name}", flush=True)
+
+
 def run_cases(bench: Bench) -> Results:
     """Run every case against a sandbox of its own and return the results."""
     bench.load_start = load_average()
+    started = time.perf_counter()
     process = start_sandbox(bench)
     try:
         probe_batch(bench)
-        print(f"bench: messages batch {bench.batch_unavailable or 'available'}", flush=True)
-        steps = {}
-        for name, case in (("scaling", case_scaling), ("floor", case_floor), ("fleet", case_token_requests),
-                           ("ini", case_ini), ("rss", case_rss)):
-            print(f"bench: case {name}", flush=True)
-            steps[name] = case(bench)
+        progress(f"messages batch {bench.batch_unavailable or 'available'}")
+        progress("cases 1, 2 and 7 (mail loops and batches at 5, 20, 100 mails)")
+        scaling = case_scaling(bench)
+        progress("case 3 (1000 messages vs the floor)")
+        floor = case_floor(bench)
+        progress("case 4 (token requests over 50 hosts)")
+        fleet, fleet_requests = case_token_requests(bench)
+        progress("case 5 (smail_ini vs template over 50 hosts)")
+        ini, ini_same = case_ini(bench)
+        progress("case 6 (peak RSS)")
+        rss = case_rss(bench)
         info = facts(bench)
     finally:
         stop_sandbox(bench, process)
-    return Results(facts=info, scaling=steps["scaling"], floor=steps["floor"], fleet=steps["fleet"][0],
-                   fleet_requests=steps["fleet"][1], ini=steps["ini"][0], ini_same=steps["ini"][1],
-                   rss=steps["rss"], batch_unavailable=bench.batch_unavailable, runs=bench.runs,
-                   big_runs=bench.big_runs)
+    return Results(facts=info, scaling=scaling, floor=floor, fleet=fleet, fleet_requests=fleet_requests, ini=ini,
+                   ini_same=ini_same, rss=rss, batch_unavailable=bench.batch_unavailable, runs=bench.runs,
+                   heavy_runs=bench.heavy_runs, minutes=(time.perf_counter() - started) / 60)
 
 
 def main() -> int:
@@ -627,9 +645,10 @@ def main() -> int:
     parser.add_argument("--report", type=Path, required=True)
     parser.add_argument("--plot", type=Path, required=True)
     args = parser.parse_args()
+    runs = int(os.environ.get("BENCH_RUNS", "3"))
     bench = Bench(repo=HERE.parent, work=args.work_dir.resolve(), python=Path(sys.executable),
                   sandbox_python=args.sandbox_python, collections=args.collections.resolve(),
-                  runs=int(os.environ.get("BENCH_RUNS", "3")), big_runs=int(os.environ.get("BENCH_BIG_RUNS", "2")))
+                  runs=runs, heavy_runs=int(os.environ.get("BENCH_HEAVY_RUNS", min(runs, 2))))
     prepare_work_dir(bench)
     started = time.perf_counter()
     try:
