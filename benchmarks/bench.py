@@ -92,6 +92,10 @@ class Bench:
     logs: int = 0
 
     @property
+    def sandbox_state(self) -> Path:
+        return self.work.parent / "bench-sandbox"
+
+    @property
     def playbook_cmd(self) -> Path:
         return self.python.parent / "ansible-playbook"
 
@@ -102,7 +106,6 @@ class Bench:
             PATH=f"{self.python.parent}{os.pathsep}{env.get('PATH', '')}",
             ANSIBLE_COLLECTIONS_PATH=str(self.collections),
             ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORKS="5",
             ANSIBLE_LOCAL_TEMP=str(self.work / "tmp"),
             ANSIBLE_REMOTE_TEMP=str(self.work / "tmp"),
             ANSIBLE_RETRY_FILES_ENABLED="0",
@@ -179,16 +182,14 @@ def timed_mails(bench: Bench, name: str, argv: list[str], expected: int, *, env:
 def sandbox_cmd(bench: Bench, command: str, *extra: str) -> list[str]:
     """Return the command line of the sandbox's run/wait/stop with the benchmark's own state directory."""
     script = bench.repo / "sandbox" / "xoauth2_sandbox.py"
-    return [str(bench.sandbox_python), str(script), command, "--state-dir", str(bench.work.parent / "bench-sandbox"),
-            *extra]
+    return [str(bench.sandbox_python), str(script), command, "--state-dir", str(bench.sandbox_state), *extra]
 
 
 def start_sandbox(bench: Bench) -> subprocess.Popen:
     """Start a fresh sandbox, wait until it listens, and load its settings into bench.sandbox."""
-    state = bench.work.parent / "bench-sandbox"
     subprocess.run(sandbox_cmd(bench, "stop"), capture_output=True, check=False)
-    shutil.rmtree(state, ignore_errors=True)
-    state.mkdir(parents=True)
+    shutil.rmtree(bench.sandbox_state, ignore_errors=True)
+    bench.sandbox_state.mkdir(parents=True)
     log = (bench.work / "logs" / "sandbox.log").open("wb")
     process = subprocess.Popen(sandbox_cmd(bench, "run"), stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL)
@@ -196,7 +197,7 @@ def start_sandbox(bench: Bench) -> subprocess.Popen:
     if waited.returncode != 0:
         process.terminate()
         raise BenchError(f"the sandbox did not start; see {log.name}")
-    bench.sandbox = json.loads((state / "sandbox.json").read_text(encoding="utf-8"))
+    bench.sandbox = json.loads((bench.sandbox_state / "sandbox.json").read_text(encoding="utf-8"))
     return process
 
 
