@@ -184,3 +184,18 @@ playground: sandbox-start
 	@echo "  ansible-playbook $(PLAYGROUND)/hello.yml"
 
 playground-stop: sandbox-stop
+	rm -rf $(BUILD) $(VENV)
+
+# `make bench` (not part of `make test`): the performance cases of docs/performance.md against a sandbox of its own,
+# in a benchmark-only venv with the community `ansible` package (community.general.mail) on ansible-core 2.19.
+BENCH_VENV := $(BUILD)/bench-venv
+
+$(BENCH_VENV)/.installed: benchmarks/requirements.txt requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+	touch $@
+
+.PHONY: bench
+bench: build $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/bench.py --sandbox-python $(PY) --collections $(BUILD) \
+	  --work-dir $(BUILD)/bench --report docs/performance.md --plot docs/performance-scaling.png
