@@ -182,30 +182,90 @@ def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript 
                     secrets=sorted(transcript.secrets), transcript=transcript, warnings=warnings)
 
 
-def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_only: bool = False,
-            transcript: _smtp.Transcript | None = None) -> Delivery:
-    """Build, authenticate and send ``spec`` as the options say, with retries and the spool.
+def prepare_envelope(spec: _smtp.MessageSpec, *, option_prefix: str = "") -> _smtp.Envelope:
+    """The message built and its envelope; OptionError names the option (``messages[2].to`` in a batch)."""
+    try:
+        msg = _smtp.build_message(spec)
+        recipients = _smtp.envelope_recipients(spec)
+        if not recipients:
+            raise OptionError("to", "at least one recipient is required in to, cc or bcc")
+        sender = _smtp.parse_address(spec.sender, option="sender").addr_spec
+    except OptionError as exc:
+        if not option_prefix:
+            raise
+        raise OptionError(f"{option_prefix}{exc.option}", exc.problem) from None
+    return _smtp.Envelope(sender, tuple(recipients), _smtp.message_bytes(msg), msg["Message-ID"])
 
-    Every input is checked before the token endpoint or the SMTP server is contacted. A mail that certainly did not
-    reach the server (after the retries) goes to ``spool_dir`` when one is set; mail spooled earlier for the same
-    account is sent first, over the same connection. Raises SmailError on failure; the secrets to mask are then in
-    ``transcript.secrets``. ``check_only`` authenticates without sending.
+
+def _message_result(envelope: _smtp.Envelope, outcome: _smtp.Outcome | None) -> dict[str, t.Any]:
+    return {"message_id": envelope.message_id, "sender": envelope.sender,
+            "recipients": list(outcome.accepted) if outcome else [], "refused": dict(outcome.refused) if outcome else {},
+            "spooled": False, "error": None}
+
+
+def _refusal(result: dict[str, t.Any]) -> _smtp.SMTPError:
+    refused = "; ".join(f"{address}: {reply}" for address, reply in result["refused"].items())
+    return _smtp.SMTPError("recipients_refused", f"The server refused recipient(s) of {result['message_id']}: {refused} "
+                           f"(delivered to: {', '.join(result['recipients']) or 'nobody'}).", stage="rcpt",
+                           may_have_been_delivered=bool(result["recipients"]),
+                           hint="Set allow_partial=true to accept a mail that reached only some recipients.")
+
+
+@dataclasses.dataclass
+class BatchDelivery:
+    """What :func:`deliver_batch` did: one result and, for a message that failed, its error, per message."""
+
+    delivery: Delivery
+    errors: list[SmailError | None]
+
+
+def _settle_own(options: t.Mapping[str, t.Any], spool: _spool.Spool | None, envelope: _smtp.Envelope,
+                outcome: _smtp.Outcome, *, account: str, endpoint: _smtp.SMTPEndpoint,
+                warnings: list[str]) -> tuple[dict[str, t.Any], SmailError | None]:
+    """The result of one of this send's messages: delivered, spooled, or failed with its error."""
+    result = _message_result(envelope, outcome)
+    error = outcome.error
+    if outcome.pending and error is not None and error.transient and spool is not None:
+        fields, warning = _spool_own(spool, envelope, outcome.pending, account=account, endpoint=endpoint, error=error)
+        result.update(fields)
+        warnings.append(warning)
+        return result, None
+    if outcome.pending and error is not None:
+        if outcome.accepted:
+            error.details["may_have_been_delivered"] = True
+        error = add_provider_hint(options, error)
+        result.update(error=error.code, msg=error.msg)
+        return result, error
+    if outcome.refused and not options.get("allow_partial"):
+        refusal = _refusal(result)
+        result.update(error=refusal.code, msg=refusal.msg)
+        return result, refusal
+    return result, None
+
+
+def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.MessageSpec], *, check_only: bool = False,
+                  transcript: _smtp.Transcript | None = None, option_prefix: str = "messages") -> BatchDelivery:
+    """Build, authenticate and send every message of ``specs`` over one connection with one token, retries and the spool.
+
+    Every message is checked before the token endpoint or the SMTP server is contacted. A message the server certainly
+    did not take (after the retries) goes to ``spool_dir`` when one is set; mail spooled earlier for the same account is
+    sent first, over the same connection. After a 421 or a dropped connection between messages the rest go over a new
+    connection; a message the server accepted is never sent again. The result has ``results``, one per message, and the
+    send's ``attempts``, ``failed_attempts``, ``spool_delivered`` and ``spool_pending``. Raises SmailError for a failure
+    that concerns every message (bad options, the token); the secrets to mask are then in ``transcript.secrets``.
     """
     transcript = transcript or _smtp.Transcript()
     mechanism = options.get("auth") or "xoauth2"
-    msg = _smtp.build_message(spec)
-    recipients = _smtp.envelope_recipients(spec)
-    if not recipients:
-        raise OptionError("to", "at least one recipient is required in to, cc or bcc")
-    envelope_sender = _smtp.parse_address(spec.sender, option="sender").addr_spec
-    endpoint, credentials, username = connection_settings(options, default_username=envelope_sender)
+    envelopes = [prepare_envelope(spec, option_prefix=f"{option_prefix}[{index}]." if option_prefix else "")
+                 for index, spec in enumerate(specs)]
+    endpoint, credentials, username = connection_settings(options, default_username=envelopes[0].sender)
     policy = _connection.retry_policy(options)
     spool = None if check_only else open_spool(options)
-    envelope = _smtp.Envelope(envelope_sender, tuple(recipients), _smtp.message_bytes(msg), msg["Message-ID"])
     _mask_option_secrets(options, credentials, transcript)
 
     warnings: list[str] = []
-    result: dict[str, t.Any] = {"message_id": envelope.message_id, "sender": envelope_sender, "auth_mechanism": mechanism}
+    summary: dict[str, t.Any] = {"auth_mechanism": mechanism, "attempts": 0, "failed_attempts": [], "spool_delivered": [],
+                                 "spool_pending": [], "token_source": None}
     logins: _smtp.LoginSource
     bearer: BearerLogins | None = None
     if mechanism in BEARER_MECHANISMS:
@@ -214,15 +274,20 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
         except _oauth2.TokenError as exc:
             if not (exc.transient and spool is not None):
                 raise
-            fields, warning = _spool_own(spool, envelope, recipients, account=username, endpoint=endpoint, error=exc)
-            result.update(fields, recipients=[], refused={}, token_source=None, sent=False, attempts=0,
-                          failed_attempts=[], spool_delivered=[],
-                          spool_pending=[message.summary() for message in spool.pending(username)])
-            return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript, warnings=[warning])
+            results = []
+            for envelope in envelopes:
+                result = _message_result(envelope, None)
+                fields, warning = _spool_own(spool, envelope, envelope.recipients, account=username, endpoint=endpoint, error=exc)
+                result.update(fields)
+                results.append(result)
+                warnings.append(warning)
+            summary.update(results=results, spool_pending=[message.summary() for message in spool.pending(username)])
+            return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
+                                          warnings=warnings), errors=[None] * len(envelopes))
         # Stored before the send: the endpoint has rotated the token whether or not the mail goes out.
         rotation = settle_rotation(options, credentials, bearer.token, check_only=check_only)
         if rotation is not None:
-            result["refresh_token_rotated"] = True
+            summary["refresh_token_rotated"] = True
             if rotation.warning:
                 warnings.append(rotation.warning)
         logins = bearer
@@ -241,44 +306,51 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
                 exc.details.setdefault("token_source", token_source())
                 raise add_provider_hint(options, exc) from None
             session.quit()
-        result.update(recipients=recipients, refused={}, token_source=token_source(), sent=False, attempts=1,
-                      failed_attempts=[])
-        return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript,
-                        token=bearer.token if bearer else None, warnings=warnings)
+        summary.update(attempts=1, token_source=token_source(),
+                       results=[{**_message_result(envelope, None), "recipients": list(envelope.recipients)}
+                                for envelope in envelopes])
+        return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
+                                      token=bearer.token if bearer else None, warnings=warnings),
+                             errors=[None] * len(envelopes))
 
-    with (spool.claim(username) if spool is not None else contextlib.nullcontext([])) as queued:
+    claimed: t.ContextManager[list[_spool.SpooledMessage]] = (spool.claim(username) if spool is not None
+                                                              else contextlib.nullcontext([]))
+    with claimed as queued:
         report = _smtp.deliver_envelopes(
-            endpoint, logins,
-            [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id) for m in queued] + [envelope],
+            endpoint, logins, [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id) for m in queued] + envelopes,
             policy=policy, transcript=transcript)
-        spool_delivered, spool_pending = (_settle_spooled(spool, queued, report.outcomes[:-1], warnings)
+        spool_delivered, spool_pending = (_settle_spooled(spool, queued, report.outcomes[:len(queued)], warnings)
                                           if spool is not None else ([], []))
-        own = report.outcomes[-1]
-        result.update(recipients=own.accepted, refused=own.refused, token_source=token_source(), attempts=report.attempts,
-                      failed_attempts=report.failed_attempts, spool_delivered=spool_delivered, spool_pending=spool_pending,
-                      spooled=False, sent=bool(own.accepted))
-        if own.pending and own.error is not None and own.error.transient and spool is not None:
-            fields, warning = _spool_own(spool, envelope, own.pending, account=username, endpoint=endpoint, error=own.error)
-            result.update(fields)
-            spool_pending.append({"message_id": envelope.message_id, "recipients": list(own.pending),
-                                  "path": fields["spool_path"]})
-            warnings.append(warning)
-        elif own.pending and own.error is not None:
-            own.error.details.update({key: result[key] for key in ("message_id", "recipients", "refused", "token_source",
-                                                                   "attempts", "failed_attempts", "spool_delivered",
-                                                                   "spool_pending")})
-            if own.accepted:
-                own.error.details["may_have_been_delivered"] = True
-            raise add_provider_hint(options, own.error)
-    if own.refused and not options.get("allow_partial"):
-        refused = "; ".join(f"{address}: {reply}" for address, reply in own.refused.items())
-        error = _smtp.SMTPError("recipients_refused", f"The server refused recipient(s): {refused}. "
-                                f"Delivered to: {', '.join(own.accepted) or 'nobody'}.", stage="rcpt",
-                                may_have_been_delivered=bool(own.accepted),
-                                hint="Set allow_partial=true to accept a mail that reached only some recipients.",
-                                details={**result, "stage": "rcpt"})
+        results, errors = [], []
+        for envelope, outcome in zip(envelopes, report.outcomes[len(queued):]):
+            result, error = _settle_own(options, spool, envelope, outcome, account=username, endpoint=endpoint,
+                                        warnings=warnings)
+            results.append(result)
+            errors.append(error)
+            if result["spooled"]:
+                spool_pending.append({"message_id": envelope.message_id, "recipients": list(outcome.pending),
+                                      "path": result["spool_path"]})
+    summary.update(results=results, token_source=token_source(), attempts=report.attempts,
+                   failed_attempts=report.failed_attempts, spool_delivered=spool_delivered, spool_pending=spool_pending)
+    return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
+                                  token=bearer.token if bearer else None, warnings=warnings), errors=errors)
+
+
+def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_only: bool = False,
+            transcript: _smtp.Transcript | None = None) -> Delivery:
+    """Build, authenticate and send ``spec``: :func:`deliver_batch` for one message, its result at the top level.
+
+    Raises SmailError on failure, with the result fields in its details; the secrets to mask are then in
+    ``transcript.secrets``. ``check_only`` authenticates without sending.
+    """
+    batch = deliver_batch(options, [spec], check_only=check_only, transcript=transcript, option_prefix="")
+    summary = dict(batch.delivery.result)
+    own = summary.pop("results")[0]
+    own.pop("error")
+    own.pop("msg", None)
+    result = {**own, **summary, "sent": bool(own["recipients"]) and not check_only}
+    error = batch.errors[0]
+    if error is not None:
+        error.details.update({key: value for key, value in result.items() if key not in ("spooled", "sent")})
         raise error
-    return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript,
-                    token=bearer.token if bearer else None, warnings=warnings)
-
-
+    return dataclasses.replace(batch.delivery, result=result)

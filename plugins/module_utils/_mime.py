@@ -103,7 +103,7 @@ def _needs_reencoding(part: Message) -> bool:
 
 def _reencode_leaf(part: Message) -> None:
     """Re-encode one leaf part's body: quoted-printable for text, base64 for anything else."""
-    body = part.get_payload(decode=True) or b""
+    body = t.cast(bytes, part.get_payload(decode=True) or b"")
     # A bare CR would come back as a line break from quoted-printable; base64 keeps it.
     if part.get_content_maintype() == "text" and not _BARE_CR.search(body):
         encoding, encoded = "quoted-printable", binascii.b2a_qp(body, istext=True).decode("ascii")
@@ -136,7 +136,7 @@ def japanese_headers(msg: EmailMessage, charset: str = "iso-2022-jp") -> None:
         if name.lower() == "subject":
             return _japanese_subject(name, str(header), charset=charset)
         if name.lower() in _ADDRESS_HEADERS:
-            return _japanese_addresses(name, header, charset=charset)
+            return _japanese_addresses(name, t.cast(AddressHeader, header), charset=charset)
         return None
 
     _rewrite_headers(msg, transform=transform)

@@ -514,8 +514,8 @@ def client_credentials_token(grant: ClientCredentialsGrant, *, tls: TLSSettings 
     token = data.get("access_token")
     if not isinstance(token, str) or not token:
         raise bad_response_error(f"The token endpoint {grant.token_uri} returned no access_token.")
-    expires_in = data.get("expires_in")
-    expires_at = _utcnow() + datetime.timedelta(seconds=int(expires_in)) if str(expires_in or "").isdigit() else None
+    expires_in = str(data.get("expires_in") or "")
+    expires_at = _utcnow() + datetime.timedelta(seconds=int(expires_in)) if expires_in.isdigit() else None
     return AccessToken(token=token, source="refresh", expires_at=expires_at, scopes=grant.scopes)
 
 

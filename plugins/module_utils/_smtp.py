@@ -59,7 +59,8 @@ class SMTPError(SmailError):
         super().__init__(code, msg, hint=hint, details=merged)
         self.stage = stage
         self.may_have_been_delivered = may_have_been_delivered
-        self.transient = _is_transient(code, merged.get("smtp_code")) if transient is None else transient
+        smtp_code = merged.get("smtp_code")
+        self.transient = _is_transient(code, smtp_code if isinstance(smtp_code, int) else None) if transient is None else transient
 
     @property
     def smtp_code(self) -> int | None:

@@ -39,8 +39,8 @@ options:
   sender:
     description:
       - The sender, as C(addr@example.com) or C(Display Name <addr@example.com>). Also the envelope sender.
+      - Required, here or (with O(messages)) in every message.
     type: str
-    required: true
     aliases: [from]
   to:
     description:
@@ -69,9 +69,9 @@ options:
     default: []
   subject:
     description:
-      - The subject. Non-ASCII text is encoded as RFC 2047 encoded words.
+      - The subject. Non-ASCII text is encoded as RFC 2047 encoded words (ISO-2022-JP ones with O(charset=iso-2022-jp)).
+      - Required, here or (with O(messages)) in every message.
     type: str
-    required: true
     aliases: [msg]
   body:
     description:
@@ -110,6 +110,58 @@ options:
     description:
       - The domain part of the generated C(Message-ID). Defaults to the sender's domain.
     type: str
+  messages:
+    description:
+      - Send several mails in one task, over ONE authenticated connection with one access token (a batch).
+      - Each item is a message; the top-level O(sender), O(to), O(cc), O(bcc), O(reply_to), O(subject), O(body),
+        O(subtype), O(text_body), O(attach) and O(headers) are defaults for every item, and none of them is required at
+        the top level then.
+      - After a 421 or a dropped connection between messages the rest go over a new connection; a message the server
+        accepted is never sent again. The retry and spool rules (O(retries), O(spool_dir)) apply per message.
+      - The task fails when any message failed, unless O(allow_partial=true); RV(results) says what became of each.
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      sender:
+        description: The sender of this message.
+        type: str
+      to:
+        description: Its C(To) recipients.
+        type: list
+        elements: str
+      cc:
+        description: Its C(Cc) recipients.
+        type: list
+        elements: str
+      bcc:
+        description: Its hidden recipients.
+        type: list
+        elements: str
+      reply_to:
+        description: Its C(Reply-To) addresses.
+        type: list
+        elements: str
+      subject:
+        description: Its subject.
+        type: str
+      body:
+        description: Its body.
+        type: str
+      subtype:
+        description: V(plain) or V(html).
+        type: str
+        choices: [plain, html]
+      text_body:
+        description: The text alternative of an HTML body.
+        type: str
+      attach:
+        description: Files to attach.
+        type: list
+        elements: path
+      headers:
+        description: Extra headers.
+        type: dict
   debug:
     description:
       - Return the SMTP conversation in RV(transcript), with the AUTH exchange and every secret shown as C(*****).
@@ -233,6 +285,38 @@ refresh_token_rotated:
   returned: when the refresh token was rotated
   type: bool
   sample: true
+results:
+  description:
+    - With O(messages), what became of each message, in order. The top-level RV(message_id), RV(recipients) and
+      RV(refused) are not returned then.
+  returned: with O(messages)
+  type: list
+  elements: dict
+  contains:
+    message_id:
+      description: Its C(Message-ID).
+      type: str
+    sender:
+      description: Its envelope sender.
+      type: str
+    recipients:
+      description: The recipients the server accepted.
+      type: list
+      elements: str
+    refused:
+      description: Recipients refused for good, with the reply.
+      type: dict
+    spooled:
+      description: True when it was written to O(spool_dir) instead.
+      type: bool
+    error:
+      description: The stable code of its failure, or null.
+      type: str
+    msg:
+      description: What went wrong, when RV(results[].error) is set.
+      type: str
+  sample: [{"message_id": "<1@example.com>", "sender": "a@example.com", "recipients": ["b@example.com"], "refused": {},
+            "spooled": false, "error": null}]
 attempts:
   description: How many connections the send took (1 without retries); 0 when the mail was spooled before any.
   returned: success and failures of the SMTP session
@@ -298,7 +382,7 @@ may_have_been_delivered:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
-from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     OAUTH2_ARGSPEC,
@@ -308,12 +392,12 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
 )
 
 MESSAGE_ARGSPEC = {
-    "sender": {"type": "str", "required": True, "aliases": ["from"]},
+    "sender": {"type": "str", "aliases": ["from"]},
     "to": {"type": "list", "elements": "str", "default": [], "aliases": ["recipients"]},
     "cc": {"type": "list", "elements": "str", "default": []},
     "bcc": {"type": "list", "elements": "str", "default": []},
     "reply_to": {"type": "list", "elements": "str", "default": []},
-    "subject": {"type": "str", "required": True, "aliases": ["msg"]},
+    "subject": {"type": "str", "aliases": ["msg"]},
     "body": {"type": "str", "default": ""},
     "subtype": {"type": "str", "default": "plain", "choices": ["plain", "html"]},
     "text_body": {"type": "str"},
@@ -321,27 +405,73 @@ MESSAGE_ARGSPEC = {
     "attach": {"type": "list", "elements": "path", "default": []},
     "headers": {"type": "dict", "default": {}},
     "message_id_domain": {"type": "str"},
+    "messages": {"type": "list", "elements": "dict", "options": {
+        "sender": {"type": "str"},
+        "to": {"type": "list", "elements": "str"},
+        "cc": {"type": "list", "elements": "str"},
+        "bcc": {"type": "list", "elements": "str"},
+        "reply_to": {"type": "list", "elements": "str"},
+        "subject": {"type": "str"},
+        "body": {"type": "str"},
+        "subtype": {"type": "str", "choices": ["plain", "html"]},
+        "text_body": {"type": "str"},
+        "attach": {"type": "list", "elements": "path"},
+        "headers": {"type": "dict"},
+    }},
     "debug": {"type": "bool", "default": False},
 }
+#: The message options a batch item may set; the top-level values are their defaults.
+PER_MESSAGE = tuple(MESSAGE_ARGSPEC["messages"]["options"])
 
 
-def message_spec(params: dict) -> _smtp.MessageSpec:
-    """The message options as the SMTP core's MessageSpec."""
+def message_spec(params: dict, item: dict | None = None, *, prefix: str = "") -> _smtp.MessageSpec:
+    """The message options (a batch item's over the top-level ones) as the SMTP core's MessageSpec."""
+    values = dict(params)
+    values.update({name: value for name, value in (item or {}).items() if value is not None})
+    for required in ("sender", "subject"):
+        if values.get(required) is None:
+            raise OptionError(f"{prefix}{required}", "is required" + (" (here or at the top level)" if prefix else ""))
     return _smtp.MessageSpec(
-        sender=params["sender"],
-        subject=params["subject"],
-        to=tuple(params["to"]),
-        cc=tuple(params["cc"]),
-        bcc=tuple(params["bcc"]),
-        reply_to=tuple(params["reply_to"]),
-        body=params["body"],
-        subtype=params["subtype"],
-        text_body=params["text_body"],
-        charset=params["charset"],
-        attachments=tuple(params["attach"]),
-        headers=tuple((str(name), str(value)) for name, value in params["headers"].items()),
-        message_id_domain=params["message_id_domain"],
+        sender=values["sender"],
+        subject=values["subject"],
+        to=tuple(values["to"]),
+        cc=tuple(values["cc"]),
+        bcc=tuple(values["bcc"]),
+        reply_to=tuple(values["reply_to"]),
+        body=values["body"],
+        subtype=values["subtype"],
+        text_body=values["text_body"],
+        charset=values["charset"],
+        attachments=tuple(values["attach"]),
+        headers=tuple((str(name), str(value)) for name, value in values["headers"].items()),
+        message_id_domain=values["message_id_domain"],
     )
+
+
+def send_batch(module: AnsibleModule, transcript: _smtp.Transcript) -> None:
+    """``messages``: one connection, a result per message; fail when one failed, unless allow_partial."""
+    params = module.params
+    specs = [message_spec(params, item, prefix=f"messages[{index}].") for index, item in enumerate(params["messages"])]
+    batch = _mailer.deliver_batch(params, specs, check_only=module.check_mode, transcript=transcript)
+    delivery = batch.delivery
+    module.no_log_values.update(delivery.secrets)
+    for warning in delivery.warnings:
+        module.warn(warning)
+    result = dict(delivery.result)
+    if params["debug"]:
+        result["transcript"] = delivery.transcript.lines
+    sent = sum(1 for item in result["results"] if item["recipients"] and not module.check_mode)
+    changed = bool(sent or result["spool_delivered"] or module.check_mode
+                   or any(item["spooled"] for item in result["results"]))
+    failed = [index for index, error in enumerate(batch.errors) if error is not None]
+    if failed and not params["allow_partial"]:
+        first = batch.errors[failed[0]]
+        module.fail_json(msg=f"{len(failed)} of {len(specs)} messages failed; the first, messages[{failed[0]}]: "
+                             f"{first.full_msg if first else ''}", error=first.code if first else "batch_failed",
+                         changed=changed, **result)
+    if module.check_mode:
+        result["msg"] = f"Check mode: authenticated to the server; {len(specs)} mails were not sent."
+    module.exit_json(changed=changed, **result)
 
 
 def main() -> None:
@@ -350,6 +480,8 @@ def main() -> None:
     transcript = _smtp.Transcript()
     debug = module.params["debug"]
     try:
+        if module.params["messages"]:
+            send_batch(module, transcript)
         delivery = _mailer.deliver(module.params, message_spec(module.params), check_only=module.check_mode,
                                    transcript=transcript)
     except MissingLibraryError as exc:
