@@ -15,9 +15,14 @@ import datetime
 import os
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _ini, _oauth2, _token_ini
+from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import write_private_file
+
+if t.TYPE_CHECKING:
+    from ansible_collections.smail.xoauth2.plugins.module_utils._token_ini import TokenIniLayout
+
+# The INI engine and the token INI layout are imported where a token INI is read or written: a send from options
+# alone (the usual case, and the one whose cost every task pays) needs neither.
 
 
 @dataclasses.dataclass
@@ -31,15 +36,17 @@ class Credentials:
     account: str | None = None
     #: Where the refresh token came from: ``options`` or the token INI's path.
     origin: str = "options"
-    #: The layout the token INI was read with, for the rotated-token write-back.
-    layout: _token_ini.TokenIniLayout = _token_ini.DEFAULT_LAYOUT
+    #: The layout the token INI was read with, for the rotated-token write-back; None until a token INI is read.
+    layout: TokenIniLayout | None = None
 
     def __repr__(self) -> str:
         return f"Credentials(client_id={self.client_id!r}, token_uri={self.token_uri!r}, account={self.account!r})"
 
 
-def token_ini_layout(options: t.Mapping[str, t.Any]) -> _token_ini.TokenIniLayout:
+def token_ini_layout(options: t.Mapping[str, t.Any]) -> TokenIniLayout:
     """The token INI layout of ``token_ini_section`` and ``token_ini_keys`` (SmailRefreshToken.exe's by default)."""
+    from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _token_ini  # pylint: disable=import-outside-toplevel
+
     try:
         return _token_ini.TokenIniLayout.from_options(options.get("token_ini_section"), options.get("token_ini_keys"),
                                                       section_option="token_ini_section", keys_option="token_ini_keys")
@@ -59,6 +66,8 @@ def read_credentials(options: t.Mapping[str, t.Any]) -> Credentials:
     path = options.get("token_ini")
     if not path:
         return credentials
+    from ansible_collections.smail.xoauth2.plugins.module_utils import _ini  # pylint: disable=import-outside-toplevel
+
     layout = token_ini_layout(options)
     try:
         with open(path, "rb") as handle:
@@ -151,13 +160,17 @@ class RotationOutcome:
 
 
 def persist_rotated_refresh_token(path: str, *, old_token: str, new_token: str,
-                                  layout: _token_ini.TokenIniLayout = _token_ini.DEFAULT_LAYOUT) -> bool:
+                                  layout: TokenIniLayout | None = None) -> bool:
     """Replace ``old_token`` by ``new_token`` in the token INI at ``path``, atomically.
 
     Every other byte stays as it was (encoding, byte order mark, line breaks, other lines and keys), and the file
     keeps its mode and owner. Returns False, writing nothing, when the file no longer holds ``old_token``. Raises
     SmailError ``token_ini_write`` when the file cannot be read, understood or written.
     """
+    from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _token_ini  # pylint: disable=import-outside-toplevel
+    from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import write_private_file  # pylint: disable=import-outside-toplevel
+
+    layout = layout or _token_ini.DEFAULT_LAYOUT
     real_path = os.path.realpath(path)
     try:
         with open(real_path, "rb") as handle:

@@ -19,6 +19,7 @@ import typing as t
 from email import policy
 from email.headerregistry import Address, AddressHeader, Group
 from email.message import EmailMessage, Message
+from html.parser import HTMLParser
 
 _MAX_LINE = 78  # RFC 5322 line length, the one policy SMTP folds to
 _MAX_WORD = 75  # RFC 2047 limit for one encoded word
@@ -257,3 +258,42 @@ class _HeaderFolder:
             bad = exc.object[exc.start:exc.end]
             raise ValueError(f"{self.name}: {bad!r} cannot be encoded in {self.charset}") from None
         return f"=?{self.charset}?b?{base64.b64encode(encoded).decode('ascii')}?="
+
+
+# --- the text alternative of an HTML body ----------------------------------------------------
+
+class _TextFromHTML(HTMLParser):
+    _BLOCKS: t.ClassVar[set[str]] = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+        elif tag in ("td", "th"):
+            self.parts.append("\t")
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text rendering of an HTML body, for the text alternative."""
+    parser = _TextFromHTML()
+    parser.feed(html)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return text + "\n"

@@ -9,7 +9,6 @@ This file is private to the collection and has no Ansible imports.
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
@@ -19,6 +18,8 @@ def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals (``127.0.0.0/8``, ``::1``)."""
     if host.lower() in ("localhost", "localhost.localdomain"):
         return True
+    import ipaddress  # pylint: disable=import-outside-toplevel  # needed only for http URLs and secure=never
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:

@@ -18,7 +18,6 @@ import base64
 import dataclasses
 import email.utils
 import json
-import mimetypes
 import os
 import re
 import smtplib
@@ -29,7 +28,6 @@ import typing as t
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from html.parser import HTMLParser
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._net import is_loopback
@@ -278,43 +276,6 @@ def parse_address(value: str, *, option: str) -> Address:
         raise OptionError(option, f"{value!r} is not a mail address: {exc}") from None
 
 
-class _TextFromHTML(HTMLParser):
-    _BLOCKS: t.ClassVar[set[str]] = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag in ("script", "style"):
-            self._skip += 1
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-        elif tag in ("td", "th"):
-            self.parts.append("\t")
-
-    def handle_endtag(self, tag):
-        if tag in ("script", "style"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data):
-        if not self._skip:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    """A readable plain-text rendering of an HTML body, for the text alternative."""
-    parser = _TextFromHTML()
-    parser.feed(html)
-    parser.close()
-    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    return text + "\n"
-
-
 def build_message(spec: MessageSpec) -> EmailMessage:
     """An RFC 5322 message (policy SMTP: CRLF, folded, encoded headers) with Date and Message-ID."""
     if spec.subtype not in ("plain", "html"):
@@ -348,7 +309,12 @@ def build_message(spec: MessageSpec) -> EmailMessage:
         msg[name] = str(value)
     try:
         if spec.subtype == "html":
-            msg.set_content(spec.text_body if spec.text_body is not None else html_to_text(spec.body), charset=spec.charset)
+            if spec.text_body is not None:
+                text = spec.text_body
+            else:
+                from ansible_collections.smail.xoauth2.plugins.module_utils._mime import html_to_text  # pylint: disable=import-outside-toplevel
+                text = html_to_text(spec.body)
+            msg.set_content(text, charset=spec.charset)
             msg.add_alternative(spec.body, subtype="html", charset=spec.charset)
         else:
             msg.set_content(spec.body, charset=spec.charset)
@@ -366,6 +332,8 @@ def build_message(spec: MessageSpec) -> EmailMessage:
 
 
 def _attach_file(msg: EmailMessage, path: str) -> None:
+    import mimetypes  # pylint: disable=import-outside-toplevel  # only a mail with attachments pays for its tables
+
     content_type, encoding = mimetypes.guess_type(path)
     if content_type is None or encoding is not None:
         content_type = "application/octet-stream"  # a compressed file is sent as is, not as its inner type
