@@ -53,7 +53,7 @@ options:
       - How many more times to try after a failure that proves the server did not take the mail (a connection or
         TLS failure, a timeout before the final dot, a V(421) at any step, a 4xx at AUTH, MAIL, RCPT or in reply to
         DATA), and after a token endpoint that was unreachable.
-      - Never retried are a 5xx reply, and a connection lost after the final dot of DATA (RV(error=delivery_unknown)),
+      - Never retried are a 5xx reply, and a connection lost after the final dot of DATA (C(error=delivery_unknown)),
         since the server may have queued the mail. A recipient deferred with a 4xx is retried for that recipient
         alone. Every attempt sends the same message with the same C(Message-ID).
       - See C(docs/reliability.md) in the collection for the whole policy and the faults it was tested against.
@@ -73,21 +73,23 @@ options:
   allow_partial:
     description:
       - When the server refuses some recipients for good (5xx) but takes the mail for others, succeed and list the
-        refused ones in RV(refused). By default such a send fails (the others have the mail, so
-        RV(may_have_been_delivered=true)).
+        refused ones in C(refused). By default such a send fails (the others have the mail, so
+        C(may_have_been_delivered=true)).
     type: bool
     default: false
   spool_dir:
     description:
       - A directory on the host that sends, where a mail that could not be sent for a reason that proves the server
         did not take it (after the retries) is kept, one private file per message (0600 in a 0700 directory,
-        written atomically). The task then succeeds with RV(spooled=true) and a warning saying why and where.
+        written atomically). The task then succeeds with C(spooled=true) and a warning saying why and where.
       - Every later send with the same O(spool_dir) and the same SMTP account first delivers what is spooled for that
         account, oldest first, over its own connection, with the original C(Message-ID) and C(Date); each file is
-        removed once the server accepted it. RV(spool_delivered) and RV(spool_pending) say what happened.
+        removed once the server accepted it. C(spool_delivered) and C(spool_pending) say what happened.
       - A mail whose delivery is unknown (connection lost after the final dot) is never spooled, as that could
         deliver it twice; a spooled mail that later fails for good is set aside in the spool, not retried.
-      - Off by default. The M(smail.xoauth2.spool) module lists or flushes a spool, for example from cron.
+      - Off by default for the modules and the roles; the C(smail.xoauth2.notify) callback spools by default (its
+        C(spool) option), in C(~/.ansible/smail_xoauth2/spool). The M(smail.xoauth2.spool) module lists or flushes a
+        spool, for example from cron.
     type: path
 """
 

@@ -74,7 +74,10 @@ class Delivery:
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
-def add_provider_hint(options: t.Mapping[str, t.Any], error: SmailError) -> SmailError:
+_Error = t.TypeVar("_Error", bound=SmailError)
+
+
+def add_provider_hint(options: t.Mapping[str, t.Any], error: _Error) -> _Error:
     """``error`` with the provider's hint for the server's reply, where the registry has one (AUTH and MAIL refusals)."""
     if error.code not in ("smtp_auth", "sender_refused"):
         return error

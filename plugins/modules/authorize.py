@@ -81,7 +81,8 @@ options:
     type: str
   token_uri:
     description:
-      - The token endpoint. Plain C(http://) is accepted, as for the refresh, but sends the client secret and the code unencrypted.
+      - The token endpoint. It must be C(https://); plain C(http://) is refused (V(invalid_option)) unless the host is a
+        loopback address, since the client secret and the code would travel unencrypted.
       - Defaults to the C(token_uri) of O(client_secrets_file), then to the O(provider)'s. C({tenant}) is replaced by
         O(tenant).
     type: str
