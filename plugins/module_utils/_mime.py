@@ -65,11 +65,11 @@ def _rewrite_headers(msg: Message, *, transform: t.Callable[[str, HeaderValue], 
     """Replace each header value for which ``transform`` returns a new one, keeping every header's place."""
     headers = list(msg.raw_items())
     replaced = [(name, transform(name, value)) for name, value in headers]
-    if all(new is None for _, new in replaced):
+    if all(new is None for _name, new in replaced):
         return
-    for name in {name for name, _ in headers}:
+    for name in {name for name, _value in headers}:
         del msg[name]
-    for (name, old), (_, new) in zip(headers, replaced):
+    for (name, old), (_name, new) in zip(headers, replaced):
         msg.set_raw(name, old if new is None else new)
 
 

@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - Windows controllers are not supported 
 #: close to its expiry with 501 5.5.127).
 EXPIRY_MARGIN_SECONDS = 300
 
+
 @dataclasses.dataclass(frozen=True)
 class RefreshTokenGrant:
     """What a token endpoint needs to turn a refresh token into an access token."""

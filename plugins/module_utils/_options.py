@@ -35,12 +35,12 @@ OAUTH2_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "client_certificate_key": {"type": "str", "no_log": True,
                                "fallback": (env_fallback, ["SMAIL_XOAUTH2_CLIENT_CERTIFICATE_KEY"])},
     "token_ini": {"type": "path"},
-    "token_ini_section": {"type": "str"},
-    "token_ini_keys": {"type": "dict"},
+    "token_ini_section": {"type": "str", "no_log": False},
+    "token_ini_keys": {"type": "dict", "no_log": False},
     "token_cache": {"type": "bool", "default": True},
     "token_cache_dir": {"type": "path"},
     "persist_rotated_token": {"type": "bool", "default": False},
-    "token_expiry_margin": {"type": "int", "default": 300},
+    "token_expiry_margin": {"type": "int", "default": 300, "no_log": False},
 }
 
 TLS_ARGSPEC: dict[str, dict[str, t.Any]] = {

@@ -82,7 +82,7 @@ class TokenIniLayout:
         of the keys. Names are case-insensitive.
         """
         values = _ini.read_ini(data, encoding=encoding, source=source)
-        section, _ = self._entries(values)
+        section = self._entries(values)[0]
         if section is None:
             return {}
         found = {field: _ini.lookup(values, section, key) for field, key in self.keys.items()}

@@ -103,8 +103,9 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
 
 def main() -> None:
     argspec = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, {"flush": {"type": "bool", "default": False}})
-    argspec["spool_dir"]["required"] = True
     module = AnsibleModule(argument_spec=argspec, supports_check_mode=True)
+    if not module.params["spool_dir"]:
+        module.fail_json(msg="Option 'spool_dir': is required", error="invalid_option", option="spool_dir")
     spool = _spool.Spool(module.params["spool_dir"])
     transcript = _smtp.Transcript()
     result: dict = {"spool_delivered": [], "attempts": 0}

@@ -1268,8 +1268,8 @@ def assertion_form(settings: dict[str, t.Any], assertion: str, **overrides: str 
 
 
 @pytest.mark.parametrize("credential", ["secret", "certificate"])
-def test_client_credentials_token_sends_as_the_app_mailbox_only(sandbox: t.Any, settings: dict[str, t.Any],
-                                                               credential: str) -> None:
+def test_client_credentials_token_sends_as_the_app_mailbox_only(
+        sandbox: t.Any, settings: dict[str, t.Any], credential: str) -> None:
     form = client_credentials_form(settings) if credential == "secret" else assertion_form(settings, client_assertion(settings))
 
     status, body = post_form(microsoft_app_uri(settings), form, settings)
@@ -1312,7 +1312,7 @@ def test_client_credentials_with_http_basic_secret(settings: dict[str, t.Any]) -
     basic = base64.b64encode(f"{settings['microsoft_app_client_id']}:{settings['microsoft_app_client_secret']}".encode()).decode()
     form = client_credentials_form(settings, client_id=None, client_secret=None)
 
-    status, _ = post_form(microsoft_app_uri(settings), form, settings, headers={"Authorization": f"Basic {basic}"})
+    status = post_form(microsoft_app_uri(settings), form, settings, headers={"Authorization": f"Basic {basic}"})[0]
 
     assert status == 200
 
@@ -1345,7 +1345,9 @@ def _client_credentials_case(settings: dict[str, t.Any], case: str) -> tuple[str
 @pytest.mark.parametrize(
     ("case", "status", "error", "description"),
     [
-        ("delegated-scope", 400, "invalid_scope", "AADSTS1002012: The provided value for scope https://outlook.office.com/SMTP.Send is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier"),
+        ("delegated-scope", 400, "invalid_scope",
+         "AADSTS1002012: The provided value for scope https://outlook.office.com/SMTP.Send is not valid. "
+         "Client credential flows must have a scope value with /.default suffixed to the resource identifier"),
         ("no-scope", 400, "invalid_scope", "AADSTS1002012: "),
         ("common", 400, "invalid_request", "AADSTS50059: No tenant-identifying information"),
         ("organizations", 400, "invalid_request", "AADSTS50059: "),

@@ -357,4 +357,3 @@ class TestSpool:
     def test_a_spool_dir_of_its_own_and_off(self, deliveries):
         assert make_callback(spool_dir="/srv/spool").connection_options()["spool_dir"] == "/srv/spool"
         assert make_callback(spool=False, spool_dir="/srv/spool").connection_options()["spool_dir"] is None
-

@@ -7,13 +7,12 @@
 from __future__ import annotations
 
 import codecs
-import json
 import stat
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _ini, _mailer, _oauth2, _smtp, _token_ini
+from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _oauth2, _token_ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 
 OLD = "1//old-refresh-token"

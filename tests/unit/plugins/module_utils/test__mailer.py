@@ -2,35 +2,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Rotated refresh tokens: written back into the token INI byte for byte, and the Microsoft path end to end."""
+"""The send path end to end: a Microsoft send whose rotated refresh token is written back into the token INI."""
 
 from __future__ import annotations
 
-import codecs
 import json
-import stat
 from pathlib import Path
 
-import pytest
-
-from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _ini, _mailer, _oauth2, _smtp, _token_ini
-from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
-
-OLD = "1//old-refresh-token"
-NEW = "M.C540_new-refresh-token"
-
-# cp932 with an NEC special character in a comment, odd spacing, CRLF and no final line break.
-CP932_INI = (
-    "; SmailRefreshToken.exe \u2460 settings\r\n"
-    "[OAUTH]\r\n"
-    "Account = user@example.com\r\n"
-    "ClientID=cid\r\n"
-    "  RefreshToken  =  " + OLD + "\r\n"
-    "TokenURI=https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token\r\n"
-    "\r\n"
-    "[Other]\r\n"
-    "RefreshToken=" + OLD
-).encode("cp932")
+from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _token_ini
 
 
 def write(tmp_path: Path, data: bytes, mode: int = 0o600) -> Path:

@@ -172,7 +172,7 @@ class TestDowngrade:
         assert back["From"].addresses[0].addr_spec == "yamada@example.jp"
         assert back.get_filename() == "メモ.txt"
         assert back.get_content() == "本文\r\n"
-        assert [name for name, _ in back.items()][:4] == ["From", "To", "Subject", "Message-ID"]
+        assert [name for name, _value in back.items()][:4] == ["From", "To", "Subject", "Message-ID"]
         assert b"To: b@example.com\r\n" in result
 
     def test_non_ascii_address_has_no_7bit_form(self):

@@ -57,7 +57,7 @@ def copies():
 
 def test_every_copy_of_the_lists_matches_the_registry():
     found = copies()
-    assert any(where.startswith("roles/") for where, _, _ in found), "the role specs list providers"
+    assert any(entry[0].startswith("roles/") for entry in found), "the role specs list providers"
     for where, name, choices in found:
         listed = "grant" if name.endswith("grant") else "provider"
         assert choices == LISTS[listed], f"{where}: {name} choices {choices} differ from the registry {LISTS[listed]}"
