@@ -32,7 +32,7 @@ import time
 import typing as t
 import urllib.parse
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import ensure_private_directory, write_private_file
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
@@ -211,13 +211,13 @@ def _exchange_error(exc: BaseException, *, token_uri: str) -> SmailError:
     from oauthlib.oauth2.rfc6749 import errors as oauth_errors  # pylint: disable=import-outside-toplevel
 
     if isinstance(exc, requests.exceptions.RequestException):
-        return _oauth2.transport_error(exc, token_uri=token_uri)
+        return _token_endpoint.transport_error(exc, token_uri=token_uri)
     if isinstance(exc, oauth_errors.MissingTokenError):
-        return _oauth2.bad_response_error(f"The token endpoint {token_uri} returned no access_token.")
+        return _token_endpoint.bad_response_error(f"The token endpoint {token_uri} returned no access_token.")
     if isinstance(exc, oauth_errors.OAuth2Error):
-        return _oauth2.token_endpoint_error(exc.error, exc.description or "", request="the authorization code",
+        return _token_endpoint.token_endpoint_error(exc.error, exc.description or "", request="the authorization code",
                                             hints=_EXCHANGE_HINTS)
-    return _oauth2.bad_response_error(f"The token endpoint {token_uri} gave an unusable answer ({type(exc).__name__}).")
+    return _token_endpoint.bad_response_error(f"The token endpoint {token_uri} gave an unusable answer ({type(exc).__name__}).")
 
 
 @contextlib.contextmanager

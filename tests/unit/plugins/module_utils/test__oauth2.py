@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
 
@@ -84,7 +84,7 @@ class TestResolveGrant:
 
 class TestRefresh:
     def test_refresh_returns_token_with_expiry(self, sandbox, settings):
-        token = _oauth2.refresh_access_token(grant_for(settings), tls=tls(settings))
+        token = _token_endpoint.refresh_access_token(grant_for(settings), tls=tls(settings))
         assert token.source == "refresh"
         assert sandbox.authority.lookup_access_token(token.token) is not None
         assert 3000 < token.expires_in() <= 3600
@@ -92,42 +92,42 @@ class TestRefresh:
 
     def test_revoked_refresh_token_is_invalid_grant_with_hint(self, settings):
         with pytest.raises(_oauth2.TokenError) as info:
-            _oauth2.refresh_access_token(grant_for(settings, refresh_token=settings["revoked_refresh_token"]), tls=tls(settings))
+            _token_endpoint.refresh_access_token(grant_for(settings, refresh_token=settings["revoked_refresh_token"]), tls=tls(settings))
         assert info.value.code == "invalid_grant"
         assert "7 days" in info.value.full_msg
         assert settings["revoked_refresh_token"] not in str(info.value)
 
     def test_wrong_secret_is_invalid_client(self, settings):
         with pytest.raises(_oauth2.TokenError) as info:
-            _oauth2.refresh_access_token(grant_for(settings, client_secret="wrong"), tls=tls(settings))
+            _token_endpoint.refresh_access_token(grant_for(settings, client_secret="wrong"), tls=tls(settings))
         assert info.value.code == "invalid_client"
 
     def test_unreachable(self, settings):
         with pytest.raises(_oauth2.TokenError) as info:
-            _oauth2.refresh_access_token(grant_for(settings, token_uri=settings["token_uri_unreachable"]), tls=tls(settings))
+            _token_endpoint.refresh_access_token(grant_for(settings, token_uri=settings["token_uri_unreachable"]), tls=tls(settings))
         assert info.value.code == "token_endpoint_unreachable"
 
     def test_untrusted_certificate(self, settings):
         with pytest.raises(_oauth2.TokenError) as info:
-            _oauth2.refresh_access_token(grant_for(settings, token_uri=settings["token_uri_untrusted"]), tls=tls(settings))
+            _token_endpoint.refresh_access_token(grant_for(settings, token_uri=settings["token_uri_untrusted"]), tls=tls(settings))
         assert info.value.code == "token_endpoint_tls"
 
     def test_system_trust_store_does_not_know_the_sandbox(self, settings):
         with pytest.raises(_oauth2.TokenError) as info:
-            _oauth2.refresh_access_token(grant_for(settings), tls=_oauth2.TLSSettings(timeout=10))
+            _token_endpoint.refresh_access_token(grant_for(settings), tls=_oauth2.TLSSettings(timeout=10))
         assert info.value.code == "token_endpoint_tls"
 
     def test_ca_path_wins_over_requests_ca_bundle(self, settings, monkeypatch, tmp_path):
         bogus = tmp_path / "bundle.pem"
         bogus.write_text(open(os.path.join(settings["state_dir"], "untrusted-ca.pem"), encoding="ascii").read())
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bogus))
-        token = _oauth2.refresh_access_token(grant_for(settings), tls=tls(settings))
+        token = _token_endpoint.refresh_access_token(grant_for(settings), tls=tls(settings))
         assert token.source == "refresh"
 
     @pytest.mark.parametrize("uri_key", ["token_uri_not_json", "token_uri_no_access_token"])
     def test_bad_response(self, settings, uri_key):
         with pytest.raises(_oauth2.TokenError) as info:
-            _oauth2.refresh_access_token(grant_for(settings, token_uri=settings[uri_key]), tls=tls(settings))
+            _token_endpoint.refresh_access_token(grant_for(settings, token_uri=settings[uri_key]), tls=tls(settings))
         assert info.value.code == "token_endpoint_bad_response"
 
     def test_google_auth_is_imported_lazily(self):
@@ -226,7 +226,7 @@ class TestMicrosoftEndpoint:
                                       refresh_token=settings["microsoft_refresh_token"],
                                       token_uri=settings["microsoft_token_uri"], tenant="contoso.example")
         assert grant.token_uri.endswith("/ms/contoso.example/oauth2/v2.0/token")
-        token = _oauth2.refresh_access_token(grant, tls=tls(settings))
+        token = _token_endpoint.refresh_access_token(grant, tls=tls(settings))
         assert token.rotated_refresh_token not in (None, settings["microsoft_refresh_token"])
         assert token.rotated_refresh_token not in repr(token)
 
@@ -236,7 +236,7 @@ class TestMicrosoftEndpoint:
                                       refresh_token=settings["microsoft_refresh_token"],
                                       token_uri=_providers.fill_tenant(settings["microsoft_token_uri"], None))
         with pytest.raises(_oauth2.TokenError) as info:
-            _oauth2.refresh_access_token(grant, tls=tls(settings))
+            _token_endpoint.refresh_access_token(grant, tls=tls(settings))
         assert (info.value.code, info.value.details["endpoint_error"]) == ("token_endpoint_error", "invalid_request")
 
 
@@ -247,8 +247,8 @@ def test_fill_tenant():
 
 
 def test_token_endpoint_error_hints_per_request():
-    refresh = _oauth2.token_endpoint_error("invalid_grant", "Bad")
+    refresh = _token_endpoint.token_endpoint_error("invalid_grant", "Bad")
     assert refresh.code == "invalid_grant" and "refresh" in refresh.msg and "7 days" in refresh.full_msg
-    code = _oauth2.token_endpoint_error("invalid_grant", "Bad", request="the authorization code", hints={"invalid_grant": "again"})
+    code = _token_endpoint.token_endpoint_error("invalid_grant", "Bad", request="the authorization code", hints={"invalid_grant": "again"})
     assert code.msg == "The token endpoint refused the authorization code: invalid_grant: Bad" and code.hint == "again"
-    assert _oauth2.token_endpoint_error("slow_down", "").code == "token_endpoint_error"
+    assert _token_endpoint.token_endpoint_error("slow_down", "").code == "token_endpoint_error"

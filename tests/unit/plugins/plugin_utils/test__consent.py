@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _consent
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
@@ -211,7 +211,7 @@ class TestLoopback:
         assert authorization.refresh_token not in repr(authorization)
         grant = _oauth2.resolve_grant(provider="custom", client_id=settings["client_id"], client_secret=settings["client_secret"],
                                       refresh_token=authorization.refresh_token, token_uri=settings["token_uri"])
-        refreshed = _oauth2.refresh_access_token(grant, tls=tls(settings))
+        refreshed = _token_endpoint.refresh_access_token(grant, tls=tls(settings))
         assert sandbox.authority.lookup_access_token(refreshed.token).account == settings["account"]
 
     def test_wrong_state_is_state_mismatch(self, settings):
@@ -263,7 +263,7 @@ class TestLoopback:
         grant = _oauth2.resolve_grant(provider="microsoft", client_id=settings["microsoft_client_id"],
                                       client_secret=settings["microsoft_client_secret"], refresh_token=authorization.refresh_token,
                                       token_uri=settings["microsoft_token_uri"], tenant="contoso.example")
-        refreshed = _oauth2.refresh_access_token(grant, tls=tls(settings))
+        refreshed = _token_endpoint.refresh_access_token(grant, tls=tls(settings))
         assert refreshed.rotated_refresh_token not in (None, authorization.refresh_token)
 
     def test_openid_scopes_name_the_account(self, settings):
