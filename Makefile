@@ -17,7 +17,7 @@ export ANSIBLE_NOCOLOR := 1
 export PATH := $(BIN):$(PATH)
 export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 
-.PHONY: help venv build demo test lint sanity units integration sandbox-start sandbox-stop clean
+.PHONY: help venv build demo test lint sanity units integration sandbox-start sandbox-stop clean reliability-matrix
 
 help:
 	@echo "make demo   render SMAIL config for three local hosts from vault, send notifications through XOAUTH2 to the local sandbox"
@@ -109,6 +109,14 @@ integration: sandbox-start
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
 
 # Each suite (lint, sanity, units, integration) stops make on failure: reaching the line below means all four passed.
+# The fault matrix of docs/reliability.md: the mail_faults target against a fresh sandbox, then its table rewritten.
+reliability-matrix: sandbox-start
+	@status=0; \
+	$(PY) sandbox/integration_config.py --state-dir $(STATE) > $(COLLECTION)/tests/integration/integration_config.yml; \
+	( $(ANSIBLE_TEST) integration --local --python 3.11 --color no mail_faults ) || status=$$?; \
+	[ $$status -ne 0 ] || $(PY) sandbox/fault_matrix.py --state-dir $(STATE) --doc docs/reliability.md || status=$$?; \
+	$(MAKE) --no-print-directory sandbox-stop; exit $$status
+
 test: lint sanity units integration
 	@echo "suites: 4 passed, 0 failed"
 

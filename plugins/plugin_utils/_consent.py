@@ -216,7 +216,7 @@ def _exchange_error(exc: BaseException, *, token_uri: str) -> SmailError:
         return _token_endpoint.bad_response_error(f"The token endpoint {token_uri} returned no access_token.")
     if isinstance(exc, oauth_errors.OAuth2Error):
         return _token_endpoint.token_endpoint_error(exc.error, exc.description or "", request="the authorization code",
-                                            hints=_EXCHANGE_HINTS)
+                                                    hints=_EXCHANGE_HINTS)
     return _token_endpoint.bad_response_error(f"The token endpoint {token_uri} gave an unusable answer ({type(exc).__name__}).")
 
 
