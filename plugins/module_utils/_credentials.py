@@ -10,7 +10,6 @@ Options arrive as a plain mapping (``module.params`` or a plugin's ``get_option(
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 import typing as t
@@ -25,19 +24,20 @@ if t.TYPE_CHECKING:
 # alone (the usual case, and the one whose cost every task pays) needs neither.
 
 
-@dataclasses.dataclass
 class Credentials:
     """OAuth2 credentials from options, completed from a SMAIL refresh-token INI where options are silent."""
 
-    client_id: str | None = None
-    client_secret: str | None = None
-    refresh_token: str | None = None
-    token_uri: str | None = None
-    account: str | None = None
-    #: Where the refresh token came from: ``options`` or the token INI's path.
-    origin: str = "options"
-    #: The layout the token INI was read with, for the rotated-token write-back; None until a token INI is read.
-    layout: TokenIniLayout | None = None
+    def __init__(self, client_id: str | None = None, client_secret: str | None = None, refresh_token: str | None = None,
+                 token_uri: str | None = None, account: str | None = None) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.refresh_token = refresh_token
+        self.token_uri = token_uri
+        self.account = account
+        #: Where the refresh token came from: ``options`` or the token INI's path.
+        self.origin = "options"
+        #: The layout the token INI was read with, for the rotated-token write-back; None until a token INI is read.
+        self.layout: TokenIniLayout | None = None
 
     def __repr__(self) -> str:
         return f"Credentials(client_id={self.client_id!r}, token_uri={self.token_uri!r}, account={self.account!r})"
@@ -145,8 +145,7 @@ def obtain_token(options: t.Mapping[str, t.Any], credentials: Credentials | None
 
 # --- rotated refresh tokens ---------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class RotationOutcome:
+class RotationOutcome(t.NamedTuple):
     """What became of a refresh token the token endpoint replaced (Microsoft does on every refresh)."""
 
     new_refresh_token: str

@@ -12,7 +12,6 @@ retry policy from ``_connection``; this file runs the delivery, with the spool. 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import typing as t
 
@@ -61,8 +60,7 @@ class BearerLogins:
         return self.login()
 
 
-@dataclasses.dataclass
-class Delivery:
+class Delivery(t.NamedTuple):
     """The outcome of :func:`deliver`, as task result fields plus the secrets an adapter must mask."""
 
     result: dict[str, t.Any]
@@ -71,7 +69,7 @@ class Delivery:
     token: _oauth2.AccessToken | None = None
     #: Problems that did not stop the send (a rotated refresh token that could not be stored, a spooled mail),
     #: for module.warn(); they never hold a secret.
-    warnings: list[str] = dataclasses.field(default_factory=list)
+    warnings: t.Sequence[str] = ()
 
 
 _Error = t.TypeVar("_Error", bound=SmailError)
@@ -214,8 +212,7 @@ def _refusal(result: dict[str, t.Any]) -> _smtp.SMTPError:
                            hint="Set allow_partial=true to accept a mail that reached only some recipients.")
 
 
-@dataclasses.dataclass
-class BatchDelivery:
+class BatchDelivery(t.NamedTuple):
     """What :func:`deliver_batch` did: one result and, for a message that failed, its error, per message."""
 
     delivery: Delivery
@@ -356,4 +353,4 @@ def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_on
     if error is not None:
         error.details.update({key: value for key, value in result.items() if key not in ("spooled", "sent")})
         raise error
-    return dataclasses.replace(batch.delivery, result=result)
+    return batch.delivery._replace(result=result)

@@ -17,7 +17,6 @@ This file is private to the collection and has no Ansible imports.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import hashlib
 import json
@@ -41,8 +40,7 @@ except ImportError:  # pragma: no cover - Windows controllers are not supported 
 EXPIRY_MARGIN_SECONDS = 300
 
 
-@dataclasses.dataclass(frozen=True)
-class RefreshTokenGrant:
+class RefreshTokenGrant(t.NamedTuple):
     """What a token endpoint needs to turn a refresh token into an access token."""
 
     client_id: str
@@ -51,7 +49,6 @@ class RefreshTokenGrant:
     token_uri: str
     scopes: tuple[str, ...] = ()
     send_scopes: bool = False
-    grant_type: t.ClassVar[str] = _providers.REFRESH_TOKEN
 
     def __repr__(self) -> str:
         # Secrets stay out of reprs, so they cannot leak through a traceback or a debug print.
@@ -67,15 +64,13 @@ def _digest(*parts: t.Any) -> str:
     return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
 
 
-@dataclasses.dataclass(frozen=True)
-class ServiceAccountGrant:
+class ServiceAccountGrant(t.NamedTuple):
     """A Google service account that signs its own assertion (RFC 7523), acting as ``subject`` (domain-wide delegation)."""
 
-    key: t.Mapping[str, t.Any] = dataclasses.field(compare=False)
+    key: t.Mapping[str, t.Any]
     subject: str | None
     token_uri: str
     scopes: tuple[str, ...] = ()
-    grant_type: t.ClassVar[str] = _providers.SERVICE_ACCOUNT
 
     def __repr__(self) -> str:
         return (f"ServiceAccountGrant(client_email={self.key.get('client_email')!r}, subject={self.subject!r}, "
@@ -83,12 +78,11 @@ class ServiceAccountGrant:
 
     def cache_key(self) -> str:
         """A hash naming this grant in the token cache; it reveals nothing of the key."""
-        return _digest(self.grant_type, self.token_uri, self.key.get("client_email"), self.key.get("private_key_id"),
+        return _digest(_providers.SERVICE_ACCOUNT, self.token_uri, self.key.get("client_email"), self.key.get("private_key_id"),
                        self.key.get("private_key"), self.subject, sorted(self.scopes))
 
 
-@dataclasses.dataclass(frozen=True)
-class ClientCredentialsGrant:
+class ClientCredentialsGrant(t.NamedTuple):
     """An app token for the app itself (RFC 6749 section 4.4): a client secret, or a certificate's signed assertion."""
 
     client_id: str
@@ -97,7 +91,6 @@ class ClientCredentialsGrant:
     certificate: str | None = None
     certificate_key: str | None = None
     scopes: tuple[str, ...] = ()
-    grant_type: t.ClassVar[str] = _providers.CLIENT_CREDENTIALS
 
     def __repr__(self) -> str:
         how = "certificate" if self.certificate else "secret"
@@ -105,15 +98,14 @@ class ClientCredentialsGrant:
 
     def cache_key(self) -> str:
         """A hash naming this grant in the token cache; it reveals nothing of the secret or the key."""
-        return _digest(self.grant_type, self.token_uri, self.client_id, self.client_secret, self.certificate,
+        return _digest(_providers.CLIENT_CREDENTIALS, self.token_uri, self.client_id, self.client_secret, self.certificate,
                        self.certificate_key, sorted(self.scopes))
 
 
 Grant = t.Union[RefreshTokenGrant, ServiceAccountGrant, ClientCredentialsGrant]
 
 
-@dataclasses.dataclass(frozen=True)
-class TLSSettings:
+class TLSSettings(t.NamedTuple):
     """How the token endpoint's certificate is checked."""
 
     validate_certs: bool = True
@@ -121,8 +113,7 @@ class TLSSettings:
     timeout: float = 30.0
 
 
-@dataclasses.dataclass(frozen=True)
-class AccessToken:
+class AccessToken(t.NamedTuple):
     """An access token and where it came from (``given``, ``cache`` or ``refresh``)."""
 
     token: str
@@ -365,7 +356,7 @@ def obtain_access_token(
         token = refresh_with_retries()
         keys = [key]
         if token.rotated_refresh_token and isinstance(grant, RefreshTokenGrant):
-            keys.append(dataclasses.replace(grant, refresh_token=token.rotated_refresh_token).cache_key())
+            keys.append(grant._replace(refresh_token=token.rotated_refresh_token).cache_key())
         for name in keys:
             try:
                 cache.store(name, token)

@@ -15,7 +15,6 @@ This file is private to the collection and has no Ansible imports.
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
@@ -35,16 +34,14 @@ GOOGLE_MAIL_SCOPE = "https://mail.google.com/"
 _OFFLINE_CONSENT = (("access_type", "offline"), ("prompt", "consent"))
 
 
-@dataclasses.dataclass(frozen=True)
-class ReplyHint:
+class ReplyHint(t.NamedTuple):
     """What to check when the server's reply to AUTH (or MAIL) contains ``marker``."""
 
     marker: str
     hint: str
 
 
-@dataclasses.dataclass(frozen=True)
-class Provider:
+class Provider(t.NamedTuple):
     """One OAuth 2.0 mail provider."""
 
     name: str

@@ -10,13 +10,11 @@ says when to try again. It is private to the collection and has no Ansible impor
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import typing as t
 
 
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(t.NamedTuple):
     """``retries`` more attempts after the first, the n-th after about ``delay * 2**(n-1)`` seconds.
 
     The pause is drawn between half and all of that ("equal jitter"), so forks that failed together do not

@@ -15,7 +15,6 @@ This file is private to the collection and has no Ansible imports.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import email.utils
 import json
 import os
@@ -183,8 +182,7 @@ def decode_error_challenge(challenge: str) -> dict[str, t.Any] | None:
 
 # --- settings -----------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class SMTPEndpoint:
+class SMTPEndpoint(t.NamedTuple):
     """Where and how to connect."""
 
     host: str
@@ -204,8 +202,7 @@ class SMTPEndpoint:
         return context
 
 
-@dataclasses.dataclass(frozen=True)
-class SASLLogin:
+class SASLLogin(t.NamedTuple):
     """The SASL mechanism and what it presents: an access token (bearer mechanisms) or a password."""
 
     mechanism: str
@@ -237,8 +234,7 @@ def validate_connection(endpoint: SMTPEndpoint, login: SASLLogin) -> None:
 
 # --- message ------------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class MessageSpec:
+class MessageSpec(t.NamedTuple):
     """A mail to build; addresses may carry display names (``Name <addr>``)."""
 
     sender: str
@@ -367,24 +363,11 @@ def message_bytes(msg: EmailMessage) -> bytes:
 
 # --- the session --------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class SendResult:
-    """What the server accepted."""
-
-    message_id: str | None
-    sender: str
-    recipients: list[str]
-    refused: dict[str, str]
-    auth_mechanism: str
-    sent: bool
-
-
 def _reply_text(message: bytes | str) -> str:
     return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
 
 
-@dataclasses.dataclass(frozen=True)
-class Envelope:
+class Envelope(t.NamedTuple):
     """One message as the server sees it: envelope sender, recipients and the exact bytes after DATA."""
 
     sender: str
@@ -393,15 +376,15 @@ class Envelope:
     message_id: str | None = None
 
 
-@dataclasses.dataclass
 class RcptReplies:
     """The server's answers to one round of RCPT TO."""
 
-    accepted: list[str] = dataclasses.field(default_factory=list)
-    #: 4xx: may be accepted later.
-    deferred: dict[str, str] = dataclasses.field(default_factory=dict)
-    #: 5xx: refused for good.
-    refused: dict[str, str] = dataclasses.field(default_factory=dict)
+    def __init__(self) -> None:
+        self.accepted: list[str] = []
+        #: 4xx: may be accepted later.
+        self.deferred: dict[str, str] = {}
+        #: 5xx: refused for good.
+        self.refused: dict[str, str] = {}
 
 
 class LoginSource(t.Protocol):
@@ -414,11 +397,11 @@ class LoginSource(t.Protocol):
         """A login with a new token after a refusal, or None when a new one cannot help (refused right after a refresh)."""
 
 
-@dataclasses.dataclass
 class StaticLogin:
     """A login that cannot be renewed: a password, no AUTH, or an access token given as is."""
 
-    value: SASLLogin
+    def __init__(self, value: SASLLogin) -> None:
+        self.value = value
 
     def login(self) -> SASLLogin:
         return self.value
@@ -799,16 +782,16 @@ def _auth_hint(mechanism: str) -> str:
 
 # --- delivery with retries ----------------------------------------------------------------------
 
-@dataclasses.dataclass
 class Outcome:
     """What became of one envelope: who has it, who refused it for good, who is still waiting, and why."""
 
-    envelope: Envelope
-    pending: list[str]
-    accepted: list[str] = dataclasses.field(default_factory=list)
-    refused: dict[str, str] = dataclasses.field(default_factory=dict)
-    #: The reason the pending recipients do not have it yet, or the final failure of the envelope.
-    error: SMTPError | None = None
+    def __init__(self, envelope: Envelope, pending: list[str]) -> None:
+        self.envelope = envelope
+        self.pending = pending
+        self.accepted: list[str] = []
+        self.refused: dict[str, str] = {}
+        #: The reason the pending recipients do not have it yet, or the final failure of the envelope.
+        self.error: SMTPError | None = None
 
     @property
     def finished(self) -> bool:
@@ -816,13 +799,13 @@ class Outcome:
         return not self.pending or (self.error is not None and not self.error.transient)
 
 
-@dataclasses.dataclass
 class DeliveryReport:
     """The outcome of every envelope, and the failed attempts on the way (stage, code and reply, no secrets)."""
 
-    outcomes: list[Outcome]
-    attempts: int = 0
-    failed_attempts: list[dict[str, t.Any]] = dataclasses.field(default_factory=list)
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        self.outcomes = outcomes
+        self.attempts = 0
+        self.failed_attempts: list[dict[str, t.Any]] = []
 
 
 def _deferral(outcome: Outcome, deferred: dict[str, str]) -> SMTPError:
@@ -906,31 +889,3 @@ def deliver_envelopes(endpoint: SMTPEndpoint, logins: LoginSource, envelopes: t.
             return report
         transcript.note(f"attempt {report.attempts} failed ({failures[0].code}); trying again in {pause:.1f} s")
         sleep(pause)
-
-
-def send_message(
-    endpoint: SMTPEndpoint,
-    login: SASLLogin,
-    msg: EmailMessage,
-    *,
-    envelope_sender: str,
-    recipients: t.Sequence[str],
-    transcript: Transcript | None = None,
-    check_only: bool = False,
-) -> SendResult:
-    """Send ``msg`` once, without retries. With ``check_only`` it connects and authenticates, then quits without MAIL."""
-    validate_connection(endpoint, login)
-    if not recipients:
-        raise OptionError("to", "at least one recipient is required in to, cc or bcc")
-    if check_only:
-        with SMTPSession(endpoint, login, transcript=transcript) as session:
-            session.open()
-            session.quit()
-        return SendResult(message_id=msg["Message-ID"], sender=envelope_sender, recipients=[], refused={},
-                          auth_mechanism=login.mechanism, sent=False)
-    envelope = Envelope(envelope_sender, tuple(recipients), message_bytes(msg), msg["Message-ID"])
-    outcome = deliver_envelopes(endpoint, StaticLogin(login), [envelope], transcript=transcript).outcomes[0]
-    if outcome.error is not None:
-        raise outcome.error
-    return SendResult(message_id=msg["Message-ID"], sender=envelope_sender, recipients=outcome.accepted,
-                      refused=outcome.refused, auth_mechanism=login.mechanism, sent=True)

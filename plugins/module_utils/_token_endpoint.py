@@ -12,7 +12,6 @@ This file is private to the collection and has no Ansible imports.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import hashlib
 import json
@@ -189,7 +188,7 @@ def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = 
         session.close()
     token = _google_token(credentials, token_uri=grant.token_uri, fallback_scopes=grant.scopes)
     rotated = credentials.refresh_token if credentials.refresh_token not in (None, grant.refresh_token) else None
-    return dataclasses.replace(token, rotated_refresh_token=rotated)
+    return token._replace(rotated_refresh_token=rotated)
 
 
 def _timeout_request(session, timeout: float):

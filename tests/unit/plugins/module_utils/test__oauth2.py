@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -214,7 +213,7 @@ class TestCache:
             return _oauth2.AccessToken(token="t", source="refresh", expires_at=expires, rotated_refresh_token="new")
 
         assert _oauth2.obtain_access_token(grant=grant, cache=cache, refresh=rotating_refresh).rotated_refresh_token == "new"
-        rotated = dataclasses.replace(grant, refresh_token="new")
+        rotated = grant._replace(refresh_token="new")
         for key in (grant.cache_key(), rotated.cache_key()):
             assert cache.load(key).token == "t"
 
