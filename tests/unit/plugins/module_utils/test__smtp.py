@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import email
+import email.headerregistry
+import email.message
 import json
 import socket
 import threading
@@ -50,6 +52,34 @@ class TestBuildMessage:
 
     def parsed(self, msg):
         return email.message_from_bytes(_smtp.message_bytes(msg), policy=policy.default)
+
+    def test_the_message_policy_writes_what_policy_smtp_writes(self):
+        # The registry keeps one derived class per header name; the bytes must not change for it.
+        headers = [("From", "Deploy Bot <bot@example.com>"), ("To", "Ann <ann@example.com>, ops@example.com"),
+                   ("Subject", "Déployé " + "long subject words " * 8), ("X-Run", "42")]
+        built = {}
+        for name, chosen in (("registry", _smtp.MESSAGE_POLICY), ("stock", policy.SMTP)):
+            msg = email.message.EmailMessage(policy=chosen)
+            for header, value in headers:
+                msg[header] = value
+            msg.set_content("ünïcode body\n")
+            built[name] = msg.as_bytes(policy=policy.SMTP)
+        assert built["registry"] == built["stock"]
+        factory = _smtp.MESSAGE_POLICY.header_factory
+        assert factory["To"] is factory["to"] and factory["To"] is not factory["Cc"]
+
+    def test_a_remapped_header_type_replaces_the_kept_class(self):
+        registry = _smtp._CachingHeaderRegistry()
+        kept = registry["X-Tag"]
+        registry.map_to_type("x-tag", email.headerregistry.UniqueUnstructuredHeader)
+        assert registry["X-Tag"] is not kept and issubclass(registry["X-Tag"], email.headerregistry.UniqueUnstructuredHeader)
+
+    def test_address_parsing_is_remembered_and_still_refuses_bad_input(self):
+        assert _smtp.parse_address("Ann <ann@example.com>", option="to") is _smtp.parse_address("Ann <ann@example.com>", option="to")
+        for _attempt in range(2):
+            with pytest.raises(OptionError) as info:
+                _smtp.parse_address("not an address", option="cc")
+            assert info.value.option == "cc"
 
     def test_headers_and_crlf(self):
         msg = _smtp.build_message(self.spec(cc=("Ann <ann@example.com>",), bcc=("hidden@example.com",),
