@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _oauth2, _token_ini
+from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _oauth2, _rotation, _token_ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 
 OLD = "1//old-refresh-token"
@@ -43,7 +43,7 @@ class TestPersistRotatedRefreshToken:
     def test_only_the_token_changes(self, tmp_path):
         path = write(tmp_path, CP932_INI, 0o640)
 
-        assert _credentials.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW) is True
+        assert _rotation.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW) is True
 
         assert path.read_bytes() == CP932_INI.replace(b"  RefreshToken  =  " + OLD.encode(), b"  RefreshToken=" + NEW.encode(), 1)
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
@@ -58,36 +58,36 @@ class TestPersistRotatedRefreshToken:
         text = newline.join(["[oauth]", "Account=ü@example.com", f"RefreshToken={OLD}", ""])
         path = write(tmp_path, bom + text.encode(encoding))
 
-        assert _credentials.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW)
+        assert _rotation.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW)
 
         assert path.read_bytes() == bom + text.replace(OLD, NEW).encode(encoding)
 
     def test_without_oauth_section_the_section_read_is_written(self, tmp_path):
         data = b"[General]\r\nName=x\r\n[Token]\r\nRefreshToken=" + OLD.encode() + b"\r\n[Later]\r\nRefreshToken=" + OLD.encode() + b"\r\n"
         path = write(tmp_path, data)
-        assert _credentials.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW)
+        assert _rotation.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW)
         assert path.read_bytes() == data.replace(OLD.encode(), NEW.encode(), 1)
 
     def test_a_file_changed_meanwhile_is_left_alone(self, tmp_path):
         path = write(tmp_path, CP932_INI.replace(OLD.encode(), b"1//someone-elses", 1))
         before = path.read_bytes()
-        assert _credentials.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW) is False
+        assert _rotation.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW) is False
         assert path.read_bytes() == before
 
     def test_a_symlink_stays_a_symlink(self, tmp_path):
         target = write(tmp_path, CP932_INI)
         link = tmp_path / "link.ini"
         link.symlink_to(target.name)
-        assert _credentials.persist_rotated_refresh_token(str(link), old_token=OLD, new_token=NEW)
+        assert _rotation.persist_rotated_refresh_token(str(link), old_token=OLD, new_token=NEW)
         assert link.is_symlink() and NEW.encode() in target.read_bytes()
 
     def test_unreadable_or_unwritable_is_token_ini_write(self, tmp_path):
         with pytest.raises(SmailError) as info:
-            _credentials.persist_rotated_refresh_token(str(tmp_path / "missing.ini"), old_token=OLD, new_token=NEW)
+            _rotation.persist_rotated_refresh_token(str(tmp_path / "missing.ini"), old_token=OLD, new_token=NEW)
         assert info.value.code == "token_ini_write"
         path = write(tmp_path, CP932_INI)
         with pytest.raises(SmailError) as info:
-            _credentials.persist_rotated_refresh_token(str(path), old_token=OLD, new_token="bad\r\ntoken")
+            _rotation.persist_rotated_refresh_token(str(path), old_token=OLD, new_token="bad\r\ntoken")
         assert info.value.code == "token_ini_write" and "bad" not in info.value.msg
 
     def test_failed_rename_leaves_the_file_and_no_temp_file(self, tmp_path, monkeypatch):
@@ -96,9 +96,9 @@ class TestPersistRotatedRefreshToken:
         def refuse(*_args):
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(_credentials.os, "replace", refuse)
+        monkeypatch.setattr(_rotation.os, "replace", refuse)
         with pytest.raises(SmailError) as info:
-            _credentials.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW)
+            _rotation.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW)
         assert info.value.code == "token_ini_write" and "Permission denied" in info.value.msg
         assert path.read_bytes() == CP932_INI and [entry.name for entry in tmp_path.iterdir()] == [path.name]
 
@@ -109,9 +109,9 @@ class TestPersistRotatedRefreshToken:
         def refuse(*_args):
             raise PermissionError(1, "Operation not permitted")
 
-        monkeypatch.setattr(_credentials.os, "geteuid", lambda: path.stat().st_uid + 1)
-        monkeypatch.setattr(_credentials.os, "fchown", refuse)
-        assert _credentials.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW)
+        monkeypatch.setattr(_rotation.os, "geteuid", lambda: path.stat().st_uid + 1)
+        monkeypatch.setattr(_rotation.os, "fchown", refuse)
+        assert _rotation.persist_rotated_refresh_token(str(path), old_token=OLD, new_token=NEW)
         assert path.stat().st_ino == inode and NEW.encode() in path.read_bytes()
         assert [entry.name for entry in tmp_path.iterdir()] == [path.name]
 

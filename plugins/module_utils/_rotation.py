@@ -1,0 +1,97 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Rotated refresh tokens: what becomes of a refresh token the token endpoint replaced (Microsoft does on every refresh).
+
+Imported only when a token endpoint answered with a new refresh token; a send with a cached token never loads it.
+This file is private to the collection and has no Ansible imports.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+
+if t.TYPE_CHECKING:
+    from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import Credentials
+    from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import AccessToken
+    from ansible_collections.smail.xoauth2.plugins.module_utils._token_ini import TokenIniLayout
+
+
+class RotationOutcome(t.NamedTuple):
+    """What became of a refresh token the token endpoint replaced (Microsoft does on every refresh)."""
+
+    new_refresh_token: str
+    #: The token INI the new refresh token was written to, or None when it was not written anywhere.
+    persisted_to: str | None = None
+    #: Why it was not written although ``persist_rotated_token`` asked for it.
+    warning: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RotationOutcome(persisted_to={self.persisted_to!r}, warning={self.warning!r})"
+
+
+def persist_rotated_refresh_token(path: str, *, old_token: str, new_token: str,
+                                  layout: TokenIniLayout | None = None) -> bool:
+    """Replace ``old_token`` by ``new_token`` in the token INI at ``path``, atomically.
+
+    Every other byte stays as it was (encoding, byte order mark, line breaks, other lines and keys), and the file
+    keeps its mode and owner. Returns False, writing nothing, when the file no longer holds ``old_token``. Raises
+    SmailError ``token_ini_write`` when the file cannot be read, understood or written.
+    """
+    from ansible_collections.smail.xoauth2.plugins.module_utils import _ini, _token_ini  # pylint: disable=import-outside-toplevel
+    from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import write_private_file  # pylint: disable=import-outside-toplevel
+
+    layout = layout or _token_ini.DEFAULT_LAYOUT
+    real_path = os.path.realpath(path)
+    try:
+        with open(real_path, "rb") as handle:
+            data = handle.read()
+        original = os.stat(real_path)
+    except OSError as exc:
+        raise SmailError("token_ini_write", f"Cannot read {path}: {exc.strerror}.") from None
+    try:
+        # The new token goes where the reader found the old one, in the same layout.
+        if layout.read(data).get("refresh_token") != old_token:
+            return False
+        section = layout.section_read(data)
+        merged = _ini.merge_ini(data, layout.settings({"refresh_token": new_token}, section=section), source="token_ini")
+    except _ini.IniError as exc:
+        raise SmailError("token_ini_write", f"Cannot update {path}: {exc.field} {exc.problem}.") from None
+    if merged.changed:
+        try:
+            write_private_file(real_path, merged.data, like=original)
+        except OSError as exc:
+            raise SmailError("token_ini_write", f"Cannot write {path}: {exc.strerror}.",
+                             hint="The user running the task needs write access to the file and its directory.") from None
+    return True
+
+
+def settle_rotation(options: t.Mapping[str, t.Any], credentials: Credentials, token: AccessToken, *,
+                    check_only: bool = False) -> RotationOutcome | None:
+    """Deal with a refresh token the endpoint rotated; None when it did not rotate.
+
+    With ``persist_rotated_token`` and a refresh token read from ``token_ini``, the new one is written back into that
+    file (never in check mode); otherwise it is only handed back, for the caller to return or drop.
+    """
+    new_token = token.rotated_refresh_token
+    if not new_token:
+        return None
+    if not options.get("persist_rotated_token") or check_only:
+        return RotationOutcome(new_refresh_token=new_token)
+    path = credentials.origin
+    if path == "options" or not credentials.refresh_token:
+        return RotationOutcome(new_token, warning="persist_rotated_token applies to a refresh token read from token_ini; "
+                                                  "this one came from the options, so the new one was not stored.")
+    try:
+        written = persist_rotated_refresh_token(path, old_token=credentials.refresh_token, new_token=new_token,
+                                                layout=credentials.layout)
+    except SmailError as exc:
+        return RotationOutcome(new_token, warning=f"The rotated refresh token was not stored: {exc.full_msg}")
+    if not written:
+        return RotationOutcome(new_token, warning=f"{path} no longer holds the refresh token that was used (changed "
+                                                  "meanwhile); the rotated refresh token was not written to it.")
+    return RotationOutcome(new_token, persisted_to=path)
