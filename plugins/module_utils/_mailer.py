@@ -96,35 +96,6 @@ def open_spool(options: t.Mapping[str, t.Any]) -> _spool.Spool | None:
     return _spool.Spool(directory)
 
 
-def _settle_spooled(spool: _spool.Spool, queued: list[_spool.SpooledMessage], outcomes: list[_smtp.Outcome],
-                    warnings: list[str]) -> tuple[list[str], list[dict[str, t.Any]]]:
-    """Remove what the server took, set aside what must not be tried again; returns (delivered ids, pending)."""
-    delivered: list[str] = []
-    pending: list[dict[str, t.Any]] = []
-    for message, outcome in zip(queued, outcomes):
-        if not outcome.pending:
-            spool.remove(message)
-            delivered.append(message.message_id or message.path)
-        elif outcome.error is not None and not outcome.error.transient:
-            held = spool.set_aside(message, outcome.error.full_msg)
-            warnings.append(f"The spooled mail {message.message_id} was not delivered and will not be retried "
-                            f"({outcome.error.code}: {outcome.error.msg}); it was moved to {held}.")
-        else:
-            pending.append(message.summary())
-    return delivered, pending
-
-
-def _spool_own(spool: _spool.Spool, envelope: _smtp.Envelope, recipients: t.Sequence[str], *, account: str,
-               endpoint: _smtp.SMTPEndpoint, error: SmailError) -> tuple[dict[str, t.Any], str]:
-    """Spool ``envelope`` for ``recipients`` because of ``error``; returns the result fields and the warning."""
-    spooled = spool.add(account=account, server=f"{endpoint.host}:{endpoint.port}", sender=envelope.sender,
-                        recipients=tuple(recipients), message_id=envelope.message_id, data=envelope.data,
-                        reason=f"{error.code}: {error.msg}")
-    warning = (f"The mail {envelope.message_id} could not be sent now ({error.code}: {error.msg}) and was spooled to "
-               f"{spooled.path}; the next send with the same spool_dir and account delivers it.")
-    return {"spooled": True, "spool_path": spooled.path}, warning
-
-
 def connection_settings(options: t.Mapping[str, t.Any], *, default_username: str | None
                         ) -> tuple[_smtp.SMTPEndpoint, Credentials, str]:
     """The server, the OAuth2 credentials and the SMTP account of the options, checked before any connection."""
@@ -177,7 +148,7 @@ def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript 
         _smtp.validate_connection(endpoint, logins.login())
         report = _smtp.deliver_envelopes(endpoint, logins, [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id)
                                                             for m in queued], policy=policy, transcript=transcript)
-        delivered, pending = _settle_spooled(spool, queued, report.outcomes, warnings)
+        delivered, pending = spool.settle(queued, report.outcomes, warnings)
     return Delivery(result={"spool_delivered": delivered, "spool_pending": pending, "attempts": report.attempts,
                             "failed_attempts": report.failed_attempts},
                     secrets=sorted(transcript.secrets), transcript=transcript, warnings=warnings)
@@ -226,7 +197,7 @@ def _settle_own(options: t.Mapping[str, t.Any], spool: _spool.Spool | None, enve
     result = _message_result(envelope, outcome)
     error = outcome.error
     if outcome.pending and error is not None and error.transient and spool is not None:
-        fields, warning = _spool_own(spool, envelope, outcome.pending, account=account, endpoint=endpoint, error=error)
+        fields, warning = spool.keep_unsent(envelope, outcome.pending, account=account, endpoint=endpoint, error=error)
         result.update(fields)
         warnings.append(warning)
         return result, None
@@ -277,7 +248,7 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
             results = []
             for envelope in envelopes:
                 result = _message_result(envelope, None)
-                fields, warning = _spool_own(spool, envelope, envelope.recipients, account=username, endpoint=endpoint, error=exc)
+                fields, warning = spool.keep_unsent(envelope, envelope.recipients, account=username, endpoint=endpoint, error=exc)
                 result.update(fields)
                 results.append(result)
                 warnings.append(warning)
@@ -319,7 +290,7 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
         report = _smtp.deliver_envelopes(
             endpoint, logins, [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id) for m in queued] + envelopes,
             policy=policy, transcript=transcript)
-        spool_delivered, spool_pending = (_settle_spooled(spool, queued, report.outcomes[:len(queued)], warnings)
+        spool_delivered, spool_pending = (spool.settle(queued, report.outcomes[:len(queued)], warnings)
                                           if spool is not None else ([], []))
         results, errors = [], []
         for envelope, outcome in zip(envelopes, report.outcomes[len(queued):]):

@@ -51,6 +51,9 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import
     write_private_file,
 )
 
+if t.TYPE_CHECKING:
+    from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import Envelope, Outcome, SMTPEndpoint
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on POSIX
@@ -322,6 +325,35 @@ class Spool:
             locks.callback(handle.close)
         return message
 
+    # the spool's side of a delivery, with the SMTP core's envelopes and outcomes
+
+    def settle(self, queued: list[SpooledMessage], outcomes: list[Outcome],
+               warnings: list[str]) -> tuple[list[str], list[dict[str, t.Any]]]:
+        """Remove what the server took, set aside what must not be tried again; returns (delivered ids, pending)."""
+        delivered: list[str] = []
+        pending: list[dict[str, t.Any]] = []
+        for message, outcome in zip(queued, outcomes):
+            if not outcome.pending:
+                self.remove(message)
+                delivered.append(message.message_id or message.path)
+            elif outcome.error is not None and not outcome.error.transient:
+                held = self.set_aside(message, outcome.error.full_msg)
+                warnings.append(f"The spooled mail {message.message_id} was not delivered and will not be retried "
+                                f"({outcome.error.code}: {outcome.error.msg}); it was moved to {held}.")
+            else:
+                pending.append(message.summary())
+        return delivered, pending
+
+    def keep_unsent(self, envelope: Envelope, recipients: t.Sequence[str], *, account: str, endpoint: SMTPEndpoint,
+                    error: SmailError) -> tuple[dict[str, t.Any], str]:
+        """Spool ``envelope`` for ``recipients`` because of ``error``; returns the result fields and the warning."""
+        spooled = self.add(account=account, server=f"{endpoint.host}:{endpoint.port}", sender=envelope.sender,
+                           recipients=tuple(recipients), message_id=envelope.message_id, data=envelope.data,
+                           reason=f"{error.code}: {error.msg}")
+        warning = (f"The mail {envelope.message_id} could not be sent now ({error.code}: {error.msg}) and was spooled to "
+                   f"{spooled.path}; the next send with the same spool_dir and account delivers it.")
+        return {"spooled": True, "spool_path": spooled.path}, warning
+
 
 def _locked_message(handle: t.BinaryIO, path: str, account: str) -> SpooledMessage | None:
     """Lock the open file and read its message; None when locked elsewhere, replaced, unusable or another account's."""
@@ -337,3 +369,4 @@ def _locked_message(handle: t.BinaryIO, path: str, account: str) -> SpooledMessa
     except (OSError, ValueError):
         return None
     return message if message.is_for(account) else None
+
