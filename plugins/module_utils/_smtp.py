@@ -21,7 +21,6 @@ import json
 import os
 import re
 import smtplib
-import socket
 import ssl
 import time
 import typing as t
@@ -37,7 +36,6 @@ SECURE_MODES = ("ssl", "starttls", "never")
 DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "never": 25}
 AUTH_MECHANISMS = ("xoauth2", "oauthbearer", "plain", "login", "none")
 MASK = "*****"
-_TIMEOUTS = (socket.timeout, TimeoutError)  # distinct classes before Python 3.10
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -387,7 +385,7 @@ def message_bytes(msg: EmailMessage) -> bytes:
 
 # --- the session --------------------------------------------------------------------------------
 
-def _reply_text(message: bytes | str) -> str:
+def reply_text(message: bytes | str) -> str:
     return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
 
 
@@ -478,41 +476,11 @@ class SMTPSession:
 
     def _fail(self, exc: BaseException, *, stage: str, after_final_dot: bool = False) -> SMTPError:
         """Translate a low-level failure during ``stage`` into an SMTPError (and close the socket)."""
-        where = f"{self.endpoint.host}:{self.endpoint.port}"
         self.close()
-        if after_final_dot:
-            return SMTPError(
-                "delivery_unknown",
-                f"The connection to {where} was lost after the message was sent, before the server confirmed it "
-                f"({type(exc).__name__}: {self.transcript.mask(str(exc))}). The message may have been delivered.",
-                stage=stage, may_have_been_delivered=True,
-                hint="Check the recipient's mailbox before sending again, or a retry may deliver it twice.",
-            )
-        # smtplib reports a read timeout as a disconnect; the timeout is its context.
-        if isinstance(exc, _TIMEOUTS) or isinstance(exc.__context__, _TIMEOUTS):
-            if stage == "connect" and self.endpoint.secure != "ssl":
-                return SMTPError("smtp_timeout", f"{where} sent no SMTP greeting within {self.endpoint.timeout:g} s.",
-                                 stage=stage, hint="A port that expects implicit TLS (465) waits silently for a TLS "
-                                                   "handshake: use secure=ssl there, or check the port.")
-            return SMTPError("smtp_timeout", f"No answer from {where} within {self.endpoint.timeout:g} s during {stage}.",
-                             stage=stage, hint="Raise timeout, or check that the port speaks SMTP with the chosen secure mode.")
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return SMTPError("smtp_tls", f"The certificate of {where} could not be verified: {exc.verify_message}.",
-                             stage=stage, transient=False,
-                             hint="Set ca_path to the CA bundle that signed it; validate_certs=false is for tests only.")
-        if isinstance(exc, ssl.SSLError):
-            return SMTPError("smtp_tls", f"TLS with {where} failed: {exc}.", stage=stage,
-                             hint="Check secure: 'ssl' is implicit TLS (port 465), 'starttls' upgrades a plain connection (port 587).")
-        if isinstance(exc, smtplib.SMTPServerDisconnected):
-            return SMTPError("smtp_connect", f"{where} closed the connection during {stage}: {exc}", stage=stage)
-        if isinstance(exc, smtplib.SMTPResponseException):
-            return SMTPError("smtp_connect", f"{where} answered {exc.smtp_code} during {stage}: {_reply_text(exc.smtp_error)}",
-                             stage=stage, details={"smtp_code": exc.smtp_code})
-        if isinstance(exc, OSError):
-            reason = exc.strerror or str(exc)
-            return SMTPError("smtp_connect", f"Cannot connect to {where}: {reason}.", stage=stage,
-                             hint="Check host, port and the network path (a firewall may block outgoing SMTP).")
-        return SMTPError("smtp_connect", f"{where}: {type(exc).__name__}: {exc}", stage=stage)
+        # What a failure means is imported with the first failure: a send that succeeds never loads it.
+        from ansible_collections.smail.xoauth2.plugins.module_utils._smtp_failure import explain  # pylint: disable=import-outside-toplevel
+
+        return explain(exc, endpoint=self.endpoint, mask=self.transcript.mask, stage=stage, after_final_dot=after_final_dot)
 
     def _command(self, line: str, *, stage: str) -> tuple[int, str]:
         try:
@@ -520,7 +488,7 @@ class SMTPSession:
         except (OSError, smtplib.SMTPException) as exc:
             raise self._fail(exc, stage=stage) from None
         self._closed_by(code)
-        return code, _reply_text(message)
+        return code, reply_text(message)
 
     def _closed_by(self, code: int) -> None:
         # 421: the server closes the channel (RFC 5321 section 3.8); nothing more can be said on it.
@@ -551,7 +519,7 @@ class SMTPSession:
         if code != 220:
             self.close()
             raise SMTPError("smtp_connect", f"{endpoint.host}:{endpoint.port} refused the session in its greeting: "
-                            f"{code} {_reply_text(greeting)}", stage="connect", details={"smtp_code": code})
+                            f"{code} {reply_text(greeting)}", stage="connect", details={"smtp_code": code})
 
     def ehlo(self) -> None:
         """EHLO; the server's extensions are then in ``self.smtp.esmtp_features``."""
@@ -561,7 +529,7 @@ class SMTPSession:
             raise self._fail(exc, stage="ehlo") from None
         if code != 250:
             self.close()
-            raise SMTPError("smtp_connect", f"The server refused EHLO: {code} {_reply_text(message)}", stage="ehlo",
+            raise SMTPError("smtp_connect", f"The server refused EHLO: {code} {reply_text(message)}", stage="ehlo",
                             details={"smtp_code": code})
 
     def starttls(self) -> None:
@@ -576,7 +544,7 @@ class SMTPSession:
             raise self._fail(exc, stage="tls") from None
         if code != 220:
             self.close()
-            raise SMTPError("smtp_tls", f"The server refused STARTTLS: {code} {_reply_text(message)}", stage="tls",
+            raise SMTPError("smtp_tls", f"The server refused STARTTLS: {code} {reply_text(message)}", stage="tls",
                             details={"smtp_code": code})
         self.ehlo()
 
@@ -673,7 +641,7 @@ class SMTPSession:
             raise self._fail(exc, stage="mail") from None
         self._closed_by(code)
         if code != 250:
-            text = _reply_text(message)
+            text = reply_text(message)
             self._reset()
             raise SMTPError("sender_refused", f"The server refused the sender {sender}: {code} {text}", stage="mail",
                             details={"smtp_code": code},
@@ -691,7 +659,7 @@ class SMTPSession:
             except (OSError, smtplib.SMTPException) as exc:
                 raise self._fail(exc, stage="rcpt") from None
             self._closed_by(code)
-            text = f"{code} {_reply_text(message)}"
+            text = f"{code} {reply_text(message)}"
             if code == 421:
                 raise SMTPError("smtp_connect", f"The server closed the connection at RCPT TO {address}: {text}",
                                 stage="rcpt", details={"smtp_code": code})
@@ -726,7 +694,7 @@ class SMTPSession:
         self._closed_by(code)
         if code != 250:
             self._reset()
-            raise SMTPError("data_refused", f"The server refused the message: {code} {_reply_text(message)}", stage="data",
+            raise SMTPError("data_refused", f"The server refused the message: {code} {reply_text(message)}", stage="data",
                             details={"smtp_code": code})
 
     def prepare(self, envelope: Envelope) -> tuple[bytes, list[str]]:
