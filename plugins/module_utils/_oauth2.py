@@ -60,49 +60,10 @@ class RefreshTokenGrant(t.NamedTuple):
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-def _digest(*parts: t.Any) -> str:
-    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
+if t.TYPE_CHECKING:
+    from ansible_collections.smail.xoauth2.plugins.module_utils._app_grants import ClientCredentialsGrant, ServiceAccountGrant
 
-
-class ServiceAccountGrant(t.NamedTuple):
-    """A Google service account that signs its own assertion (RFC 7523), acting as ``subject`` (domain-wide delegation)."""
-
-    key: t.Mapping[str, t.Any]
-    subject: str | None
-    token_uri: str
-    scopes: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        return (f"ServiceAccountGrant(client_email={self.key.get('client_email')!r}, subject={self.subject!r}, "
-                f"token_uri={self.token_uri!r}, scopes={self.scopes!r})")
-
-    def cache_key(self) -> str:
-        """A hash naming this grant in the token cache; it reveals nothing of the key."""
-        return _digest(_providers.SERVICE_ACCOUNT, self.token_uri, self.key.get("client_email"), self.key.get("private_key_id"),
-                       self.key.get("private_key"), self.subject, sorted(self.scopes))
-
-
-class ClientCredentialsGrant(t.NamedTuple):
-    """An app token for the app itself (RFC 6749 section 4.4): a client secret, or a certificate's signed assertion."""
-
-    client_id: str
-    token_uri: str
-    client_secret: str | None = None
-    certificate: str | None = None
-    certificate_key: str | None = None
-    scopes: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        how = "certificate" if self.certificate else "secret"
-        return f"ClientCredentialsGrant(client_id={self.client_id!r}, token_uri={self.token_uri!r}, with={how!r}, scopes={self.scopes!r})"
-
-    def cache_key(self) -> str:
-        """A hash naming this grant in the token cache; it reveals nothing of the secret or the key."""
-        return _digest(_providers.CLIENT_CREDENTIALS, self.token_uri, self.client_id, self.client_secret, self.certificate,
-                       self.certificate_key, sorted(self.scopes))
-
-
-Grant = t.Union[RefreshTokenGrant, ServiceAccountGrant, ClientCredentialsGrant]
+    Grant = t.Union[RefreshTokenGrant, ServiceAccountGrant, ClientCredentialsGrant]
 
 
 class TLSSettings(t.NamedTuple):
@@ -146,23 +107,6 @@ def split_scopes(scopes: str | t.Iterable[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def parse_service_account_key(value: t.Any) -> dict[str, t.Any]:
-    """The JSON key of a service account, given as a dict or as JSON text; OptionError without echoing the key."""
-    if isinstance(value, (str, bytes)):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise OptionError("service_account_key", "is not JSON (give the service account's JSON key file content)") from None
-    if not isinstance(value, t.Mapping):
-        raise OptionError("service_account_key", "must be the JSON key of a service account (a dict or JSON text)")
-    if value.get("type") != "service_account":
-        raise OptionError("service_account_key", f"is a key of type {value.get('type')!r}, not 'service_account'")
-    missing = [field for field in ("client_email", "private_key") if not value.get(field)]
-    if missing:
-        raise OptionError("service_account_key", f"lacks {', '.join(missing)}")
-    return dict(value)
-
-
 def resolve_grant(
     *,
     provider: str,
@@ -182,26 +126,17 @@ def resolve_grant(
     entry = _providers.get_provider(provider)
     grant_type = _providers.check_grant(entry, grant)
     resolved_scopes = split_scopes(scopes) or entry.default_scopes(grant_type)
-    if grant_type == _providers.SERVICE_ACCOUNT:
-        if not service_account_key:
-            raise OptionError("service_account_key", "is required for grant=service_account")
-        key = parse_service_account_key(service_account_key)
-        uri = entry.endpoint("token_uri", explicit=token_uri or key.get("token_uri"), tenant=tenant, grant=grant_type)
-        return ServiceAccountGrant(key=key, subject=delegated_user or None, token_uri=uri, scopes=resolved_scopes)
+    if grant_type != _providers.REFRESH_TOKEN:
+        # The app-only grants' code is imported only by the tasks that use one.
+        from ansible_collections.smail.xoauth2.plugins.module_utils._app_grants import resolve_app_grant  # pylint: disable=import-outside-toplevel
+
+        return resolve_app_grant(entry, grant_type, client_id=client_id, client_secret=client_secret, token_uri=token_uri,
+                                 tenant=tenant, scopes=resolved_scopes, service_account_key=service_account_key,
+                                 delegated_user=delegated_user, client_certificate=client_certificate,
+                                 client_certificate_key=client_certificate_key)
     if not client_id:
         raise OptionError("client_id", f"is required for grant={grant_type} (or give access_token)")
     uri = entry.endpoint("token_uri", explicit=token_uri, tenant=tenant, grant=grant_type)
-    if grant_type == _providers.CLIENT_CREDENTIALS:
-        if bool(client_certificate) != bool(client_certificate_key):
-            raise OptionError("client_certificate_key" if client_certificate else "client_certificate",
-                              "client_certificate and client_certificate_key go together")
-        if not client_secret and not client_certificate:
-            raise OptionError("client_secret", "or client_certificate and client_certificate_key are required for grant=client_credentials")
-        if not resolved_scopes:
-            raise OptionError("scopes", f"is required for grant=client_credentials with provider {entry.name!r}")
-        return ClientCredentialsGrant(client_id=client_id, token_uri=uri, client_secret=client_secret or None,
-                                      certificate=client_certificate or None, certificate_key=client_certificate_key or None,
-                                      scopes=resolved_scopes)
     if not refresh_token:
         raise OptionError("refresh_token", "is required to refresh an access token (or give access_token)")
     return RefreshTokenGrant(

@@ -18,18 +18,19 @@ import json
 import time
 import typing as t
 
+from ansible_collections.smail.xoauth2.plugins.module_utils._app_grants import ClientCredentialsGrant, ServiceAccountGrant
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import (
     AccessToken,
-    ClientCredentialsGrant,
-    Grant,
     MissingLibraryError,
     RefreshTokenGrant,
-    ServiceAccountGrant,
     TLSSettings,
     TokenError,
     _utcnow,
 )
+
+if t.TYPE_CHECKING:
+    from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import Grant
 
 _ENDPOINT_ERROR_HINTS = {
     "invalid_grant": (
