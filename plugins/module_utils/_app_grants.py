@@ -60,7 +60,6 @@ class ClientCredentialsGrant(t.NamedTuple):
                        self.certificate_key, sorted(self.scopes))
 
 
-
 def parse_service_account_key(value: t.Any) -> dict[str, t.Any]:
     """The JSON key of a service account, given as a dict or as JSON text; OptionError without echoing the key."""
     if isinstance(value, (str, bytes)):

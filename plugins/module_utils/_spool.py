@@ -369,4 +369,3 @@ def _locked_message(handle: t.BinaryIO, path: str, account: str) -> SpooledMessa
     except (OSError, ValueError):
         return None
     return message if message.is_for(account) else None
-
