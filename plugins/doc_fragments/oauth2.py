@@ -125,7 +125,7 @@ options:
     description:
       - Reuse access tokens across tasks, forks and hosts on the machine that refreshes them, while they stay valid for
         O(token_expiry_margin) seconds. Entries are files of mode C(0600) in a C(0700) directory, named by a hash of token endpoint,
-        client ID, refresh token and scopes.
+        client ID, client secret, refresh token and scopes (of the grant's own credentials for the app-only grants).
     type: bool
     default: true
   token_cache_dir:

@@ -55,8 +55,12 @@ class RefreshTokenGrant(t.NamedTuple):
         return f"RefreshTokenGrant(client_id={self.client_id!r}, token_uri={self.token_uri!r}, scopes={self.scopes!r})"
 
     def cache_key(self) -> str:
-        """A hash naming this grant in the token cache; it reveals nothing of the refresh token."""
-        material = json.dumps([self.token_uri, self.client_id, self.refresh_token, sorted(self.scopes)])
+        """A hash naming this grant in the token cache; it reveals nothing of the refresh token or the client secret.
+
+        The secret is part of it: a task with a wrong ``client_secret`` must not send with a token that a right one
+        fetched (it fails at the token endpoint instead, as it would with an empty cache).
+        """
+        material = json.dumps([self.token_uri, self.client_id, self.refresh_token, sorted(self.scopes), self.client_secret])
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

@@ -166,14 +166,26 @@ class TestCache:
         assert cache.load("k1") is None
         assert cache.load("k2").token == "t2"
 
-    def test_keys_differ_by_scopes_and_refresh_token(self):
-        base = dict(provider="custom", client_id="c", client_secret="s", token_uri="https://x/token")
+    def test_keys_differ_by_scopes_refresh_token_and_client_secret(self):
+        base = dict(provider="custom", client_id="c", token_uri="https://x/token")
         keys = {
-            _oauth2.resolve_grant(refresh_token="r1", **base).cache_key(),
-            _oauth2.resolve_grant(refresh_token="r2", **base).cache_key(),
-            _oauth2.resolve_grant(refresh_token="r1", scopes=["a"], **base).cache_key(),
+            _oauth2.resolve_grant(refresh_token="r1", client_secret="s", **base).cache_key(),
+            _oauth2.resolve_grant(refresh_token="r2", client_secret="s", **base).cache_key(),
+            _oauth2.resolve_grant(refresh_token="r1", client_secret="s", scopes=["a"], **base).cache_key(),
+            _oauth2.resolve_grant(refresh_token="r1", client_secret="wrong", **base).cache_key(),
+            _oauth2.resolve_grant(refresh_token="r1", client_secret=None, **base).cache_key(),
         }
-        assert len(keys) == 3
+        assert len(keys) == 5
+        assert not any("wrong" in key for key in keys)
+
+    def test_a_wrong_client_secret_does_not_reuse_the_right_ones_token(self, settings, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        assert _oauth2.obtain_access_token(grant=grant_for(settings), cache=cache, tls=tls(settings)).source == "refresh"
+        with pytest.raises(_oauth2.TokenError) as info:
+            _oauth2.obtain_access_token(grant=grant_for(settings, client_secret="wrong-secret"), cache=cache,
+                                        tls=tls(settings))
+        assert info.value.code == "invalid_client"
+        assert _oauth2.obtain_access_token(grant=grant_for(settings), cache=cache, tls=tls(settings)).source == "cache"
 
     def test_concurrent_callers_refresh_once(self, settings, tmp_path):
         cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
