@@ -821,7 +821,19 @@ def _run_transaction(session: SMTPSession, outcome: Outcome) -> None:
                                   stage="rcpt", transient=False, details={"refused": dict(outcome.refused)})
 
 
-def _attempt(endpoint: SMTPEndpoint, logins: LoginSource, todo: list[Outcome], transcript: Transcript) -> None:
+#: Called with an envelope's outcome right after each of its transactions (a recipient's final answer, or a failure),
+#: before the next command: where a queue records who has the message.
+TransactionHook = t.Callable[[Outcome], None]
+
+
+def _login_failure(exc: SmailError) -> SMTPError:
+    """A failure to get a login (a token renewal that failed) as the failure of the attempt's AUTH step."""
+    return SMTPError(exc.code, exc.msg, stage="auth", hint=exc.hint, details=exc.details,
+                     transient=bool(getattr(exc, "transient", False)))
+
+
+def _attempt(endpoint: SMTPEndpoint, logins: LoginSource, todo: list[Outcome], transcript: Transcript,
+             on_transaction: TransactionHook | None = None) -> None:
     """One connection: open it, then a transaction per unfinished envelope while the connection lasts.
 
     Each envelope's ``error`` says afterwards why it is not (wholly) delivered; an envelope left untried because
@@ -834,11 +846,18 @@ def _attempt(endpoint: SMTPEndpoint, logins: LoginSource, todo: list[Outcome], t
             for outcome in todo:
                 outcome.error = exc
             return
+        except SmailError as exc:  # the renewal of a refused token failed: as final or transient as that failure
+            failure = _login_failure(exc)
+            for outcome in todo:
+                outcome.error = failure
+            return
         for index, outcome in enumerate(todo):
             try:
                 _run_transaction(session, outcome)
             except SMTPError as exc:
                 outcome.error = exc
+            if on_transaction is not None:
+                on_transaction(outcome)
             if not session.connected:
                 lost = outcome.error if outcome.error is not None and outcome.error.transient else SMTPError(
                     "smtp_connect", "The connection ended before this message was sent.", stage="mail", transient=True)
@@ -851,13 +870,14 @@ def _attempt(endpoint: SMTPEndpoint, logins: LoginSource, todo: list[Outcome], t
 def deliver_envelopes(endpoint: SMTPEndpoint, logins: LoginSource, envelopes: t.Sequence[Envelope], *,
                       policy: RetryPolicy = NO_RETRY, transcript: Transcript | None = None,
                       sleep: t.Callable[[float], None] = time.sleep,
-                      clock: t.Callable[[], float] = time.monotonic) -> DeliveryReport:
+                      clock: t.Callable[[], float] = time.monotonic,
+                      on_transaction: TransactionHook | None = None) -> DeliveryReport:
     """Deliver ``envelopes`` in order over one connection, retrying what may still succeed.
 
     Retried: failures before the server accepted the message (connection, TLS, a 421, a 4xx at AUTH, MAIL, RCPT or in
     reply to DATA); per recipient for a 4xx at RCPT. Never retried: a 5xx, and a connection lost after the final
     dot (``delivery_unknown``), because the server may have taken the message. Every attempt sends the same bytes,
-    so the Message-ID stays the same.
+    so the Message-ID stays the same. ``on_transaction`` sees each outcome after each of its transactions.
     """
     transcript = transcript or Transcript()
     report = DeliveryReport(outcomes=[Outcome(envelope, pending=list(envelope.recipients)) for envelope in envelopes])
@@ -867,7 +887,7 @@ def deliver_envelopes(endpoint: SMTPEndpoint, logins: LoginSource, envelopes: t.
         if not todo:
             return report
         report.attempts += 1
-        _attempt(endpoint, logins, todo, transcript)
+        _attempt(endpoint, logins, todo, transcript, on_transaction)
         failures = [outcome.error for outcome in todo if outcome.pending and outcome.error is not None]
         if not failures:
             continue
