@@ -164,6 +164,9 @@ DROP_AFTER_DATA_PREFIX = "drop-after-data"
 FAULT_ADDRESS_PREFIX = "fault-"
 CLOSING_REPLY = "421 4.7.0 Try again later, closing connection."
 TEMPORARY_REJECT_REPLY = "451 4.3.0 Mail server temporarily rejected message."
+#: Too many recipients in this transaction (RFC 5321 4.5.3.1.10): 452 is right, 552 the RFC 821 code still in use.
+TOO_MANY_RECIPIENTS_REPLY = "452 4.5.3 Too many recipients"
+TOO_MANY_RECIPIENTS_552_REPLY = "552 5.5.3 Too many recipients"
 MESSAGE_REJECTED_REPLY = "550 5.7.1 Message rejected (sandbox)."
 NOT_A_FAULT_REPLY = "553 5.1.3 Not a sandbox fault here; see the fault grammar in sandbox/README.md"
 GREETING_REFUSED_REPLY = "421 4.3.2 Service not available, closing transmission channel"
@@ -218,14 +221,16 @@ def same_account(a: str, b: str) -> bool:
 
 #: Fault kinds by where they fire. Triggered by addresses and URLs alone, so tests need no control channel.
 MAIL_FAULTS = frozenset({"mail421"})
-RCPT_FAULTS = frozenset({"rcpt451", "rcpt421", "rcptslow"})
+RCPT_FAULTS = frozenset({"rcpt451", "rcpt452", "rcpt552", "rcpt421", "rcptslow"})
 DATA_FAULTS = frozenset({"data451", "data550", "dataslow"})
-TOKEN_FAULTS = frozenset({"status500", "status503", "hang", "notjson", "noaccesstoken"})
+TOKEN_FAULTS = frozenset({"status500", "status503", "hang", "notjson", "noaccesstoken", "redirect307"})
 #: Kinds followed by a number of seconds (``rcptslow5``).
 TIMED_FAULTS = frozenset({"rcptslow", "dataslow", "hang"})
 SMTP_FAULT_REPLIES = {
     "mail421": CLOSING_REPLY,
     "rcpt451": TEMPORARY_REJECT_REPLY,
+    "rcpt452": TOO_MANY_RECIPIENTS_REPLY,
+    "rcpt552": TOO_MANY_RECIPIENTS_552_REPLY,
     "rcpt421": CLOSING_REPLY,
     "data451": TEMPORARY_REJECT_REPLY,
     "data550": MESSAGE_REJECTED_REPLY,
@@ -984,6 +989,9 @@ class TokenEndpointApp:
             return no_access_token_response(self.authority.scope)
         if fault.kind == "status503":
             return HttpResponse.of_json(503, {"error": "temporarily_unavailable"})
+        if fault.kind == "redirect307":
+            # Back to this very URL: a client that follows re-POSTs its form here, and is logged a second time.
+            return HttpResponse(307, b"", "text/html; charset=utf-8", location=endpoint_url)
         return HttpResponse.of_json(500, {"error": "internal_failure"})
 
     def _revoke(self, path: str, query: str, headers: t.Mapping[str, str], body: bytes) -> HttpResponse:

@@ -587,6 +587,7 @@ def test_show_mail_prints_headers_text_and_other_parts(settings: dict[str, t.Any
         pytest.param("rcptslow5x2-t", xoauth2_sandbox.RCPT_FAULTS, ("rcptslow", 5.0, 2), id="timed"),
         pytest.param("hang0.5", xoauth2_sandbox.TOKEN_FAULTS, ("hang", 0.5, None), id="fraction-no-tag"),
         pytest.param("noaccesstokenx1-t", xoauth2_sandbox.TOKEN_FAULTS, ("noaccesstoken", 0.0, 1), id="token"),
+        pytest.param("redirect307x1-t", xoauth2_sandbox.TOKEN_FAULTS, ("redirect307", 0.0, 1), id="token-digits-in-kind"),
     ],
 )
 def test_fault_specs_parse(spec: str, allowed: frozenset[str], expected: tuple[str, float, int | None]) -> None:
@@ -597,7 +598,7 @@ def test_fault_specs_parse(spec: str, allowed: frozenset[str], expected: tuple[s
 @pytest.mark.parametrize(
     ("spec", "allowed"),
     [
-        pytest.param("rcpt452-t", xoauth2_sandbox.RCPT_FAULTS, id="unknown-kind"),
+        pytest.param("rcpt453-t", xoauth2_sandbox.RCPT_FAULTS, id="unknown-kind"),
         pytest.param("mail421-t", xoauth2_sandbox.RCPT_FAULTS, id="wrong-place"),
         pytest.param("rcptslow-t", xoauth2_sandbox.RCPT_FAULTS, id="timed-without-seconds"),
         pytest.param("rcpt4515-t", xoauth2_sandbox.RCPT_FAULTS, id="seconds-on-untimed"),
@@ -672,6 +673,21 @@ def test_recipient_fault_451_n_times_then_accepted_and_the_session_survives(sett
     with logged_in(settings) as client:
         assert client.mail(settings["account"])[0] == 250
         assert client.rcpt(recipient) == (451, b"4.3.0 Mail server temporarily rejected message.")
+        assert client.rset()[0] == 250
+        client.send_message(message)
+    assert stored_count(settings, marker) == 1
+
+
+@pytest.mark.parametrize(("kind", "reply"), [("rcpt452", (452, b"4.5.3 Too many recipients")),
+                                           ("rcpt552", (552, b"5.5.3 Too many recipients"))])
+def test_recipient_fault_too_many_recipients_n_times_then_accepted(settings: dict[str, t.Any], kind: str,
+                                                                   reply: tuple[int, bytes]) -> None:
+    recipient = fault_address(f"{kind}x1")
+    message, marker = new_message(settings["account"], f"friend@example.com, {recipient}")
+    with logged_in(settings) as client:
+        assert client.mail(settings["account"])[0] == 250
+        assert client.rcpt("friend@example.com")[0] == 250
+        assert client.rcpt(recipient) == reply
         assert client.rset()[0] == 250
         client.send_message(message)
     assert stored_count(settings, marker) == 1
@@ -911,6 +927,17 @@ def test_token_faults_with_a_broken_200_answer(settings: dict[str, t.Any]) -> No
     status, body = post_form(uri, refresh_form(settings), settings)
     assert status == 200 and "access_token" not in json.loads(body) and json.loads(body)["token_type"] == "Bearer"
     assert "access_token" in json.loads(post_form(uri, refresh_form(settings), settings)[1])
+
+
+def test_token_fault_redirect307_points_back_to_itself_then_answers(settings: dict[str, t.Any]) -> None:
+    tagged, uri = fault_uri(settings, "redirect307x1")
+    first = requests.post(uri, data=refresh_form(settings), verify=settings["ca_path"], allow_redirects=False, timeout=TIMEOUT)
+    assert (first.status_code, first.headers["Location"], first.content) == (307, uri, b"")
+    # What a client that follows the redirect does: the same form to the same URL, answered like /token now.
+    second = requests.post(first.headers["Location"], data=refresh_form(settings), verify=settings["ca_path"],
+                           allow_redirects=False, timeout=TIMEOUT)
+    assert second.status_code == 200 and "access_token" in second.json()
+    assert logged_outcomes(settings, tagged) == ["fault:redirect307", "issued"]
 
 
 def test_unknown_token_fault_is_404_and_other_errors_still_apply(settings: dict[str, t.Any]) -> None:
