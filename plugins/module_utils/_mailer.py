@@ -25,21 +25,29 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 
 if t.TYPE_CHECKING:
-    from ansible_collections.smail.xoauth2.plugins.module_utils import _spool
+    from ansible_collections.smail.xoauth2.plugins.module_utils import _retry, _spool
 
 BEARER_MECHANISMS = ("xoauth2", "oauthbearer")
 
 
 class BearerLogins:
-    """The SASL login of a bearer mechanism, renewed once when the server refuses a token that came from the cache."""
+    """The SASL login of a bearer mechanism, renewed once when the server refuses a token that came from the cache.
+
+    A refresh token the endpoint rotated on the way (the first token or the renewal) is stored at once
+    (``settle_rotation``): the endpoint has replaced it whether or not any mail goes out.
+    """
 
     def __init__(self, options: t.Mapping[str, t.Any], credentials: Credentials, *, mechanism: str, username: str,
-                 transcript: _smtp.Transcript) -> None:
+                 transcript: _smtp.Transcript, check_only: bool = False) -> None:
         self.options = options
         self.credentials = credentials
         self.mechanism = mechanism
         self.username = username
         self.transcript = transcript
+        self.check_only = check_only
+        self.rotated = False
+        #: Problems storing a rotated refresh token; never a secret.
+        self.warnings: list[str] = []
         self.token = self._obtain()
         self.renewed = False
 
@@ -47,6 +55,13 @@ class BearerLogins:
         token = obtain_token(self.options, self.credentials, refused=refused, default_user=self.username)
         self.transcript.add_secret(token.token)
         self.transcript.add_secret(token.rotated_refresh_token)
+        rotation = settle_rotation(self.options, self.credentials, token, check_only=self.check_only)
+        if rotation is not None:
+            self.rotated = True
+            if rotation.warning:
+                self.warnings.append(rotation.warning)
+            # A later renewal in this send uses (and a later rotation replaces) the new one.
+            self.credentials.refresh_token = token.rotated_refresh_token
         return token
 
     def login(self) -> _smtp.SASLLogin:
@@ -55,8 +70,8 @@ class BearerLogins:
     def renew(self) -> _smtp.SASLLogin | None:
         if self.token.source != "cache" or self.renewed:
             return None  # a token refused right after its refresh, or one given as is: a new one would not help
+        self.token = self._obtain(refused=self.token.token)  # a failure here leaves the renewal to the next attempt
         self.renewed = True
-        self.token = self._obtain(refused=self.token.token)
         return self.login()
 
 
@@ -123,11 +138,94 @@ def _mask_option_secrets(options: t.Mapping[str, t.Any], credentials: Credential
 
 
 def _login_source(options: t.Mapping[str, t.Any], credentials: Credentials, *, username: str,
-                  transcript: _smtp.Transcript) -> _smtp.LoginSource:
+                  transcript: _smtp.Transcript, check_only: bool = False) -> _smtp.LoginSource:
     mechanism = options.get("auth") or "xoauth2"
     if mechanism in BEARER_MECHANISMS:
-        return BearerLogins(options, credentials, mechanism=mechanism, username=username, transcript=transcript)
+        return BearerLogins(options, credentials, mechanism=mechanism, username=username, transcript=transcript,
+                            check_only=check_only)
     return _smtp.StaticLogin(_smtp.SASLLogin(mechanism=mechanism, username=username, secret=options.get("password")))
+
+
+class _SpoolDelivery:
+    """A send that drains the account's spool too: window by window (see ``_spool.CLAIM_WINDOW``), each file brought
+    up to date right after each of its transactions, and the send's own mail in the first window."""
+
+    def __init__(self, spool: _spool.Spool | None, username: str, warnings: list[str]) -> None:
+        self.spool = spool
+        self.username = username
+        self.warnings = warnings
+        self.fields: dict[str, t.Any] = {"attempts": 0, "failed_attempts": [], "spool_delivered": [],
+                                         "spool_refused": []}
+        self._unrecorded: set[str] = set()
+
+    def _record(self, claim: _spool.Claim, message: _spool.SpooledMessage, outcome: _smtp.Outcome) -> str:
+        try:
+            return claim.record(message, outcome)
+        except SmailError as exc:
+            if message.path not in self._unrecorded:  # once per message, however often its state is recorded
+                self._unrecorded.add(message.path)
+                self.warnings.append(f"The spooled mail {message.message_id}: {exc.full_msg}")
+            return "unrecorded"
+
+    def _report(self, claim: _spool.Claim, message: _spool.SpooledMessage, state: str) -> None:
+        current = claim.current(message)
+        if state == "delivered":
+            self.fields["spool_delivered"].append(message.message_id or message.path)
+        elif state == "refused":
+            self.fields["spool_refused"].append(current.summary())
+            self.warnings.append(f"The spooled mail {message.message_id} was refused for good by the server for "
+                                 f"{', '.join(current.refused)}; it is held at {current.path} and will not be retried.")
+        elif state == "held":
+            self.warnings.append(f"The spooled mail {message.message_id} was not delivered and will not be retried "
+                                 f"({current.held_reason}); it is held at {current.path}.")
+
+    def run(self, endpoint: _smtp.SMTPEndpoint, logins: _smtp.LoginSource, own: t.Sequence[_smtp.Envelope], *,
+            policy: _retry.RetryPolicy, transcript: _smtp.Transcript,
+            settle_own: t.Callable[[list[_smtp.Outcome]], None] = lambda outcomes: None) -> None:
+        """Deliver the spooled mail, and ``own`` with the first window; ``settle_own`` gets ``own``'s outcomes at once.
+
+        Drains window after window while a window settles at least one message; a window that settles none (the
+        server is down, the account refused) ends the drain: what is left waits for the next send.
+        """
+        seen: set[str] = set()
+        todo = list(own)
+        while True:
+            claimed: t.ContextManager[_spool.Claim | None] = (self.spool.claim(self.username, skip=seen)
+                                                              if self.spool is not None else contextlib.nullcontext())
+            with claimed as claim:
+                queued = claim.messages if claim is not None else []
+                if not queued and not todo:
+                    return
+                envelopes = [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id) for m in queued]
+                spooled = {id(envelope): message for envelope, message in zip(envelopes, queued)}
+
+                def record(outcome: _smtp.Outcome, claim: _spool.Claim | None = claim,
+                           spooled: dict[int, _spool.SpooledMessage] = spooled) -> None:
+                    message = spooled.get(id(outcome.envelope))
+                    if message is not None and claim is not None:
+                        self._record(claim, message, outcome)
+
+                report = _smtp.deliver_envelopes(endpoint, logins, envelopes + todo, policy=policy, transcript=transcript,
+                                                 on_transaction=record)
+                self.fields["attempts"] += report.attempts
+                self.fields["failed_attempts"].extend(report.failed_attempts)
+                settled = 0
+                for message, outcome in zip(queued, report.outcomes):
+                    state = self._record(t.cast("_spool.Claim", claim), message, outcome)
+                    self._report(t.cast("_spool.Claim", claim), message, state)
+                    settled += state != "pending"
+                if todo:
+                    settle_own(report.outcomes[len(queued):])
+                    todo = []
+                if claim is not None:
+                    seen.update(message.path for message in queued)
+                    seen.update(claim.passed)
+            if not queued or not settled:
+                return
+
+    def pending(self) -> list[dict[str, t.Any]]:
+        """What waits in the spool for the account now."""
+        return [message.summary() for message in self.spool.pending(self.username)] if self.spool is not None else []
 
 
 def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript | None = None) -> Delivery:
@@ -140,18 +238,20 @@ def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript 
     policy = _connection.retry_policy(options)
     _mask_option_secrets(options, credentials, transcript)
     warnings: list[str] = []
-    with spool.claim(username) as queued:
-        if not queued:
-            return Delivery(result={"spool_delivered": [], "spool_pending": [], "attempts": 0, "failed_attempts": []},
-                            secrets=sorted(transcript.secrets), transcript=transcript)
-        logins = _login_source(options, credentials, username=username, transcript=transcript)
-        _smtp.validate_connection(endpoint, logins.login())
-        report = _smtp.deliver_envelopes(endpoint, logins, [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id)
-                                                            for m in queued], policy=policy, transcript=transcript)
-        delivered, pending = spool.settle(queued, report.outcomes, warnings)
-    return Delivery(result={"spool_delivered": delivered, "spool_pending": pending, "attempts": report.attempts,
-                            "failed_attempts": report.failed_attempts},
-                    secrets=sorted(transcript.secrets), transcript=transcript, warnings=warnings)
+    run = _SpoolDelivery(spool, username, warnings)
+    if not spool.pending(username):
+        return Delivery(result={**run.fields, "spool_pending": []}, secrets=sorted(transcript.secrets),
+                        transcript=transcript)
+    logins = _login_source(options, credentials, username=username, transcript=transcript)
+    result: dict[str, t.Any] = {}
+    _smtp.validate_connection(endpoint, logins.login())
+    run.run(endpoint, logins, (), policy=policy, transcript=transcript)
+    if isinstance(logins, BearerLogins):
+        warnings.extend(logins.warnings)
+        if logins.rotated:
+            result["refresh_token_rotated"] = True
+    result.update(run.fields, spool_pending=run.pending())
+    return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript, warnings=warnings)
 
 
 def prepare_envelope(spec: _smtp.MessageSpec, *, option_prefix: str = "") -> _smtp.Envelope:
@@ -193,18 +293,34 @@ class BatchDelivery(t.NamedTuple):
 def _settle_own(options: t.Mapping[str, t.Any], spool: _spool.Spool | None, envelope: _smtp.Envelope,
                 outcome: _smtp.Outcome, *, account: str, endpoint: _smtp.SMTPEndpoint,
                 warnings: list[str]) -> tuple[dict[str, t.Any], SmailError | None]:
-    """The result of one of this send's messages: delivered, spooled, or failed with its error."""
+    """The result of one of this send's messages: delivered, spooled, held (fate unknown), or failed with its error.
+
+    A spool that cannot be written fails this message alone: the results of the others stay true.
+    """
     result = _message_result(envelope, outcome)
     error = outcome.error
-    if outcome.pending and error is not None and error.transient and spool is not None:
-        fields, warning = spool.keep_unsent(envelope, outcome.pending, account=account, endpoint=endpoint, error=error)
+    if outcome.pending and error is not None and spool is not None and (error.transient or error.code == "delivery_unknown"):
+        try:
+            if error.transient:
+                fields, warning = spool.keep_unsent(envelope, outcome, account=account, endpoint=endpoint, error=error)
+            else:
+                fields, warning = spool.hold_unknown(envelope, outcome, account=account, endpoint=endpoint, error=error)
+        except SmailError as exc:
+            kept = SmailError(exc.code, f"{error.msg} It could not be kept in the spool either: {exc.msg}", hint=exc.hint,
+                              details={"may_have_been_delivered": bool(outcome.accepted) or error.code == "delivery_unknown",
+                                       "cause": error.code})
+            result.update(error=kept.code, msg=kept.full_msg)
+            return result, kept
         result.update(fields)
         warnings.append(warning)
-        return result, None
+        if error.transient:
+            return result, None
     if outcome.pending and error is not None:
         if outcome.accepted:
             error.details["may_have_been_delivered"] = True
         error = add_provider_hint(options, error)
+        if result.get("held"):
+            error.details.update(held=True, spool_path=result["spool_path"])
         result.update(error=error.code, msg=error.msg)
         return result, error
     if outcome.refused and not options.get("allow_partial"):
@@ -219,11 +335,13 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
     """Build, authenticate and send every message of ``specs`` over one connection with one token, retries and the spool.
 
     Every message is checked before the token endpoint or the SMTP server is contacted. A message the server certainly
-    did not take (after the retries) goes to ``spool_dir`` when one is set; mail spooled earlier for the same account is
-    sent first, over the same connection. After a 421 or a dropped connection between messages the rest go over a new
-    connection; a message the server accepted is never sent again. The result has ``results``, one per message, and the
-    send's ``attempts``, ``failed_attempts``, ``spool_delivered`` and ``spool_pending``. Raises SmailError for a failure
-    that concerns every message (bad options, the token); the secrets to mask are then in ``transcript.secrets``.
+    did not take (after the retries) goes to ``spool_dir`` when one is set, and one whose delivery became unknown is
+    kept there held; mail spooled earlier for the same account is sent too (:class:`_SpoolDelivery`), the first
+    window of it before this send's own mail, over the same connection. After a 421 or a dropped connection between
+    messages the rest go over a new connection; a message the server accepted is never sent again. The result has
+    ``results``, one per message, and the send's ``attempts``, ``failed_attempts``, ``spool_delivered``,
+    ``spool_refused`` and ``spool_pending``. Raises SmailError for a failure that concerns every message (bad
+    options, the token); the secrets to mask are then in ``transcript.secrets``.
     """
     transcript = transcript or _smtp.Transcript()
     mechanism = options.get("auth") or "xoauth2"
@@ -235,32 +353,26 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
     _mask_option_secrets(options, credentials, transcript)
 
     warnings: list[str] = []
-    summary: dict[str, t.Any] = {"auth_mechanism": mechanism, "attempts": 0, "failed_attempts": [], "spool_delivered": [],
-                                 "spool_pending": [], "token_source": None}
+    run = _SpoolDelivery(spool, username, warnings)
+    summary: dict[str, t.Any] = {"auth_mechanism": mechanism, **run.fields, "spool_pending": [], "token_source": None}
     logins: _smtp.LoginSource
     bearer: BearerLogins | None = None
     if mechanism in BEARER_MECHANISMS:
         try:
-            bearer = t.cast(BearerLogins, _login_source(options, credentials, username=username, transcript=transcript))
+            bearer = t.cast(BearerLogins, _login_source(options, credentials, username=username, transcript=transcript,
+                                                        check_only=check_only))
         except _oauth2.TokenError as exc:
             if not (exc.transient and spool is not None):
                 raise
-            results = []
+            results, errors = [], []
             for envelope in envelopes:
-                result = _message_result(envelope, None)
-                fields, warning = spool.keep_unsent(envelope, envelope.recipients, account=username, endpoint=endpoint, error=exc)
-                result.update(fields)
+                result, error = _settle_own(options, spool, envelope, _failed_before_sending(envelope, exc),
+                                            account=username, endpoint=endpoint, warnings=warnings)
                 results.append(result)
-                warnings.append(warning)
-            summary.update(results=results, spool_pending=[message.summary() for message in spool.pending(username)])
+                errors.append(error)
+            summary.update(results=results, spool_pending=run.pending())
             return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
-                                          warnings=warnings), errors=[None] * len(envelopes))
-        # Stored before the send: the endpoint has rotated the token whether or not the mail goes out.
-        rotation = settle_rotation(options, credentials, bearer.token, check_only=check_only)
-        if rotation is not None:
-            summary["refresh_token_rotated"] = True
-            if rotation.warning:
-                warnings.append(rotation.warning)
+                                          warnings=warnings), errors=errors)
         logins = bearer
     else:
         logins = _smtp.StaticLogin(_smtp.SASLLogin(mechanism=mechanism, username=username, secret=options.get("password")))
@@ -268,6 +380,12 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
 
     def token_source() -> str | None:  # a renewal changes it
         return bearer.token.source if bearer else None
+
+    def finish(result: dict[str, t.Any]) -> None:
+        if bearer is not None:
+            warnings.extend(bearer.warnings)
+            if bearer.rotated:
+                result["refresh_token_rotated"] = True
 
     if check_only:
         with _smtp.SMTPSession(endpoint, logins.login(), transcript=transcript) as session:
@@ -280,31 +398,33 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
         summary.update(attempts=1, token_source=token_source(),
                        results=[{**_message_result(envelope, None), "recipients": list(envelope.recipients)}
                                 for envelope in envelopes])
+        finish(summary)
         return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
                                       token=bearer.token if bearer else None, warnings=warnings),
                              errors=[None] * len(envelopes))
 
-    claimed: t.ContextManager[list[_spool.SpooledMessage]] = (spool.claim(username) if spool is not None
-                                                              else contextlib.nullcontext([]))
-    with claimed as queued:
-        report = _smtp.deliver_envelopes(
-            endpoint, logins, [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id) for m in queued] + envelopes,
-            policy=policy, transcript=transcript)
-        spool_delivered, spool_pending = (spool.settle(queued, report.outcomes[:len(queued)], warnings)
-                                          if spool is not None else ([], []))
-        results, errors = [], []
-        for envelope, outcome in zip(envelopes, report.outcomes[len(queued):]):
+    results: list[dict[str, t.Any]] = []
+    errors: list[SmailError | None] = []
+
+    def settle_own(outcomes: list[_smtp.Outcome]) -> None:
+        for envelope, outcome in zip(envelopes, outcomes):
             result, error = _settle_own(options, spool, envelope, outcome, account=username, endpoint=endpoint,
                                         warnings=warnings)
             results.append(result)
             errors.append(error)
-            if result["spooled"]:
-                spool_pending.append({"message_id": envelope.message_id, "recipients": list(outcome.pending),
-                                      "path": result["spool_path"]})
-    summary.update(results=results, token_source=token_source(), attempts=report.attempts,
-                   failed_attempts=report.failed_attempts, spool_delivered=spool_delivered, spool_pending=spool_pending)
+
+    run.run(endpoint, logins, envelopes, policy=policy, transcript=transcript, settle_own=settle_own)
+    summary.update(run.fields, results=results, token_source=token_source(), spool_pending=run.pending())
+    finish(summary)
     return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
                                   token=bearer.token if bearer else None, warnings=warnings), errors=errors)
+
+
+def _failed_before_sending(envelope: _smtp.Envelope, error: _oauth2.TokenError) -> _smtp.Outcome:
+    """The outcome of an envelope that was never offered to a server because no token could be had."""
+    outcome = _smtp.Outcome(envelope, pending=list(envelope.recipients))
+    outcome.error = _smtp.login_failure(error)
+    return outcome
 
 
 def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_only: bool = False,

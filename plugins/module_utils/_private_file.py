@@ -144,3 +144,33 @@ def write_private_file(path: str, data: bytes, *, mode: int = PRIVATE_FILE_MODE,
         _rewrite_in_place(path, data)
         return
     fsync_directory(directory)
+
+
+def write_locked_private_file(path: str, data: bytes) -> int:
+    """:func:`write_private_file` (mode 0600) for a file this process holds an ``flock`` on; returns the new file's fd.
+
+    The new file is locked before it is renamed over ``path``, so a process that opens ``path`` at any moment finds
+    it locked: the lock held on the old file is handed over, never released in between. The caller closes the fd,
+    which releases the lock. Raises OSError (the old file is then untouched); needs fcntl.
+    """
+    import fcntl  # pylint: disable=import-outside-toplevel  # POSIX only, and only a spool uses it
+
+    directory = os.path.dirname(path) or "."
+    fd, tmp_path = _create_temp_file(directory, os.path.basename(path))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file nobody else knows yet
+        _write_all(fd, data)
+        os.fsync(fd)
+        os.replace(tmp_path, path)
+    except BaseException:
+        os.close(fd)
+        _discard(tmp_path)
+        raise
+    fsync_directory(directory)
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -826,7 +826,7 @@ def _run_transaction(session: SMTPSession, outcome: Outcome) -> None:
 TransactionHook = t.Callable[[Outcome], None]
 
 
-def _login_failure(exc: SmailError) -> SMTPError:
+def login_failure(exc: SmailError) -> SMTPError:
     """A failure to get a login (a token renewal that failed) as the failure of the attempt's AUTH step."""
     return SMTPError(exc.code, exc.msg, stage="auth", hint=exc.hint, details=exc.details,
                      transient=bool(getattr(exc, "transient", False)))
@@ -847,7 +847,7 @@ def _attempt(endpoint: SMTPEndpoint, logins: LoginSource, todo: list[Outcome], t
                 outcome.error = exc
             return
         except SmailError as exc:  # the renewal of a refused token failed: as final or transient as that failure
-            failure = _login_failure(exc)
+            failure = login_failure(exc)
             for outcome in todo:
                 outcome.error = failure
             return

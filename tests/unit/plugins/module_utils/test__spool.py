@@ -33,6 +33,13 @@ def add(spool: _spool.Spool, *, account: str = ACCOUNT, message_id: str | None =
                      reason="smtp_connect: Connection refused")
 
 
+@contextlib.contextmanager
+def claimed(spool: _spool.Spool, account: str):
+    """The messages of a claim (the first window), locked while the block runs."""
+    with spool.claim(account) as claim:
+        yield claim.messages
+
+
 def mode_of(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -136,7 +143,7 @@ class TestPrivacy:
         os.chown(planted.path, 65534, 65534)
         own = add(spool, message_id="<own@example.com>")
         assert spool.pending() == [own]
-        with spool.claim(ACCOUNT) as messages:
+        with claimed(spool, ACCOUNT) as messages:
             assert messages == [own]
         assert spool.unreadable() == [planted.path] and os.path.exists(planted.path)
 
@@ -144,7 +151,7 @@ class TestPrivacy:
 class TestListings:
     def test_a_missing_spool_is_empty(self, spool, tmp_path):
         assert spool.pending() == [] and spool.held() == [] and spool.unreadable() == []
-        with spool.claim(ACCOUNT) as messages:
+        with claimed(spool, ACCOUNT) as messages:
             assert messages == []
         assert not (tmp_path / "spool").exists()
 
@@ -167,7 +174,7 @@ class TestListings:
         bad = tmp_path / "spool" / "00000000000000000001-bad.json"
         bad.write_bytes(content)
         assert spool.pending() == [good]
-        with spool.claim(ACCOUNT) as messages:
+        with claimed(spool, ACCOUNT) as messages:
             assert messages == [good]
         assert spool.unreadable() == [str(bad)] and bad.read_bytes() == content
 
@@ -208,7 +215,7 @@ class TestRemoveAndSetAside:
     def test_set_aside_holds_it_with_the_reason(self, spool, tmp_path):
         message = add(spool)
         later = add(spool, message_id="<2@example.com>")
-        held_path = spool.set_aside(message, "delivery_unknown: the connection broke after DATA")
+        held_path = spool.set_aside(message, "delivery_unknown: the connection broke after DATA").path
         assert held_path.endswith(".held.json") and not os.path.exists(message.path)
         assert sorted(os.listdir(tmp_path / "spool")) == sorted([os.path.basename(held_path), os.path.basename(later.path)])
         assert mode_of(held_path) == 0o600
@@ -217,7 +224,7 @@ class TestRemoveAndSetAside:
         assert held.path == held_path and held.data == MESSAGE and held.message_id == "<1@example.com>"
         assert held.held_reason == "delivery_unknown: the connection broke after DATA" and held.held_at
         assert held.summary()["held_reason"] == held.held_reason
-        with spool.claim(ACCOUNT) as messages:
+        with claimed(spool, ACCOUNT) as messages:
             assert messages == [later]
 
     def test_set_aside_of_a_message_gone_meanwhile_is_spool_write(self, spool):
@@ -234,20 +241,20 @@ class TestClaim:
         first = add(spool, message_id="<1@example.com>")
         add(spool, account="other@example.com")
         second = add(spool, message_id="<2@example.com>")
-        with spool.claim("user@example.com") as messages:
+        with claimed(spool, "user@example.com") as messages:
             assert messages == [first, second]
             spool.remove(first)
         assert [message.message_id for message in spool.pending(ACCOUNT)] == ["<2@example.com>"]
 
     def test_claimed_messages_are_locked_until_exit(self, spool):
         add(spool)
-        with spool.claim(ACCOUNT) as messages:
+        with claimed(spool, ACCOUNT) as messages:
             assert len(messages) == 1
             # flock locks belong to open files, so a second claim in this very process is refused too.
-            with spool.claim(ACCOUNT) as again:
+            with claimed(spool, ACCOUNT) as again:
                 assert again == []
             assert spool.pending(ACCOUNT) == messages  # listing does not lock
-        with spool.claim(ACCOUNT) as messages:
+        with claimed(spool, ACCOUNT) as messages:
             assert len(messages) == 1
 
     def test_a_message_locked_by_another_process_is_skipped(self, spool):
@@ -264,11 +271,11 @@ class TestClaim:
                               stdout=subprocess.PIPE, text=True) as holder:
             try:
                 assert holder.stdout.readline() == "locked\n"
-                with spool.claim(ACCOUNT) as messages:
+                with claimed(spool, ACCOUNT) as messages:
                     assert messages == [free]
             finally:
                 holder.communicate("done\n", timeout=30)
-        with spool.claim(ACCOUNT) as messages:
+        with claimed(spool, ACCOUNT) as messages:
             assert messages == [locked, free]
 
     def test_a_file_removed_before_it_is_opened_is_skipped(self, spool, monkeypatch):
@@ -282,7 +289,7 @@ class TestClaim:
             return names
 
         monkeypatch.setattr(_spool.os, "listdir", listdir_then_deliver_elsewhere)
-        with spool.claim(ACCOUNT) as messages:
+        with claimed(spool, ACCOUNT) as messages:
             assert messages == [kept]
 
     @pytest.mark.parametrize("elsewhere", ["remove", "set_aside"])
@@ -304,7 +311,7 @@ class TestClaim:
             return real_flock(fd, operation)
 
         monkeypatch.setattr(_spool.fcntl, "flock", flock_after_another_process_finished)
-        with spool.claim(ACCOUNT) as messages:
+        with claimed(spool, ACCOUNT) as messages:
             assert messages == [second]
         assert len(calls) == 2
 
@@ -322,11 +329,11 @@ class TestClaim:
                 time.sleep(0.001)
             delivered = []
             while True:
-                with spool.claim(account) as messages:
-                    for message in messages:
+                with spool.claim(account) as claim:
+                    for message in claim.messages:
                         delivered.append(message.message_id)
                         spool.remove(message)
-                if not messages:
+                if not claim.messages:
                     if not spool.pending(account):
                         break
                     time.sleep(0.001)
