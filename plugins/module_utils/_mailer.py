@@ -364,12 +364,13 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
         except _oauth2.TokenError as exc:
             if not (exc.transient and spool is not None):
                 raise
-            results, errors = [], []
+            results, errors, own_warnings = [], [], []
             for envelope in envelopes:
                 result, error = _settle_own(options, spool, envelope, _failed_before_sending(envelope, exc),
-                                            account=username, endpoint=endpoint, warnings=warnings)
+                                            account=username, endpoint=endpoint, warnings=own_warnings)
                 results.append(result)
                 errors.append(error)
+            warnings.extend(_few(own_warnings))
             summary.update(results=results, spool_pending=run.pending())
             return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
                                           warnings=warnings), errors=errors)
@@ -407,17 +408,27 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
     errors: list[SmailError | None] = []
 
     def settle_own(outcomes: list[_smtp.Outcome]) -> None:
+        own_warnings: list[str] = []
         for envelope, outcome in zip(envelopes, outcomes):
             result, error = _settle_own(options, spool, envelope, outcome, account=username, endpoint=endpoint,
-                                        warnings=warnings)
+                                        warnings=own_warnings)
             results.append(result)
             errors.append(error)
+        warnings.extend(_few(own_warnings))
 
     run.run(endpoint, logins, envelopes, policy=policy, transcript=transcript, settle_own=settle_own)
     summary.update(run.fields, results=results, token_source=token_source(), spool_pending=run.pending())
     finish(summary)
     return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
                                   token=bearer.token if bearer else None, warnings=warnings), errors=errors)
+
+
+def _few(warnings: list[str], shown: int = 3) -> list[str]:
+    """A batch's warnings about its own messages, the first few in full: a batch of thousands spooled warns once."""
+    if len(warnings) <= shown + 1:
+        return warnings
+    return warnings[:shown] + [f"{len(warnings) - shown} more messages of this batch were spooled or held likewise; "
+                               "their results say where."]
 
 
 def _failed_before_sending(envelope: _smtp.Envelope, error: _oauth2.TokenError) -> _smtp.Outcome:

@@ -342,10 +342,11 @@ class Spool:
             raise OptionError(option, f"no held mail in {self.directory} has the Message-ID " + ", ".join(unknown))
         return [message for message_id in dict.fromkeys(map(_bare_id, message_ids)) for message in held[message_id]]
 
-    def release(self, message: SpooledMessage) -> SpooledMessage:
+    def release(self, message: SpooledMessage, *, check_only: bool = False) -> SpooledMessage:
         """Queue a held message again for its recipients still to be served; returns the pending message.
 
         Raises OptionError (``release``) for a message with no such recipient left, SmailError ``spool_write``.
+        ``check_only`` checks without writing.
         """
         if not message.recipients:
             raise OptionError("release", f"the held mail {message.message_id} has no recipient left to send to "
@@ -353,6 +354,8 @@ class Spool:
                               f"{', '.join(message.refused) or 'nobody'}); discard it instead")
         pending = dataclasses.replace(message, path=message.path[:-len(HELD_SUFFIX)] + MESSAGE_SUFFIX,
                                       held_reason=None, held_at=None)
+        if check_only:
+            return pending
         try:
             write_private_file(pending.path, _serialise(pending))
             remove_private_file(message.path)

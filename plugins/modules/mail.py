@@ -336,8 +336,21 @@ spooled:
   sample: false
 spool_path:
   description: The spool file of this mail.
-  returned: when RV(spooled=true)
+  returned: when RV(spooled=true) or RV(held=true)
   type: str
+held:
+  description:
+    - True when the delivery of this mail became unknown (RV(error=delivery_unknown)) and O(spool_dir) is set: the
+      mail is kept in the spool, held. It is never resent by itself; check the recipients' mailboxes, then release
+      or discard it with M(smail.xoauth2.spool).
+  returned: failure with RV(error=delivery_unknown) and O(spool_dir) set
+  type: bool
+spool_refused:
+  description: Mail spooled earlier that the server refused for good for a recipient during this send; it is held
+    in the spool (path, C(Message-ID), C(delivered), C(refused) with the server's reply) and reported in a warning.
+  returned: success and failures of the SMTP session
+  type: list
+  elements: dict
 spool_delivered:
   description: The C(Message-ID)s of mail spooled earlier that this send delivered first.
   returned: success and failures of the SMTP session

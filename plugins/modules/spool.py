@@ -16,9 +16,15 @@ description:
     own, for example from cron after an outage, or lists what waits.
   - With O(flush=false) (the default) it only lists, and contacts nothing.
   - With O(flush=true) it delivers the spooled mail of the SMTP account (O(username), else the account of
-    O(token_ini)) oldest first over one connection, with the retries of O(retries); each file is removed once the
-    server accepted its mail. Mail whose delivery became unknown or that the server refused for good is set
-    aside in the spool and reported in a warning, never retried.
+    O(token_ini)) oldest first, with the retries of O(retries), at most 32 files open at a time. After each
+    recipient's final answer the file is brought up to date before anything else is sent, so a recipient who has
+    the mail never gets it again, even after a crash. A file is removed once every recipient has the mail.
+  - Mail that the server refused for good for a recipient, or whose delivery became unknown (the connection was lost
+    after the whole message was sent), is held in the spool and reported in a warning, never retried by itself.
+    After checking the recipients' mailboxes, O(release) queues held mail again (sent by this task with
+    O(flush=true), else by the next send) and O(discard) deletes it.
+  - Files in the spool that are not usable spooled mail (corrupt, unreadable, another user's) are kept, listed in
+    RV(spool_unreadable) and reported in a warning.
 author:
   - smail.xoauth2 maintainers (@smail-xoauth2)
 requirements:
@@ -31,7 +37,8 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Lists what a flush would deliver, and contacts nothing.
+    details: Lists what a flush would deliver and what O(release) and O(discard) would change, and changes or
+      contacts nothing.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
@@ -41,6 +48,23 @@ options:
       - Deliver the spooled mail of the account, rather than only list it.
     type: bool
     default: false
+  release:
+    description:
+      - C(Message-ID)s of held mail to queue again for the recipients that do not have it yet (angle brackets
+        optional). Only after checking that the recipients did not receive it: a mail whose delivery was unknown
+        may have arrived.
+      - Every C(Message-ID) must belong to held mail that has a recipient left, or the task fails before anything
+        changes.
+    type: list
+    elements: str
+    default: []
+  discard:
+    description:
+      - C(Message-ID)s of held mail to delete from the spool (angle brackets optional). Every one must belong to held
+        mail, or the task fails before anything changes.
+    type: list
+    elements: str
+    default: []
 notes:
   - O(spool_dir) is required.
 """
@@ -50,6 +74,23 @@ EXAMPLES = r"""
   smail.xoauth2.spool:
     spool_dir: /var/spool/smail-xoauth2
   register: waiting
+
+- name: A mail whose delivery was unknown did not arrive (checked in the mailbox); send it once more
+  smail.xoauth2.spool:
+    spool_dir: /var/spool/smail-xoauth2
+    release:
+      - "<178912345678.4242.1234567890@ops.example.com>"
+    flush: true
+    username: alerts@example.com
+    client_id: "{{ vault_smail_client_id }}"
+    client_secret: "{{ vault_smail_client_secret }}"
+    refresh_token: "{{ vault_smail_refresh_token }}"
+
+- name: Forget held mail that did arrive
+  smail.xoauth2.spool:
+    spool_dir: /var/spool/smail-xoauth2
+    discard:
+      - "<178912345678.4243.1234567890@ops.example.com>"
 
 - name: Deliver it now that the server is back
   smail.xoauth2.spool:
@@ -74,10 +115,33 @@ spool_delivered:
   type: list
   elements: str
 spool_held:
-  description: Mail set aside in the spool (delivery unknown, or refused for good), never retried automatically.
+  description: Mail held in the spool (delivery unknown, or refused for good), never retried automatically, with
+    C(held_reason), and C(delivered) and C(refused) (recipient and the server's reply) where known.
   returned: always
   type: list
   elements: dict
+spool_refused:
+  description: Mail of this flush that the server refused for good for at least one recipient and that no recipient
+    waits for any more; now held (see RV(spool_held)).
+  returned: always
+  type: list
+  elements: dict
+spool_released:
+  description: The C(Message-ID)s of held mail queued again by O(release) (would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+spool_discarded:
+  description: The C(Message-ID)s of held mail deleted by O(discard) (would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+spool_unreadable:
+  description: Paths of files in the spool that are no usable spooled mail (corrupt, unreadable, another user's);
+    kept as they are.
+  returned: always
+  type: list
+  elements: str
 attempts:
   description: How many connections the flush took (0 when nothing waited, or when only listing).
   returned: always
@@ -102,16 +166,35 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
 
 
 def main() -> None:
-    argspec = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, {"flush": {"type": "bool", "default": False}})
+    argspec = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, {
+        "flush": {"type": "bool", "default": False},
+        "release": {"type": "list", "elements": "str", "default": []},
+        "discard": {"type": "list", "elements": "str", "default": []},
+    })
     module = AnsibleModule(argument_spec=argspec, supports_check_mode=True)
-    if not module.params["spool_dir"]:
+    params = module.params
+    if not params["spool_dir"]:
         module.fail_json(msg="Option 'spool_dir': is required", error="invalid_option", option="spool_dir")
-    spool = _spool.Spool(module.params["spool_dir"])
+    both = sorted(set(map(str.casefold, params["release"])) & set(map(str.casefold, params["discard"])))
+    if both:
+        module.fail_json(msg=f"Options 'release' and 'discard': both name {', '.join(both)}", error="invalid_option",
+                         option="release")
+    spool = _spool.Spool(params["spool_dir"])
     transcript = _smtp.Transcript()
-    result: dict = {"spool_delivered": [], "attempts": 0}
+    result: dict = {"spool_delivered": [], "spool_refused": [], "attempts": 0}
     try:
-        if module.params["flush"] and not module.check_mode:
-            delivery = _mailer.flush_spool(module.params, transcript=transcript)
+        # Every Message-ID is checked before anything changes.
+        released = spool.held_by_id(params["release"], option="release")
+        discarded = spool.held_by_id(params["discard"], option="discard")
+        for message in released:
+            spool.release(message, check_only=True)
+        if not module.check_mode:
+            for message in released:
+                spool.release(message)
+            for message in discarded:
+                spool.remove(message)
+        if params["flush"] and not module.check_mode:
+            delivery = _mailer.flush_spool(params, transcript=transcript)
             module.no_log_values.update(delivery.secrets)
             for warning in delivery.warnings:
                 module.warn(warning)
@@ -119,12 +202,19 @@ def main() -> None:
         else:
             result["spool_pending"] = [message.summary() for message in spool.pending()]
         result["spool_held"] = [message.summary() for message in spool.held()]
+        result["spool_unreadable"] = spool.unreadable()
     except MissingLibraryError as exc:
         module.fail_json(msg=missing_required_lib(exc.library), error=exc.code)
     except SmailError as exc:
         module.no_log_values.update(transcript.secrets)
         module.fail_json(**exc.as_result())
-    module.exit_json(changed=bool(result["spool_delivered"]), **result)
+    result["spool_released"] = [message.message_id for message in released]
+    result["spool_discarded"] = [message.message_id for message in discarded]
+    if result["spool_unreadable"]:
+        module.warn(f"{len(result['spool_unreadable'])} file(s) in the mail spool {params['spool_dir']} are no usable "
+                    "spooled mail and were left as they are: " + ", ".join(result["spool_unreadable"]))
+    changed = bool(result["spool_delivered"] or result["spool_refused"] or released or discarded)
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":
