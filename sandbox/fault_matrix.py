@@ -1,6 +1,6 @@
-"""Write docs/reliability.md's fault table from the observations of the mail_faults integration target.
+"""Write docs/reliability.md's fault table from the observations of the mail_faults and mail_spool_faults targets.
 
-The target appends one JSON line per case to ``<state_dir>/fault_matrix.jsonl``; the last line of each case wins.
+Each target appends one JSON line per case to ``<state_dir>/fault_matrix.jsonl``; the last line of each case wins.
 """
 
 from __future__ import annotations
