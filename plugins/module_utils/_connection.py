@@ -10,6 +10,7 @@ This file is private to the collection and has no Ansible imports.
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
@@ -26,8 +27,11 @@ def tls_settings(options: t.Mapping[str, t.Any]) -> TLSSettings:
     timeout = options.get("timeout") or 30
     if timeout <= 0:
         raise OptionError("timeout", "must be a positive number of seconds")
-    return TLSSettings(validate_certs=options.get("validate_certs", True), ca_path=options.get("ca_path"),
-                       timeout=float(timeout))
+    ca_path = options.get("ca_path")
+    # Checked before the token endpoint or the SMTP server is contacted: no retry makes a missing file appear.
+    if ca_path and not (os.path.isfile(ca_path) and os.access(ca_path, os.R_OK)):
+        raise OptionError("ca_path", f"{ca_path!r} is not a readable file (a PEM file of the CA certificates to trust)")
+    return TLSSettings(validate_certs=options.get("validate_certs", True), ca_path=ca_path, timeout=float(timeout))
 
 
 def retry_policy(options: t.Mapping[str, t.Any]) -> RetryPolicy:

@@ -193,8 +193,17 @@ class SMTPEndpoint(t.NamedTuple):
     ehlohost: str | None = None
 
     def ssl_context(self) -> ssl.SSLContext:
-        """A client context that verifies the server certificate and host name unless told not to."""
-        context = ssl.create_default_context(cafile=self.ca_path) if self.ca_path else ssl.create_default_context()
+        """A client context that verifies the server certificate and host name unless told not to.
+
+        A ``ca_path`` that is not a readable CA bundle is SMTPError ``invalid_option``, final: no retry can fix it.
+        """
+        try:
+            context = ssl.create_default_context(cafile=self.ca_path) if self.ca_path else ssl.create_default_context()
+        except OSError as exc:  # ssl.SSLError is one: a file without a certificate in it
+            reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+            raise SMTPError("invalid_option", f"Option 'ca_path': cannot load {self.ca_path!r} as CA certificates ({reason}).",
+                            stage="tls", transient=False, details={"option": "ca_path"},
+                            hint="Set ca_path to a readable PEM file of the CA certificates to trust.") from None
         if not self.validate_certs:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -279,11 +288,20 @@ _PROTECTED_HEADERS = {"from", "to", "cc", "bcc", "subject", "reply-to", "date", 
                       "content-type", "content-transfer-encoding"}
 
 
+def _check_one_line(text: str, *, option: str, what: str = "") -> None:
+    """Raise OptionError naming ``option`` when ``text`` holds a NUL or a line break.
+
+    A line break is anything ``str.splitlines()`` splits on (CR, LF, VT, FF, FS, GS, RS, NEL, LS, PS): the email
+    package refuses each of them in a header value with a bare ValueError.
+    """
+    if "\x00" in text or len(f"{text}.".splitlines()) > 1:
+        raise OptionError(option, f"{what}contains a line break or NUL")
+
+
 @functools.lru_cache(maxsize=1024)  # a batch names the same sender in every message, and each address twice
 def parse_address(value: str, *, option: str) -> Address:
     """One mailbox from ``addr`` or ``Name <addr>``; raise OptionError naming ``option`` when it is not one."""
-    if any(ch in value for ch in "\r\n\x00"):
-        raise OptionError(option, "contains a line break or NUL")
+    _check_one_line(value, option=option)
     name, addr = email.utils.parseaddr(value)
     if not addr or "@" not in addr or addr.startswith("@") or addr.endswith("@") or " " in addr:
         raise OptionError(option, f"{value!r} is not a mail address")
@@ -304,8 +322,9 @@ def build_message(spec: MessageSpec) -> EmailMessage:
         "".encode(spec.charset)
     except LookupError:
         raise OptionError("charset", f"unknown character set {spec.charset!r}") from None
-    if any(ch in spec.subject for ch in "\r\n\x00"):
-        raise OptionError("subject", "contains a line break or NUL")
+    _check_one_line(spec.subject, option="subject")
+    if spec.message_id_domain:
+        _check_one_line(spec.message_id_domain, option="message_id_domain")
     msg = EmailMessage(policy=MESSAGE_POLICY)
     sender = parse_address(spec.sender, option="sender")
     msg["From"] = sender
@@ -322,8 +341,7 @@ def build_message(spec: MessageSpec) -> EmailMessage:
             raise OptionError("headers", f"{name!r} is not a valid header name")
         if name.lower() in _PROTECTED_HEADERS:
             raise OptionError("headers", f"{name!r} is set from its own option, not from headers")
-        if any(ch in str(value) for ch in "\r\n\x00"):
-            raise OptionError("headers", f"the value of {name!r} contains a line break or NUL")
+        _check_one_line(str(value), option=f"headers.{name}")
         msg[name] = str(value)
     try:
         if spec.subtype == "html":
@@ -356,12 +374,14 @@ def _attach_file(msg: EmailMessage, path: str) -> None:
     if content_type is None or encoding is not None:
         content_type = "application/octet-stream"  # a compressed file is sent as is, not as its inner type
     maintype, subtype = content_type.split("/", 1)
+    filename = os.path.basename(path)
+    _check_one_line(filename, option="attach", what=f"the file name {filename!r} ")
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
         raise OptionError("attach", f"cannot read {path!r}: {exc.strerror}") from None
-    msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=os.path.basename(path))
+    msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
 
 
 def envelope_recipients(spec: MessageSpec) -> list[str]:
@@ -389,6 +409,33 @@ def reply_text(message: bytes | str) -> str:
     return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
 
 
+_ENHANCED_STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
+
+
+def enhanced_status(code: int, text: str) -> tuple[int, int, int] | None:
+    """The RFC 3463 status code (``5.7.8``) that starts a reply's text, as numbers; None when there is none.
+
+    One whose class disagrees with the reply code (``550 4.7.1``) is broken (RFC 2034 section 4 requires them to
+    agree) and ignored: the reply code decides what is transient.
+    """
+    match = _ENHANCED_STATUS.match(text)
+    if match is None or int(match[1]) != code // 100:
+        return None
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def too_many_recipients(code: int, text: str) -> bool:
+    """Whether a reply to RCPT says this transaction holds all the recipients it takes (RFC 5321 4.5.3.1.10).
+
+    452 is that reply, and 552 is to be treated like it (RFC 821 gave that code); an enhanced status code other than
+    X.5.3 names another reason (X.2.2 mailbox full, X.3.1 system full) and leaves the reply to its own class.
+    """
+    if code not in (452, 552):
+        return False
+    status = enhanced_status(code, text)
+    return status is None or status[1:] == (5, 3)
+
+
 class Envelope(t.NamedTuple):
     """One message as the server sees it: envelope sender, recipients and the exact bytes after DATA."""
 
@@ -405,6 +452,8 @@ class RcptReplies:
         self.accepted: list[str] = []
         #: 4xx: may be accepted later.
         self.deferred: dict[str, str] = {}
+        #: 452, or a 552 that means the same: not in this transaction, but in a new one at once (RFC 5321 4.5.3.1.10).
+        self.too_many: dict[str, str] = {}
         #: 5xx: refused for good.
         self.refused: dict[str, str] = {}
 
@@ -446,6 +495,7 @@ class SMTPSession:
         self.transcript = transcript or Transcript()
         self.transcript.add_secret(login.secret)
         self._smtp: _SMTP | _SMTPSSL | None = None
+        self._tls_context: ssl.SSLContext | None = None
 
     # connection plumbing
 
@@ -498,14 +548,20 @@ class SMTPSession:
     # steps
 
     def connect(self) -> None:
-        """TCP connect (with implicit TLS for ``ssl``) and read the greeting."""
+        """TCP connect (with implicit TLS for ``ssl``) and read the greeting.
+
+        The TLS context is made first, so a bad ``ca_path`` fails before any connection. A greeting that never comes
+        on a port that answers a TLS handshake instead is final ``smtp_tls``: the port expects implicit TLS.
+        """
         endpoint = self.endpoint
+        if endpoint.secure != "never":
+            self._tls_context = endpoint.ssl_context()
         self.transcript.note(f"connect {endpoint.host}:{endpoint.port} ({endpoint.secure})")
         stage = "tls" if endpoint.secure == "ssl" else "connect"
         try:
             if endpoint.secure == "ssl":
                 smtp: _SMTP | _SMTPSSL = _SMTPSSL(local_hostname=endpoint.ehlohost, timeout=endpoint.timeout,
-                                                  context=endpoint.ssl_context())
+                                                  context=self._tls_context)
             else:
                 smtp = _SMTP(local_hostname=endpoint.ehlohost, timeout=endpoint.timeout)
             smtp.transcript = self.transcript
@@ -515,7 +571,17 @@ class SMTPSession:
         except ssl.SSLError as exc:
             raise self._fail(exc, stage=stage) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise self._fail(exc, stage="connect") from None
+            error = self._fail(exc, stage="connect")
+            # smtplib reports a greeting that timed out as a disconnect; a TCP connect that timed out is not one.
+            if endpoint.secure != "ssl" and error.code == "smtp_timeout" and isinstance(exc, smtplib.SMTPServerDisconnected):
+                from ansible_collections.smail.xoauth2.plugins.module_utils._smtp_failure import silent_greeting  # pylint: disable=import-outside-toplevel
+
+                error = silent_greeting(endpoint, error)
+            raise error from None
+        except ValueError as exc:  # UnicodeError from the IDNA codec: an empty or overlong label, a stray character
+            self.close()
+            raise SMTPError("invalid_option", f"Option 'host': {endpoint.host!r} is not a host name ({exc}).", stage="connect",
+                            transient=False, details={"option": "host"}) from None
         if code != 220:
             self.close()
             raise SMTPError("smtp_connect", f"{endpoint.host}:{endpoint.port} refused the session in its greeting: "
@@ -539,7 +605,7 @@ class SMTPSession:
             raise SMTPError("smtp_tls", f"{self.endpoint.host}:{self.endpoint.port} does not offer STARTTLS.", stage="tls",
                             transient=False, hint="Use secure=ssl for implicit TLS (port 465), or check the port.")
         try:
-            code, message = self.smtp.starttls(context=self.endpoint.ssl_context())
+            code, message = self.smtp.starttls(context=self._tls_context or self.endpoint.ssl_context())
         except (OSError, smtplib.SMTPException) as exc:
             raise self._fail(exc, stage="tls") from None
         if code != 220:
@@ -590,7 +656,7 @@ class SMTPSession:
             if login.mechanism in ("xoauth2", "oauthbearer") and challenge:
                 details["auth_challenge"] = challenge
             raise SMTPError("smtp_auth", f"The server refused AUTH {mechanism} for {username}: {code} {self.transcript.mask(reply)}",
-                            stage="auth", details=details, hint=_auth_hint(login.mechanism))
+                            stage="auth", details=details, hint=_auth_hint(login.mechanism, code, reply))
 
     def _login_exchange(self, username: str, password: str) -> tuple[int, str]:
         encoded_user = base64.b64encode(username.encode("utf-8")).decode("ascii")
@@ -648,7 +714,7 @@ class SMTPSession:
                             hint="The sender must be the authenticated account or one of its verified aliases.")
 
     def rcpt_to(self, recipients: t.Sequence[str]) -> RcptReplies:
-        """RCPT TO for each address, sorted by the reply into accepted, deferred (4xx) and refused (5xx).
+        """RCPT TO for each address, sorted by the reply into accepted, too many (452), deferred (4xx) and refused (5xx).
 
         A 421 ends the session: ``smtp_connect`` with the reply code, transient.
         """
@@ -665,6 +731,8 @@ class SMTPSession:
                                 stage="rcpt", details={"smtp_code": code})
             if code in (250, 251):
                 replies.accepted.append(address)
+            elif too_many_recipients(code, reply_text(message)):
+                replies.too_many[address] = text
             elif 400 <= code < 500:
                 replies.deferred[address] = text
             else:
@@ -765,7 +833,13 @@ class SMTPSession:
             pass
 
 
-def _auth_hint(mechanism: str) -> str:
+def _auth_hint(mechanism: str, code: int, reply: str) -> str:
+    """What to do about a refused AUTH: nothing but wait for a 4xx (454 4.7.0), the credentials for a 5xx."""
+    status = enhanced_status(code, reply)
+    if 400 <= code < 500:
+        return "The server could not verify the login just now (a temporary failure): a later attempt may succeed."
+    if status is not None and status[1:] == (7, 11):
+        return "The server takes this mechanism only over TLS: use secure=ssl or secure=starttls."
     if mechanism in ("xoauth2", "oauthbearer"):
         return ("The access token was refused: check that username is the account that granted it, that its scopes "
                 "include mail sending (Google: https://mail.google.com/, Microsoft: SMTP.Send), and that it has not expired.")
@@ -808,13 +882,29 @@ def _deferral(outcome: Outcome, deferred: dict[str, str]) -> SMTPError:
                      details={"deferred": dict(deferred), "smtp_code": int(first_code) if first_code.isdigit() else None})
 
 
-def _run_transaction(session: SMTPSession, outcome: Outcome) -> None:
-    """One MAIL/RCPT/DATA round for the envelope's pending recipients, recorded on ``outcome``; raises SMTPError."""
+def _run_transaction(session: SMTPSession, outcome: Outcome, on_transaction: TransactionHook | None = None) -> None:
+    """One MAIL/RCPT/DATA round for the envelope's pending recipients, recorded on ``outcome``; raises SMTPError.
+
+    Recipients the server had no room for (452, or 552, at RCPT) go in a new transaction at once while the last one
+    delivered to somebody (RFC 5321 4.5.3.1.10); each transaction is recorded, and shown to ``on_transaction``, before
+    the next starts, so a failure in a later one leaves the earlier ones' recipients accepted. Without progress they
+    wait like any other 4xx. The caller shows the outcome to ``on_transaction`` after the last transaction.
+    """
+    later: dict[str, str] = {}
     replies = session.transact(outcome.envelope, outcome.pending)
-    outcome.refused.update(replies.refused)
-    outcome.accepted.extend(replies.accepted)
-    outcome.pending = list(replies.deferred)
-    outcome.error = _deferral(outcome, replies.deferred) if replies.deferred else None
+    while True:
+        outcome.refused.update(replies.refused)
+        outcome.accepted.extend(replies.accepted)
+        later.update(replies.deferred)
+        outcome.pending = [*replies.too_many, *later]
+        if not (replies.too_many and replies.accepted and session.connected):
+            break
+        if on_transaction is not None:
+            on_transaction(outcome)
+        session.transcript.note(f"{len(replies.too_many)} recipient(s) did not fit in this transaction: a new one for them")
+        replies = session.transact(outcome.envelope, list(replies.too_many))
+    deferred = {**replies.too_many, **later}
+    outcome.error = _deferral(outcome, deferred) if deferred else None
     if not outcome.pending and not outcome.accepted:
         outcome.error = SMTPError("recipients_refused", "The server refused every recipient: "
                                   + "; ".join(f"{addr}: {reply}" for addr, reply in outcome.refused.items()),
@@ -853,7 +943,7 @@ def _attempt(endpoint: SMTPEndpoint, logins: LoginSource, todo: list[Outcome], t
             return
         for index, outcome in enumerate(todo):
             try:
-                _run_transaction(session, outcome)
+                _run_transaction(session, outcome, on_transaction)
             except SMTPError as exc:
                 outcome.error = exc
             if on_transaction is not None:

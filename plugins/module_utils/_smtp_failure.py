@@ -18,6 +18,12 @@ import typing as t
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import SMTPEndpoint, SMTPError, reply_text
 
 _TIMEOUTS = (socket.timeout, TimeoutError)  # distinct classes before Python 3.10
+#: getaddrinfo's answers for a name that does not exist, or has no address: a retry asks the same resolver again.
+_UNKNOWN_NAME = frozenset(code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None)
+#: OpenSSL's reasons for a peer that does not speak the TLS the client expects (plain SMTP, no common version).
+_TLS_MISMATCH = frozenset({"WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION"})
+#: How long a silent port gets to answer a TLS handshake.
+_PROBE_TIMEOUT = 5.0
 
 
 def explain(exc: BaseException, *, endpoint: SMTPEndpoint, mask: t.Callable[[str], str], stage: str,
@@ -45,15 +51,49 @@ def explain(exc: BaseException, *, endpoint: SMTPEndpoint, mask: t.Callable[[str
                          stage=stage, transient=False,
                          hint="Set ca_path to the CA bundle that signed it; validate_certs=false is for tests only.")
     if isinstance(exc, ssl.SSLError):
+        # A version mismatch is the configuration (secure, port), so it is final; a handshake cut short may not be.
         return SMTPError("smtp_tls", f"TLS with {where} failed: {exc}.", stage=stage,
-                         hint="Check secure: 'ssl' is implicit TLS (port 465), 'starttls' upgrades a plain connection (port 587).")
+                         transient=False if getattr(exc, "reason", None) in _TLS_MISMATCH else None,
+                         hint="Check secure and port: 'ssl' is implicit TLS (port 465), 'starttls' upgrades a plain "
+                              "connection (port 587).")
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return SMTPError("smtp_connect", f"{where} closed the connection during {stage}: {exc}", stage=stage)
     if isinstance(exc, smtplib.SMTPResponseException):
         return SMTPError("smtp_connect", f"{where} answered {exc.smtp_code} during {stage}: {reply_text(exc.smtp_error)}",
                          stage=stage, details={"smtp_code": exc.smtp_code})
+    if isinstance(exc, socket.gaierror) and exc.errno in _UNKNOWN_NAME:
+        return SMTPError("smtp_connect", f"Cannot connect to {where}: the host name does not resolve ({exc.strerror}).",
+                         stage=stage, transient=False,
+                         hint="Check host: the name is unknown to DNS (a typo, or a name only another network's resolver knows).")
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc)
         return SMTPError("smtp_connect", f"Cannot connect to {where}: {reason}.", stage=stage,
                          hint="Check host, port and the network path (a firewall may block outgoing SMTP).")
     return SMTPError("smtp_connect", f"{where}: {type(exc).__name__}: {exc}", stage=stage)
+
+
+def silent_greeting(endpoint: SMTPEndpoint, error: SMTPError) -> SMTPError:
+    """``error``, a greeting that never came on a plain connection; final ``smtp_tls`` when the port answers TLS instead.
+
+    An implicit-TLS port waits for the client's handshake as the client waits for the greeting: another attempt would
+    wait just as long, so the hint comes after the first.
+    """
+    if not _answers_tls(endpoint):
+        return error
+    return SMTPError("smtp_tls", f"{endpoint.host}:{endpoint.port} sent no SMTP greeting within {endpoint.timeout:g} s "
+                     f"but answers a TLS handshake: it expects implicit TLS, not secure={endpoint.secure}.",
+                     stage=error.stage, transient=False,
+                     hint="Use secure=ssl with this port (465 is the implicit-TLS port), or secure=starttls with port 587.")
+
+
+def _answers_tls(endpoint: SMTPEndpoint) -> bool:
+    """Whether ``endpoint`` completes a TLS handshake; nothing is sent over it, so its certificate is not checked."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=min(endpoint.timeout, _PROBE_TIMEOUT)) as raw:
+            with context.wrap_socket(raw, server_hostname=endpoint.host):
+                return True
+    except OSError:  # ssl.SSLError is one: whatever listens there does not speak TLS
+        return False

@@ -785,7 +785,7 @@ def test_slow_data_stores_the_message_before_the_client_gives_up(settings: dict[
     ("side", "address"),
     [pytest.param("mail", "fault-rcpt451-x@example.com", id="rcpt-fault-as-sender"),
      pytest.param("rcpt", "fault-mail421-x@example.com", id="mail-fault-as-recipient"),
-     pytest.param("rcpt", "fault-rcpt452-x@example.com", id="unknown-fault")],
+     pytest.param("rcpt", "fault-rcpt453-x@example.com", id="unknown-fault")],
 )
 def test_malformed_fault_addresses_are_refused_not_ignored(settings: dict[str, t.Any], side: str, address: str) -> None:
     with logged_in(settings) as client:

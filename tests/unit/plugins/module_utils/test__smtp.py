@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
 
@@ -142,7 +142,7 @@ class TestBuildMessage:
 
     @pytest.mark.parametrize("kwargs,option", [
         ({"subject": "a\r\nBcc: victim@example.com"}, "subject"),
-        ({"headers": (("X-A", "v\nInjected: 1"),)}, "headers"),
+        ({"headers": (("X-A", "v\nInjected: 1"),)}, "headers.X-A"),
         ({"headers": (("From", "x@example.com"),)}, "headers"),
         ({"headers": (("Bad Name", "v"),)}, "headers"),
         ({"to": ("not-an-address",)}, "to"),
@@ -158,6 +158,43 @@ class TestBuildMessage:
         with pytest.raises(OptionError) as info:
             _smtp.build_message(self.spec(**kwargs))
         assert info.value.option == option
+
+    #: Every character str.splitlines() splits on besides CR and LF; the email package refuses them in a header.
+    OTHER_LINE_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+    def test_the_line_breaks_are_all_that_splitlines_splits_on(self):
+        assert [ch for ch in map(chr, range(0x3000)) if len(f"a{ch}b".splitlines()) > 1] == sorted(
+            ["\n", "\r", *self.OTHER_LINE_BREAKS])
+
+    @pytest.mark.parametrize("brk", OTHER_LINE_BREAKS)
+    @pytest.mark.parametrize(("kwargs", "option"), [
+        ({"subject": "a{}b"}, "subject"),
+        ({"headers": (("X-Foo", "v{}w"),)}, "headers.X-Foo"),
+        ({"to": ("Ann{} <ann@example.com>",)}, "to"),
+        ({"sender": "Bot{} <bot@example.com>"}, "sender"),
+        ({"reply_to": ("desk{}@example.com",)}, "reply_to"),
+        ({"message_id_domain": "mid{}.example.com"}, "message_id_domain"),
+    ])
+    def test_other_line_breaks_in_a_header_name_the_option(self, kwargs, option, brk):
+        kwargs = {key: (value.format(brk) if isinstance(value, str) else tuple(
+            tuple(part.format(brk) for part in item) if isinstance(item, tuple) else item.format(brk) for item in value))
+            for key, value in kwargs.items()}
+        with pytest.raises(OptionError) as info:
+            _smtp.build_message(self.spec(**kwargs))
+        assert info.value.option == option and info.value.code == "invalid_option"
+
+    @pytest.mark.parametrize("brk", OTHER_LINE_BREAKS)
+    def test_a_line_break_in_an_attachment_name_names_attach(self, tmp_path, brk):
+        path = tmp_path / f"report{brk}.txt"
+        path.write_text("data\n")
+        with pytest.raises(OptionError) as info:
+            _smtp.build_message(self.spec(attachments=(str(path),)))
+        assert info.value.option == "attach"
+
+    def test_a_batch_names_the_message(self):
+        with pytest.raises(OptionError) as info:
+            _mailer.prepare_envelope(self.spec(subject="a\u2028b"), option_prefix="messages[2].")
+        assert info.value.option == "messages[2].subject"
 
 
 def endpoint(settings, port_key, secure, **kwargs):
@@ -357,3 +394,38 @@ class TestValidateConnection:
 
     def test_sasl_login_repr_hides_secret(self):
         assert "s3cret" not in repr(_smtp.SASLLogin("plain", "u", "s3cret"))
+
+
+class TestReplyClasses:
+    @pytest.mark.parametrize(("code", "text", "expected"), [
+        (535, "5.7.8 Username and Password not accepted.", (5, 7, 8)),
+        (454, "4.7.0 Temporary authentication failure", (4, 7, 0)),
+        (550, "4.7.1 broken server", None),  # the class must agree with the reply code (RFC 2034 section 4)
+        (452, "Too many recipients", None),
+        (250, "2.1.5 OK", (2, 1, 5)),
+    ])
+    def test_enhanced_status(self, code, text, expected):
+        assert _smtp.enhanced_status(code, text) == expected
+
+    @pytest.mark.parametrize(("code", "text", "expected"), [
+        (452, "4.5.3 Too many recipients", True),
+        (452, "Too many recipients", True),
+        (552, "5.5.3 Too many recipients", True),
+        (552, "Too many recipients", True),
+        (552, "4.5.3 mixed classes", True),  # the broken enhanced code is ignored: 552 at RCPT is read as 452
+        (452, "4.2.2 Mailbox full", False),  # deferred, like any 4xx
+        (552, "5.2.2 Mailbox full", False),  # refused: the enhanced code names the reason
+        (451, "4.3.0 Try later", False),
+    ])
+    def test_too_many_recipients(self, code, text, expected):
+        assert _smtp.too_many_recipients(code, text) is expected
+
+    @pytest.mark.parametrize("mechanism", ["xoauth2", "plain"])
+    def test_a_temporary_auth_failure_does_not_blame_the_credentials(self, mechanism):
+        temporary = _smtp._auth_hint(mechanism, 454, "4.7.0 Temporary authentication failure")
+        final = _smtp._auth_hint(mechanism, 535, "5.7.8 Username and Password not accepted")
+        assert "later" in temporary and "check" not in temporary.lower()
+        assert "check" in final.lower()
+
+    def test_auth_over_clear_text_gets_the_tls_hint(self):
+        assert "secure" in _smtp._auth_hint("plain", 538, "5.7.11 Encryption required for requested authentication mechanism")

@@ -60,3 +60,27 @@ def test_an_unverified_certificate_is_final_with_the_ca_path_hint():
 def test_replies_and_network_failures(exc, code, transient):
     error = explained(exc, stage="connect")
     assert (error.code, error.transient) == (code, transient)
+
+
+@pytest.mark.parametrize(("errno", "transient"), [(socket.EAI_NONAME, False), (socket.EAI_AGAIN, True)])
+def test_a_name_that_does_not_exist_is_final_and_a_resolver_hiccup_is_not(errno, transient):
+    error = explained(socket.gaierror(errno, "resolver says so"), stage="connect")
+    assert (error.code, error.transient) == ("smtp_connect", transient)
+    if not transient:
+        assert "host" in error.hint
+
+
+def ssl_error(cls, reason):
+    exc = cls(1, f"[SSL: {reason}] {reason.lower()}")
+    exc.reason = reason
+    return exc
+
+
+@pytest.mark.parametrize(("exc", "transient"), [
+    (ssl_error(ssl.SSLError, "WRONG_VERSION_NUMBER"), False),  # secure=ssl on a plain port
+    (ssl_error(ssl.SSLError, "TLSV1_ALERT_PROTOCOL_VERSION"), False),  # no TLS version in common
+    (ssl_error(ssl.SSLEOFError, "UNEXPECTED_EOF_WHILE_READING"), True),  # a handshake cut short
+])
+def test_a_tls_version_mismatch_is_final(exc, transient):
+    error = explained(exc, stage="tls")
+    assert (error.code, error.transient) == ("smtp_tls", transient) and "secure" in error.hint

@@ -7,11 +7,15 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import RetryPolicy
 
 FAST = RetryPolicy(retries=2, delay=0.01, max_time=30)
@@ -149,3 +153,143 @@ def test_later_envelopes_survive_a_drop_of_an_earlier_one(settings, logins):
     assert report.outcomes[0].error.code == "delivery_unknown"
     assert report.outcomes[1].error is None and len(copies(settings, "batch second")) == 1
     assert len(copies(settings, "batch first")) == 1
+
+
+# --- 452 and 552 at RCPT: too many recipients for one transaction ----------------------------------
+
+def rcpt_tos(settings, subject):
+    return sorted(tuple(json.loads(path.with_suffix(".json").read_text())["rcpt_tos"]) for path in copies(settings, subject))
+
+
+@pytest.mark.parametrize("kind", ["rcpt452", "rcpt552"])
+def test_too_many_recipients_go_in_the_next_transaction_at_once(settings, logins, kind):
+    tag = uuid.uuid4().hex[:12]
+    first, second = f"fault-{kind}x1-{tag}@example.com", f"fault-{kind}x2-{tag}@example.com"
+    mail = envelope(settings, f"too many {tag}", ["ops@example.com", first, second])
+    sleeps = []
+    # No retries at all: the rest of the recipients is not a retry.
+    report = _smtp.deliver_envelopes(endpoint(settings), logins, [mail], policy=_smtp.NO_RETRY, sleep=sleeps.append)
+    outcome = report.outcomes[0]
+    assert outcome.error is None and outcome.refused == {} and outcome.pending == []
+    assert sorted(outcome.accepted) == sorted(mail.recipients)
+    assert report.attempts == 1 and sleeps == [] and report.failed_attempts == []
+    assert rcpt_tos(settings, f"too many {tag}") == sorted([("ops@example.com",), (first,), (second,)])
+
+
+def test_too_many_recipients_for_every_recipient_is_an_ordinary_deferral(settings, logins):
+    tag = uuid.uuid4().hex[:12]
+    mail = envelope(settings, f"all 452 {tag}", [f"fault-rcpt452x1-{tag}@example.com"])
+    sleeps = []
+    report = _smtp.deliver_envelopes(endpoint(settings), logins, [mail], policy=FAST, sleep=sleeps.append)
+    assert report.outcomes[0].error is None and report.attempts == 2 and len(sleeps) == 1
+    assert report.failed_attempts[0]["smtp_code"] == 452 and len(copies(settings, f"all 452 {tag}")) == 1
+
+
+def test_a_recipient_that_has_the_mail_is_never_sent_it_again(settings, logins):
+    tag = uuid.uuid4().hex[:12]
+    full = f"fault-rcpt452-{tag}@example.com"
+    mail = envelope(settings, f"never again {tag}", ["ops@example.com", full])
+    report = _smtp.deliver_envelopes(endpoint(settings), logins, [mail], policy=FAST, sleep=lambda _: None)
+    outcome = report.outcomes[0]
+    assert outcome.accepted == ["ops@example.com"] and outcome.pending == [full]
+    assert (outcome.error.code, outcome.error.transient, outcome.error.smtp_code) == ("recipients_deferred", True, 452)
+    assert report.attempts == 3 and rcpt_tos(settings, f"never again {tag}") == [("ops@example.com",)]
+
+
+class FailingSecondTransaction(_smtp.SMTPSession):
+    """A real session whose second transaction loses the connection before MAIL."""
+
+    transactions = 0
+
+    def transact(self, envelope, recipients):
+        self.transactions += 1
+        if self.transactions == 2:
+            self.close()
+            raise _smtp.SMTPError("smtp_connect", "lost", stage="mail", transient=True)
+        return super().transact(envelope, recipients)
+
+
+def test_a_failed_later_transaction_keeps_the_earlier_ones_recipients(settings, logins):
+    tag = uuid.uuid4().hex[:12]
+    full = f"fault-rcpt452x1-{tag}@example.com"
+    outcome = _smtp.Outcome(envelope(settings, f"kept {tag}", ["ops@example.com", full]), pending=["ops@example.com", full])
+    with FailingSecondTransaction(endpoint(settings), logins.login()) as session:
+        session.open()
+        with pytest.raises(_smtp.SMTPError):
+            _smtp._run_transaction(session, outcome)
+    assert outcome.accepted == ["ops@example.com"] and outcome.pending == [full]
+
+
+# --- configuration errors are final ------------------------------------------------------------
+
+def test_a_missing_ca_path_is_an_invalid_option_before_any_connection(settings, logins):
+    sleeps = []
+    report = _smtp.deliver_envelopes(endpoint(settings, ca_path="/nonexistent/ca.pem"), logins,
+                                     [envelope(settings, "no ca", ["ops@example.com"])], policy=FAST, sleep=sleeps.append)
+    error = report.outcomes[0].error
+    assert (error.code, error.transient, error.details["option"]) == ("invalid_option", False, "ca_path")
+    assert report.attempts == 1 and sleeps == []
+
+
+def test_a_host_name_that_does_not_resolve_is_final(settings, logins):
+    try:
+        socket.getaddrinfo("no-such-host.invalid", 25)
+    except socket.gaierror as exc:
+        if exc.errno != socket.EAI_NONAME:
+            pytest.skip(f"the resolver answers {exc} here, not 'no such name'")
+    else:
+        pytest.skip("the resolver here resolves .invalid")
+    report = _smtp.deliver_envelopes(endpoint(settings, host="no-such-host.invalid"), logins,
+                                     [envelope(settings, "no host", ["ops@example.com"])], policy=FAST, sleep=lambda _: None)
+    error = report.outcomes[0].error
+    assert (error.code, error.transient, report.attempts) == ("smtp_connect", False, 1) and "host" in error.full_msg
+
+
+@pytest.mark.parametrize("host", ["a..b.example", "x" * 64 + ".example", "ex\u2028ample.com"])
+def test_a_host_that_is_not_a_host_name_is_an_invalid_option(settings, logins, host):
+    report = _smtp.deliver_envelopes(endpoint(settings, host=host), logins, [envelope(settings, "bad host", ["ops@example.com"])],
+                                     policy=FAST, sleep=lambda _: None)
+    error = report.outcomes[0].error
+    assert (error.code, error.transient, error.details["option"], report.attempts) == ("invalid_option", False, "host", 1)
+
+
+def test_implicit_tls_on_a_starttls_port_is_final(settings, logins):
+    report = _smtp.deliver_envelopes(endpoint(settings, "smtp_starttls_port"), logins,
+                                     [envelope(settings, "ssl on 587", ["ops@example.com"])], policy=FAST, sleep=lambda _: None)
+    error = report.outcomes[0].error
+    assert (error.code, error.transient, report.attempts) == ("smtp_tls", False, 1) and "secure" in error.hint
+
+
+def test_starttls_on_the_implicit_tls_port_waits_for_the_greeting_once(settings, logins):
+    started = time.monotonic()
+    report = _smtp.deliver_envelopes(endpoint(settings, secure="starttls", timeout=2), logins,
+                                     [envelope(settings, "starttls on 465", ["ops@example.com"])],
+                                     policy=RetryPolicy(retries=2, delay=0.01, max_time=60))
+    elapsed = time.monotonic() - started
+    error = report.outcomes[0].error
+    assert (error.code, error.transient, report.attempts) == ("smtp_tls", False, 1)
+    assert "secure=ssl" in error.hint and elapsed < 2 * 2  # one greeting wait, not one per attempt
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"ca_path": "/nonexistent/ca.pem"}, "invalid_option"),
+    ({"secure": "ssl", "port": "smtp_starttls_port"}, "smtp_tls"),
+])
+def test_a_configuration_error_is_not_spooled(settings, tmp_path, change, code):
+    options = {"auth": "plain", "username": settings["account"], "password": settings["app_password"],
+               "host": settings["host"], "port": settings["smtp_ssl_port"], "secure": "ssl", "ca_path": settings["ca_path"],
+               "timeout": 5, "retry_delay": 0.01, "spool_dir": str(tmp_path / "spool")}
+    options.update({key: settings.get(value, value) for key, value in change.items()})
+    spec = _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="not spooled")
+    with pytest.raises(SmailError) as info:
+        _mailer.deliver(options, spec)
+    assert info.value.code == code and not list((tmp_path / "spool").glob("**/*.eml"))
+
+
+def test_the_transaction_hook_sees_each_transaction_of_an_envelope(settings, logins):
+    tag = uuid.uuid4().hex[:12]
+    full = f"fault-rcpt452x1-{tag}@example.com"
+    seen = []
+    _smtp.deliver_envelopes(endpoint(settings), logins, [envelope(settings, f"hooked {tag}", ["ops@example.com", full])],
+                            on_transaction=lambda outcome: seen.append((list(outcome.accepted), list(outcome.pending))))
+    assert seen == [(["ops@example.com"], [full]), (["ops@example.com", full], [])]
