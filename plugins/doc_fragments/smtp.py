@@ -25,6 +25,9 @@ options:
         without STARTTLS is an error, never a silent downgrade.
       - V(never) uses no TLS at all; refused unless O(host) is a loopback address or O(auth=none).
       - Defaults to the O(provider)'s (V(ssl) for google and custom, V(starttls) for microsoft).
+      - A mode that does not match the port fails at once with C(error=smtp_tls), not after the retries. V(ssl) on a
+        plain port fails at the handshake (OpenSSL's C(WRONG_VERSION_NUMBER)); V(starttls) or V(never) on an
+        implicit-TLS port fails after the first wait of O(timeout) for a greeting, as the port then answers TLS.
     type: str
     choices: [ssl, starttls, never]
   auth:
@@ -56,6 +59,11 @@ options:
       - Never retried are a 5xx reply, and a connection lost after the final dot of DATA (C(error=delivery_unknown)),
         since the server may have queued the mail. A recipient deferred with a 4xx is retried for that recipient
         alone. Every attempt sends the same message with the same C(Message-ID).
+      - Recipients a server has no room for in one transaction (V(452), or V(552) read as V(452) as RFC 5321 asks,
+        at RCPT) go in a new transaction on the same connection at once, without a pause and without using up a
+        retry, as long as the transaction before delivered to somebody.
+      - Settings that no retry can fix fail at once and are never spooled, such as a O(ca_path) that is not a
+        readable file, a O(host) that does not resolve, or a O(secure) mode that does not match the port.
       - See C(docs/reliability.md) in the collection for the whole policy and the faults it was tested against.
     type: int
     default: 2

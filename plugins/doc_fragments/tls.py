@@ -21,6 +21,8 @@ options:
       - A PEM file of CA certificates to trust instead of the system's, for the token endpoint and the SMTP server
         (for example the CA of a TLS-inspecting proxy, or of a test server).
       - When set, it wins over E(REQUESTS_CA_BUNDLE); E(HTTPS_PROXY) and E(NO_PROXY) still apply.
+      - A path that is not a readable file fails with C(error=invalid_option) before any connection, never retried
+        or spooled.
     type: path
   timeout:
     description:
