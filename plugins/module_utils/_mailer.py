@@ -189,43 +189,64 @@ class _SpoolDelivery:
         """
         seen: set[str] = set()
         todo = list(own)
+        first = True
         while True:
-            claimed: t.ContextManager[_spool.Claim | None] = (self.spool.claim(self.username, skip=seen)
-                                                              if self.spool is not None else contextlib.nullcontext())
-            with claimed as claim:
+            with contextlib.ExitStack() as stack:
+                try:
+                    claim = stack.enter_context(self.spool.claim(self.username, skip=seen)) if self.spool else None
+                except SmailError as exc:
+                    if first:
+                        raise  # nothing sent yet: the spool's problem is the task's
+                    self.warnings.append(f"The rest of the mail spool was not delivered: {exc.full_msg}")
+                    return
+                first = False
                 queued = claim.messages if claim is not None else []
                 if not queued and not todo:
                     return
-                envelopes = [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id) for m in queued]
-                spooled = {id(envelope): message for envelope, message in zip(envelopes, queued)}
-
-                def record(outcome: _smtp.Outcome, claim: _spool.Claim | None = claim,
-                           spooled: dict[int, _spool.SpooledMessage] = spooled) -> None:
-                    message = spooled.get(id(outcome.envelope))
-                    if message is not None and claim is not None:
-                        self._record(claim, message, outcome)
-
-                report = _smtp.deliver_envelopes(endpoint, logins, envelopes + todo, policy=policy, transcript=transcript,
-                                                 on_transaction=record)
-                self.fields["attempts"] += report.attempts
-                self.fields["failed_attempts"].extend(report.failed_attempts)
-                settled = 0
-                for message, outcome in zip(queued, report.outcomes):
-                    state = self._record(t.cast("_spool.Claim", claim), message, outcome)
-                    self._report(t.cast("_spool.Claim", claim), message, state)
-                    settled += state != "pending"
-                if todo:
-                    settle_own(report.outcomes[len(queued):])
-                    todo = []
+                settled = self._deliver_window(endpoint, logins, claim, queued, todo, policy=policy,
+                                               transcript=transcript, settle_own=settle_own)
+                todo = []
                 if claim is not None:
                     seen.update(message.path for message in queued)
                     seen.update(claim.passed)
             if not queued or not settled:
                 return
 
+    def _deliver_window(self, endpoint: _smtp.SMTPEndpoint, logins: _smtp.LoginSource, claim: _spool.Claim | None,
+                        queued: list[_spool.SpooledMessage], own: list[_smtp.Envelope], *,
+                        policy: _retry.RetryPolicy, transcript: _smtp.Transcript,
+                        settle_own: t.Callable[[list[_smtp.Outcome]], None]) -> int:
+        """One window's spooled mail, then ``own``, over one connection; returns how many spooled mails were settled."""
+        envelopes = [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id) for m in queued]
+        spooled = {id(envelope): message for envelope, message in zip(envelopes, queued)}
+
+        def record(outcome: _smtp.Outcome) -> None:
+            message = spooled.get(id(outcome.envelope))
+            if message is not None and claim is not None:
+                self._record(claim, message, outcome)
+
+        report = _smtp.deliver_envelopes(endpoint, logins, envelopes + own, policy=policy, transcript=transcript,
+                                         on_transaction=record)
+        self.fields["attempts"] += report.attempts
+        self.fields["failed_attempts"].extend(report.failed_attempts)
+        settled = 0
+        for message, outcome in zip(queued, report.outcomes):
+            state = self._record(t.cast("_spool.Claim", claim), message, outcome)
+            self._report(t.cast("_spool.Claim", claim), message, state)
+            settled += state != "pending"
+        if own:
+            settle_own(report.outcomes[len(queued):])
+        return settled
+
     def pending(self) -> list[dict[str, t.Any]]:
-        """What waits in the spool for the account now."""
-        return [message.summary() for message in self.spool.pending(self.username)] if self.spool is not None else []
+        """What waits in the spool for the account now; after a delivery a listing that fails is only a warning."""
+        if self.spool is None:
+            return []
+        try:
+            return [message.summary() for message in self.spool.pending(self.username)]
+        except SmailError as exc:
+            self.warnings.append(f"The mail spool could not be listed after the delivery: {exc.full_msg}")
+            return []
 
 
 def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript | None = None) -> Delivery:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -18,7 +19,7 @@ import time
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _spool
+from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp, _spool
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 
 ACCOUNT = "User@Example.com"
@@ -352,3 +353,119 @@ class TestClaim:
         delivered = [line for out in outputs for line in out.read_text(encoding="utf-8").splitlines()]
         assert sorted(delivered) == sorted(ids)  # each exactly once
         assert spool.pending() == [other]
+
+
+def outcome_of(message: _spool.SpooledMessage, *, accepted=(), refused=None, pending=(), error=None) -> _smtp.Outcome:
+    outcome = _smtp.Outcome(_smtp.Envelope(message.sender, message.recipients, message.data, message.message_id),
+                            pending=list(pending))
+    outcome.accepted, outcome.refused, outcome.error = list(accepted), dict(refused or {}), error
+    return outcome
+
+
+def locked_elsewhere(path: str) -> bool:
+    """Whether another process fails to lock the file now at ``path``."""
+    probe = "import fcntl, sys\nwith open(sys.argv[1], 'rb') as f:\n    try:\n        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n" \
+            "    except OSError:\n        sys.exit(1)\n"
+    return subprocess.run([sys.executable, "-c", probe, path], check=False).returncode == 1
+
+
+class TestRecord:
+    def test_a_served_recipient_is_written_down_and_the_new_file_stays_locked(self, spool):
+        message = add(spool)
+        with spool.claim(ACCOUNT) as claim:
+            (claimed_message,) = claim.messages
+            state = claim.record(claimed_message, outcome_of(message, accepted=["a@example.com"],
+                                                             pending=["bcc@example.com"]))
+            assert state == "pending"
+            (narrowed,) = spool.pending()
+            assert narrowed.recipients == ("bcc@example.com",) and narrowed.delivered == ("a@example.com",)
+            assert narrowed.data == MESSAGE and mode_of(narrowed.path) == 0o600
+            assert locked_elsewhere(message.path)  # the lock went over to the new file with no gap
+        assert not locked_elsewhere(message.path)
+
+    def test_every_recipient_served_removes_the_file(self, spool):
+        message = add(spool)
+        with spool.claim(ACCOUNT) as claim:
+            outcome = outcome_of(message, accepted=list(message.recipients))
+            assert claim.record(claim.messages[0], outcome) == "delivered"
+            assert claim.record(claim.messages[0], outcome) == "delivered"  # idempotent
+        assert os.listdir(spool.directory) == []
+
+    def test_a_refused_recipient_holds_the_file_once_nobody_is_left(self, spool):
+        message = add(spool)
+        with spool.claim(ACCOUNT) as claim:
+            state = claim.record(claim.messages[0], outcome_of(message, accepted=["a@example.com"],
+                                                               refused={"bcc@example.com": "550 5.1.1 no such user"}))
+            assert state == "refused"
+        (held,) = spool.held()
+        assert held.refused == {"bcc@example.com": "550 5.1.1 no such user"} and held.delivered == ("a@example.com",)
+        assert "bcc@example.com: 550 5.1.1 no such user" in held.held_reason and spool.pending() == []
+
+    def test_an_unknown_fate_holds_it_with_what_to_check(self, spool):
+        message = add(spool)
+        unknown = _smtp.SMTPError("delivery_unknown", "The connection was lost after the final dot.", stage="data",
+                                  may_have_been_delivered=True)
+        with spool.claim(ACCOUNT) as claim:
+            assert claim.record(claim.messages[0], outcome_of(message, pending=message.recipients, error=unknown)) == "held"
+        (held,) = spool.held()
+        assert held.recipients == message.recipients and "check the recipients' mailboxes" in held.held_reason
+
+    def test_a_session_failure_leaves_it_pending(self, spool):
+        message = add(spool)
+        refused_login = _smtp.SMTPError("smtp_auth", "535 5.7.8 bad token", stage="auth", transient=False)
+        with spool.claim(ACCOUNT) as claim:
+            assert claim.record(claim.messages[0], outcome_of(message, pending=message.recipients,
+                                                              error=refused_login)) == "pending"
+        assert spool.pending() == [message] and spool.held() == []
+
+
+class TestRelease:
+    def test_release_queues_held_mail_again_for_the_recipients_left(self, spool):
+        message = add(spool, message_id="<unknown@example.com>")
+        held = spool.set_aside(message, "delivery_unknown: lost after the dot")
+        (found,) = spool.held_by_id(["unknown@example.com"], option="release")  # angle brackets optional
+        assert found == held
+        released = spool.release(found)
+        assert spool.held() == [] and spool.pending() == [released]
+        assert released.recipients == message.recipients and released.held_reason is None
+
+    def test_an_unknown_message_id_names_the_option_and_changes_nothing(self, spool):
+        spool.set_aside(add(spool), "refused")
+        with pytest.raises(SmailError) as info:
+            spool.held_by_id(["<1@example.com>", "<nope@example.com>"], option="discard")
+        assert info.value.code == "invalid_option" and info.value.details["option"] == "discard"
+        assert "<nope@example.com>" in info.value.msg and len(spool.held()) == 1
+
+    def test_held_mail_with_nobody_left_cannot_be_released(self, spool):
+        message = add(spool)
+        with spool.claim(ACCOUNT) as claim:
+            claim.record(claim.messages[0], outcome_of(message, refused={a: "550 no" for a in message.recipients}))
+        (held,) = spool.held()
+        with pytest.raises(SmailError) as info:
+            spool.release(held, check_only=True)
+        assert info.value.code == "invalid_option" and "discard it instead" in info.value.msg
+        assert spool.held() == [held]
+
+
+class TestWindow:
+    def test_a_claim_holds_at_most_a_window_and_skips_what_it_is_told(self, spool):
+        messages = [add(spool, message_id=f"<{number}@example.com>") for number in range(5)]
+        with spool.claim(ACCOUNT, limit=2) as first:
+            assert first.messages == messages[:2]
+        with spool.claim(ACCOUNT, limit=2, skip={message.path for message in messages[:3]}) as later:
+            assert later.messages == messages[3:]
+
+    def test_the_open_file_limit_ends_a_window_early(self, spool, monkeypatch):
+        messages = [add(spool, message_id=f"<{number}@example.com>") for number in range(4)]
+        real_open = os.open
+        opened = []
+
+        def open_until_the_limit(path, flags, *args):
+            if path.endswith(".json") and len(opened) == 2:
+                raise OSError(errno.EMFILE, "Too many open files")
+            opened.append(path)
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr(_spool.os, "open", open_until_the_limit)
+        with spool.claim(ACCOUNT) as claim:
+            assert claim.messages == messages[:2] and claim.passed == []
