@@ -8,6 +8,11 @@ A write goes to a temp file in the target's directory (mode 0600 from creation, 
 moment), is flushed and fsynced, renamed over the target, and the directory is fsynced so the rename survives a crash.
 Temp files are named ``.<target name>.<random>.tmp``, so listings that skip dot files never see them.
 
+What another local user could have planted is never trusted: :func:`check_private_directory` refuses a directory
+that is not this user's own or that others may write to, and :func:`read_private_file` and
+:func:`open_private_lock` follow no symlink (``O_NOFOLLOW``) and refuse a file of another user, raising
+:class:`InsecurePathError` for the caller to name in its own error.
+
 This file is private to the collection, has no Ansible imports and only light stdlib ones (modules import it on
 every run).
 """
@@ -24,6 +29,20 @@ PRIVATE_FILE_MODE = 0o600
 _TEMP_ATTEMPTS = 100
 # Where the platform has O_NOFOLLOW, a symlink planted under the temp name is refused instead of followed.
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+class InsecurePathError(Exception):
+    """A directory or file that another user could control: its content cannot be trusted, nor written to.
+
+    ``reason`` completes a sentence about ``path`` ("belongs to another user (uid 1001)").
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path} {reason}")
+        self.path = path
+        self.reason = reason
 
 
 def ensure_private_directory(path: str) -> None:
@@ -49,13 +68,85 @@ def _make_missing_directories(path: str) -> None:
             raise
 
 
-def read_private_file(path: str) -> bytes | None:
-    """The content of ``path``; None when it does not exist. Raises OSError for any other failure."""
+def check_private_directory(path: str) -> os.stat_result:
+    """The ``os.stat`` of ``path`` if it is a directory of this user that nobody else may write to.
+
+    Raises InsecurePathError for a directory of another user, one that group or others may write to (even with the
+    sticky bit, as ``/tmp`` has), or a symlink to it that another user (not root) owns and so may point elsewhere;
+    FileNotFoundError when it is missing and other OSError when it cannot be looked at.
+    """
+    link = os.lstat(path)
+    info = os.stat(path) if stat.S_ISLNK(link.st_mode) else link
+    if stat.S_ISLNK(link.st_mode) and link.st_uid not in (os.geteuid(), 0):
+        raise InsecurePathError(path, f"is a symbolic link of another user (uid {link.st_uid})")
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(f"not a directory: {path}")
+    if info.st_uid != os.geteuid():
+        raise InsecurePathError(path, f"belongs to another user (uid {info.st_uid})")
+    if info.st_mode & 0o022:
+        raise InsecurePathError(path, f"may be written to by other users (mode {stat.S_IMODE(info.st_mode):04o})")
+    return info
+
+
+def ensure_own_private_directory(path: str) -> None:
+    """:func:`ensure_private_directory` for a directory whose content is trusted: an existing one is checked first.
+
+    A missing ``path`` is created 0700 (with its parents); an existing one must pass :func:`check_private_directory`,
+    then loses group and other read access. Raises InsecurePathError or OSError.
+    """
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        info = check_private_directory(path)
+    except FileNotFoundError:
+        _make_missing_directories(os.path.abspath(path))
+        info = check_private_directory(path)  # another user may have created it meanwhile
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, PRIVATE_DIRECTORY_MODE)
+
+
+def _check_own_file(fd: int, path: str) -> None:
+    owner = os.fstat(fd).st_uid
+    if owner != os.geteuid():
+        raise InsecurePathError(path, f"belongs to another user (uid {owner})")
+
+
+def _open_no_follow(path: str, flags: int) -> int:
+    try:
+        return os.open(path, flags, PRIVATE_FILE_MODE)
+    except OSError:
+        # O_NOFOLLOW refuses a symlink with ELOOP (EMLINK on FreeBSD).
+        if os.path.islink(path):
+            raise InsecurePathError(path, "is a symbolic link") from None
+        raise
+
+
+def read_private_file(path: str) -> bytes | None:
+    """The content of ``path``; None when it does not exist.
+
+    A symlink is not followed and a file of another user is not read: both raise InsecurePathError. Raises OSError
+    for any other failure.
+    """
+    try:
+        fd = _open_no_follow(path, _READ_FLAGS)
     except FileNotFoundError:
         return None
+    with os.fdopen(fd, "rb") as handle:
+        _check_own_file(handle.fileno(), path)
+        return handle.read()
+
+
+def open_private_lock(path: str) -> int:
+    """A descriptor of the lock file ``path``, created 0600 when missing, for ``flock``; the caller closes it.
+
+    A symlink is not followed (its target is never created) and a lock file of another user is refused: both raise
+    InsecurePathError. Raises OSError for any other failure.
+    """
+    fd = _open_no_follow(path, _LOCK_FLAGS)
+    try:
+        _check_own_file(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def fsync_directory(directory: str) -> None:

@@ -31,6 +31,17 @@ def umask():
     os.umask(previous)
 
 
+@pytest.fixture()
+def another_user(monkeypatch):
+    """Call it to make this process look like another user's: every file made so far is then someone else's."""
+    real_uid = os.geteuid()
+
+    def become() -> None:
+        monkeypatch.setattr(_private_file.os, "geteuid", lambda: real_uid + 4242)
+
+    return become
+
+
 class TestEnsurePrivateDirectory:
     def test_creates_missing_parents_as_0700(self, tmp_path, umask):
         umask(0)
@@ -78,6 +89,76 @@ class TestReadPrivateFile:
     def test_other_failures_raise(self, tmp_path):
         with pytest.raises(IsADirectoryError):
             _private_file.read_private_file(str(tmp_path))
+
+    def test_a_symlink_is_not_followed(self, tmp_path):
+        (tmp_path / "target").write_bytes(b"planted")
+        (tmp_path / "link").symlink_to(tmp_path / "target")
+        with pytest.raises(_private_file.InsecurePathError) as info:
+            _private_file.read_private_file(str(tmp_path / "link"))
+        assert info.value.path == str(tmp_path / "link") and "symbolic link" in info.value.reason
+
+    def test_a_file_of_another_user_is_not_read(self, tmp_path, another_user):
+        (tmp_path / "f").write_bytes(b"planted")
+        another_user()
+        with pytest.raises(_private_file.InsecurePathError) as info:
+            _private_file.read_private_file(str(tmp_path / "f"))
+        assert "another user" in info.value.reason
+
+
+class TestCheckPrivateDirectory:
+    def test_own_private_directory_passes(self, tmp_path):
+        (tmp_path / "d").mkdir(mode=0o700)
+        assert _private_file.check_private_directory(str(tmp_path / "d")).st_uid == os.geteuid()
+
+    def test_a_directory_of_another_user_is_refused(self, tmp_path, another_user):
+        (tmp_path / "d").mkdir(mode=0o700)
+        another_user()
+        with pytest.raises(_private_file.InsecurePathError) as info:
+            _private_file.check_private_directory(str(tmp_path / "d"))
+        assert "another user" in info.value.reason
+
+    @pytest.mark.parametrize("mode", [0o720, 0o702, 0o777, 0o1777], ids=oct)
+    def test_a_directory_others_may_write_to_is_refused(self, tmp_path, mode):
+        (tmp_path / "d").mkdir()
+        (tmp_path / "d").chmod(mode)
+        with pytest.raises(_private_file.InsecurePathError) as info:
+            _private_file.check_private_directory(str(tmp_path / "d"))
+        assert "written to by other users" in info.value.reason
+
+    def test_a_missing_directory_is_file_not_found(self, tmp_path):
+        with pytest.raises(FileNotFoundError):
+            _private_file.check_private_directory(str(tmp_path / "missing"))
+
+    def test_ensure_own_private_directory_creates_or_checks_then_tightens(self, tmp_path, another_user):
+        _private_file.ensure_own_private_directory(str(tmp_path / "new" / "d"))
+        assert mode_of(tmp_path / "new" / "d") == 0o700
+        (tmp_path / "readable").mkdir()
+        (tmp_path / "readable").chmod(0o755)
+        _private_file.ensure_own_private_directory(str(tmp_path / "readable"))
+        assert mode_of(tmp_path / "readable") == 0o700
+        another_user()
+        with pytest.raises(_private_file.InsecurePathError):
+            _private_file.ensure_own_private_directory(str(tmp_path / "readable"))
+
+
+class TestOpenPrivateLock:
+    def test_creates_a_0600_lock_file(self, tmp_path, umask):
+        umask(0)
+        fd = _private_file.open_private_lock(str(tmp_path / "k.lock"))
+        os.close(fd)
+        assert mode_of(tmp_path / "k.lock") == 0o600
+
+    def test_a_symlink_is_refused_and_its_target_not_created(self, tmp_path):
+        (tmp_path / "k.lock").symlink_to(tmp_path / "victim")
+        with pytest.raises(_private_file.InsecurePathError):
+            _private_file.open_private_lock(str(tmp_path / "k.lock"))
+        assert not (tmp_path / "victim").exists()
+
+    def test_a_lock_of_another_user_is_refused(self, tmp_path, another_user):
+        (tmp_path / "k.lock").write_bytes(b"")
+        another_user()
+        with pytest.raises(_private_file.InsecurePathError):
+            _private_file.open_private_lock(str(tmp_path / "k.lock"))
 
 
 class TestWritePrivateFile:
