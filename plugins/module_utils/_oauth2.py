@@ -26,7 +26,14 @@ import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import ensure_private_directory, write_private_file
+from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
+    InsecurePathError,
+    ensure_own_private_directory,
+    open_private_lock,
+    read_private_file,
+    remove_private_file,
+    write_private_file,
+)
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
 
 try:
@@ -38,6 +45,12 @@ except ImportError:  # pragma: no cover - Windows controllers are not supported 
 #: Seconds a cached token must stay valid to be handed out: enough for a slow send (Microsoft refuses a token
 #: close to its expiry with 501 5.5.127).
 EXPIRY_MARGIN_SECONDS = 300
+#: Seconds a transient failure of the token endpoint is remembered in the token cache: the tasks and forks that need
+#: the same grant meanwhile fail at once instead of each waiting through retries of their own.
+FAILURE_MEMORY_SECONDS = 30
+#: Added to the token request's timeout to bound the wait for another process's refresh of the same grant.
+LOCK_WAIT_MARGIN_SECONDS = 5.0
+_LOCK_POLL_SECONDS = 0.05
 
 
 class RefreshTokenGrant(t.NamedTuple):
@@ -191,19 +204,39 @@ def default_cache_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".ansible", "smail_xoauth2", "tokens")
 
 
-class TokenCache:
-    """Access tokens on disk, one 0600 JSON file per grant in a 0700 directory.
+_INSECURE_CACHE_HINT = ("token_cache_dir must be a directory of the user running the task that no other user may "
+                        "write to: use the default (~/.ansible/smail_xoauth2/tokens), a directory of your own with mode "
+                        "0700, or token_cache=false.")
 
-    The lock taken by :meth:`locked` spans lookup, refresh and store, so concurrent tasks, forks and
-    hosts on one machine refresh a grant once, not once each.
+
+class TokenCache:
+    """Access tokens on disk, one 0600 JSON file per grant in a 0700 directory of this user.
+
+    The lock taken by :meth:`locked` spans lookup, refresh and store, so concurrent tasks, forks and hosts on one
+    machine refresh a grant once, not once each; the wait for it is bounded. A transient failure of the token
+    endpoint is remembered for :data:`FAILURE_MEMORY_SECONDS` in ``<key>.failure`` (its code and times, no secret).
+
+    Nothing another local user could have planted is trusted. A directory of another user, or one that others may
+    write to, is refused with ``token_cache_insecure`` before any token is read or written, and so is a lock file
+    that is a symlink or another user's (a lock cannot be replaced while processes may hold it). A token entry or
+    remembered failure that is a symlink or another user's is ignored: the token is fetched again and the entry
+    replaced by a rename, which replaces a symlink instead of following it.
     """
 
     def __init__(self, directory: str | None = None) -> None:
         self.directory = directory or default_cache_dir()
 
+    def _insecure(self, exc: InsecurePathError) -> SmailError:
+        what = "directory" if exc.path == self.directory else "file"
+        return SmailError("token_cache_insecure", f"The token cache {what} {exc.path} {exc.reason}: another user could "
+                                                  "plant tokens there or redirect what is written.",
+                          hint=_INSECURE_CACHE_HINT, details={"option": "token_cache_dir"})
+
     def _ensure_directory(self) -> None:
         try:
-            ensure_private_directory(self.directory)
+            ensure_own_private_directory(self.directory)
+        except InsecurePathError as exc:
+            raise self._insecure(exc) from None
         except OSError as exc:
             raise SmailError("token_cache", f"Cannot create the token cache directory {self.directory}: {exc.strerror}",
                              hint="Set token_cache_dir to a writable directory or token_cache=false.") from None
@@ -211,27 +244,49 @@ class TokenCache:
     def _path(self, key: str) -> str:
         return os.path.join(self.directory, f"{key}.json")
 
+    def _failure_path(self, key: str) -> str:
+        return os.path.join(self.directory, f"{key}.failure")
+
     @contextlib.contextmanager
-    def locked(self, key: str) -> t.Iterator[None]:
-        """Hold an exclusive lock for ``key`` (a no-op where fcntl is missing)."""
+    def locked(self, key: str, *, timeout: float, while_waiting: t.Callable[[], None] = lambda: None) -> t.Iterator[bool]:
+        """Hold an exclusive lock for ``key``; yields whether it is held.
+
+        Waits at most ``timeout`` seconds, calling ``while_waiting`` between tries (it may raise to stop waiting),
+        then yields False: the caller goes on without the lock. Yields True at once where fcntl is missing.
+        """
         self._ensure_directory()
-        fd = os.open(os.path.join(self.directory, f"{key}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        path = os.path.join(self.directory, f"{key}.lock")
         try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            fd = open_private_lock(path)
+        except InsecurePathError as exc:
+            raise self._insecure(exc) from None
+        except OSError as exc:
+            raise SmailError("token_cache", f"Cannot open the token cache lock {path}: {exc.strerror}",
+                             hint="Set token_cache_dir to a writable directory or token_cache=false.") from None
+        try:
+            yield _lock_within(fd, timeout, while_waiting)
         finally:
             os.close(fd)  # closing releases the flock
+
+    def _read(self, path: str) -> dict[str, t.Any] | None:
+        """The JSON object in ``path``; None when it is missing, unreadable, no JSON object, a symlink or another user's."""
+        try:
+            data = read_private_file(path)
+            entry = json.loads(data) if data is not None else None
+        except (OSError, ValueError, InsecurePathError):
+            return None
+        return entry if isinstance(entry, dict) else None
 
     def load(self, key: str, *, now: datetime.datetime | None = None, margin: float = EXPIRY_MARGIN_SECONDS) -> AccessToken | None:
         """The cached token for ``key`` if it stays valid for more than ``margin`` seconds, else None."""
         now = now or _utcnow()
+        entry = self._read(self._path(key))
+        if entry is None:
+            return None
         try:
-            with open(self._path(key), encoding="utf-8") as handle:
-                entry = json.load(handle)
             expires_at = datetime.datetime.fromtimestamp(float(entry["expires_at"]), datetime.timezone.utc)
             token = str(entry["access_token"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError, OSError):
             return None
         if (expires_at - now).total_seconds() <= margin:
             return None
@@ -244,6 +299,63 @@ class TokenCache:
         self._ensure_directory()
         entry = {"access_token": token.token, "expires_at": token.expires_at.timestamp(), "scopes": list(token.scopes)}
         write_private_file(self._path(key), json.dumps(entry).encode("utf-8"))
+
+    def remember_failure(self, key: str, error: TokenError, *, now: float | None = None) -> None:
+        """Remember for :data:`FAILURE_MEMORY_SECONDS` that the endpoint failed with ``error``: its code, not its text.
+
+        Best effort: a failure that cannot be written is not remembered.
+        """
+        now = time.time() if now is None else now
+        self._ensure_directory()
+        entry = {"error": error.code, "failed_at": now, "until": now + FAILURE_MEMORY_SECONDS}
+        with contextlib.suppress(OSError):
+            write_private_file(self._failure_path(key), json.dumps(entry).encode("utf-8"))
+
+    def forget_failure(self, key: str) -> None:
+        """Drop a remembered failure for ``key`` (best effort)."""
+        with contextlib.suppress(OSError):
+            remove_private_file(self._failure_path(key))
+
+    def remembered_failure(self, key: str, *, endpoint: str = "", now: float | None = None) -> TokenError | None:
+        """The transient TokenError ``token_endpoint_unavailable`` to raise for a failure remembered for ``key``, if any."""
+        now = time.time() if now is None else now
+        entry = self._read(self._failure_path(key))
+        if entry is None:
+            return None
+        try:
+            code, failed_at, until = str(entry["error"]), float(entry["failed_at"]), float(entry["until"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not failed_at - 1 <= now < min(until, failed_at + FAILURE_MEMORY_SECONDS):
+            return None  # expired, or written by a clock far from ours
+        name = f"The token endpoint {endpoint}" if endpoint else "The token endpoint"
+        return TokenError(
+            "token_endpoint_unavailable",
+            f"{name} failed {now - failed_at:.0f} s ago ({code}) for a task on this machine; it is not asked again for "
+            f"another {until - now:.0f} s.",
+            hint="The provider has an outage or this host cannot reach it; the mail can wait in spool_dir. The failure "
+                 "is remembered in token_cache_dir so that parallel tasks and forks do not each wait through the same "
+                 "retries.",
+            details={"remembered_error": code, "token_attempts": 0}, transient=True)
+
+
+def _lock_within(fd: int, timeout: float, while_waiting: t.Callable[[], None]) -> bool:
+    """Take an exclusive flock on ``fd`` within ``timeout`` seconds, polling; False when it was not had."""
+    if fcntl is None:
+        return True
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False  # a file system without flock (ENOLCK): the lock only saves refreshes
+        while_waiting()
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_LOCK_POLL_SECONDS)
 
 
 def obtain_access_token(
@@ -265,34 +377,45 @@ def obtain_access_token(
     reported on the result; the cache keeps only the access token, under the old refresh token and, when rotated,
     under the new one too, so the next task finds it whichever it uses. Transient endpoint failures are retried
     as ``retry`` says.
+
+    With a cache, one process refreshes a grant while the others wait for its token, at most the request's timeout
+    plus :data:`LOCK_WAIT_MARGIN_SECONDS` (then each goes on alone: a stuck process must not stop the others). A
+    transient failure is remembered for :data:`FAILURE_MEMORY_SECONDS` after each failed attempt: the waiting and
+    later processes raise ``token_endpoint_unavailable`` (transient) at once, so an outage costs every fork on the
+    machine one retry budget together, not one each, and the endpoint is asked by one of them only.
     """
     if access_token:
         return AccessToken(token=access_token, source="given")
     if grant is None:
         raise OptionError("refresh_token", "either access_token or client_id, client_secret and refresh_token are required")
-
-    def refresh_with_retries() -> AccessToken:
-        started = time.monotonic()
-        failures = 0
-        while True:
-            try:
-                return refresh(grant, tls=tls)
-            except TokenError as exc:
-                failures += 1
-                pause = retry.pause(failures, time.monotonic() - started) if exc.transient else None
-                if pause is None:
-                    exc.details.setdefault("token_attempts", failures)
-                    raise
-                sleep(pause)
-
     if cache is None:
-        return refresh_with_retries()
+        return _refresh_with_retries(grant, refresh, tls=tls, retry=retry, sleep=sleep)
     key = grant.cache_key()
-    with cache.locked(key):
+
+    def raise_remembered_failure() -> None:
+        failure = cache.remembered_failure(key, endpoint=grant.token_uri)
+        if failure is not None:
+            raise failure
+
+    def refresh_remembering(grant: Grant, tls: TLSSettings | None = None) -> AccessToken:
+        try:
+            token = refresh(grant, tls=tls)
+        except TokenError as exc:
+            if exc.transient:
+                cache.remember_failure(key, exc)
+            else:
+                cache.forget_failure(key)  # the endpoint answered: it is not down
+            raise
+        cache.forget_failure(key)
+        return token
+
+    lock_wait = (tls or TLSSettings()).timeout + LOCK_WAIT_MARGIN_SECONDS
+    with cache.locked(key, timeout=lock_wait, while_waiting=raise_remembered_failure):
         cached = cache.load(key, margin=margin)
         if cached is not None and cached.token != refused:
             return cached
-        token = refresh_with_retries()
+        raise_remembered_failure()
+        token = _refresh_with_retries(grant, refresh_remembering, tls=tls, retry=retry, sleep=sleep)
         keys = [key]
         if token.rotated_refresh_token and isinstance(grant, RefreshTokenGrant):
             keys.append(grant._replace(refresh_token=token.rotated_refresh_token).cache_key())
@@ -302,3 +425,20 @@ def obtain_access_token(
             except OSError:
                 pass  # a cache that cannot be written costs a refresh next time, never the send
         return token
+
+
+def _refresh_with_retries(grant: Grant, refresh: t.Callable[..., AccessToken], *, tls: TLSSettings | None,
+                          retry: RetryPolicy, sleep: t.Callable[[float], None]) -> AccessToken:
+    """``refresh(grant)``, with transient failures retried as ``retry`` says; the last error has ``token_attempts``."""
+    started = time.monotonic()
+    failures = 0
+    while True:
+        try:
+            return refresh(grant, tls=tls)
+        except TokenError as exc:
+            failures += 1
+            pause = retry.pause(failures, time.monotonic() - started) if exc.transient else None
+            if pause is None:
+                exc.details.setdefault("token_attempts", failures)
+                raise
+            sleep(pause)

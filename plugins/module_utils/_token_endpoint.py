@@ -17,6 +17,7 @@ import hashlib
 import json
 import time
 import typing as t
+import urllib.parse
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._app_grants import ClientCredentialsGrant, ServiceAccountGrant
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
@@ -120,11 +121,41 @@ def bad_response_error(message: str) -> TokenError:
                       hint="Check token_uri: it must be the provider's OAuth 2.0 token endpoint.")
 
 
+def redirect_error(status: int, *, token_uri: str, location: str | None) -> TokenError:
+    """A TokenError for a token endpoint that answered with a redirect, which is never followed."""
+    target = urllib.parse.urlsplit(location or "").hostname or "an unnamed place"
+    return TokenError(
+        "token_endpoint_redirect",
+        f"The token endpoint {token_uri} answered {status}, a redirect to {target}; token requests are not redirected, "
+        "so that the client secret and the grant go to token_uri only.",
+        hint="Set token_uri to the provider's OAuth 2.0 token endpoint itself (its final https:// URL); if a proxy or "
+             "captive portal redirects, let the host reach the endpoint directly.",
+        details={"status": status},
+    )
+
+
+def refuse_redirects(session, *, token_uri: str) -> None:
+    """Make every request of the requests ``session`` raise :func:`redirect_error` on a 3xx instead of following it.
+
+    The check is a response hook: it runs before requests would follow a redirect, so a 307 or 308 cannot re-send
+    the form (with the client secret) elsewhere, whoever builds the request (google-auth, oauthlib or this file).
+    """
+    def refuse(response, *_args: t.Any, **_kwargs: t.Any):
+        if 300 <= response.status_code < 400:
+            response.close()
+            raise redirect_error(response.status_code, token_uri=token_uri, location=response.headers.get("Location"))
+        return response
+
+    session.hooks["response"].append(refuse)
+
+
 def map_refresh_exception(exc: BaseException, *, token_uri: str, request: str = "the refresh",
                           hints: t.Mapping[str, str] | None = None) -> TokenError:
     """Translate what google-auth raises during a refresh into a TokenError with a stable code."""
     from google.auth import exceptions as gexc  # pylint: disable=import-outside-toplevel
 
+    if isinstance(exc, TokenError):
+        return exc  # raised by this file's own checks, such as refuse_redirects
     if isinstance(exc, gexc.TransportError):
         cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc.__cause__
         return transport_error(cause or exc, token_uri=token_uri)
@@ -155,6 +186,7 @@ def _requests_session(token_uri: str, tls: TLSSettings):
         session.trust_env = False
         session.proxies.update(get_environ_proxies(token_uri))
         session.verify = tls.ca_path if (tls.ca_path and tls.validate_certs) else tls.validate_certs
+    refuse_redirects(session, token_uri=token_uri)
     return session
 
 

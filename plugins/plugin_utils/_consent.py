@@ -34,7 +34,12 @@ import urllib.parse
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import ensure_private_directory, write_private_file
+from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
+    InsecurePathError,
+    ensure_own_private_directory,
+    read_private_file,
+    write_private_file,
+)
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 
 #: How long a manual-mode authorization waits for its pasted redirect (Google's codes live about as long).
@@ -210,6 +215,8 @@ def _exchange_error(exc: BaseException, *, token_uri: str) -> SmailError:
     import requests  # pylint: disable=import-outside-toplevel
     from oauthlib.oauth2.rfc6749 import errors as oauth_errors  # pylint: disable=import-outside-toplevel
 
+    if isinstance(exc, SmailError):
+        return exc  # already named, such as a refused redirect
     if isinstance(exc, requests.exceptions.RequestException):
         return _token_endpoint.transport_error(exc, token_uri=token_uri)
     if isinstance(exc, oauth_errors.MissingTokenError):
@@ -245,6 +252,8 @@ def exchange_code(client: ConsentClient, code: str, *, redirect_uri: str, code_v
     """Exchange the authorization code, with its PKCE verifier, for a refresh token."""
     tls = tls or _oauth2.TLSSettings()
     flow = _flow(client, redirect_uri, code_verifier=code_verifier)
+    # A 307 would re-POST the code, its verifier and the client secret to wherever it points.
+    _token_endpoint.refuse_redirects(flow.oauth2session, token_uri=client.token_uri)
     verify: bool | str = tls.ca_path if (tls.ca_path and tls.validate_certs) else tls.validate_certs
     try:
         # Client credentials in the body: Google accepts both ways, Azure AD public clients only this one.
@@ -400,6 +409,10 @@ class PendingStore:
 
     One 0600 JSON file per authorization in a 0700 directory, named by a hash of its state (the state itself is
     never on disk), read once and deleted, and ignored and removed after :data:`PENDING_LIFETIME_SECONDS`.
+
+    A directory of another user, or one that others may write to, is refused with ``pending_store_insecure``: a
+    planted entry would choose the code verifier and redirect URI of the exchange. An entry that is a symlink or
+    another user's is not read: the authorization counts as unknown (``state_mismatch``) and the entry is removed.
     """
 
     def __init__(self, directory: str | None = None, *, lifetime: float = PENDING_LIFETIME_SECONDS) -> None:
@@ -411,7 +424,12 @@ class PendingStore:
 
     def _ensure_directory(self) -> None:
         try:
-            ensure_private_directory(self.directory)
+            ensure_own_private_directory(self.directory)
+        except InsecurePathError as exc:
+            raise SmailError("pending_store_insecure", f"The directory of pending authorizations {exc.path} {exc.reason}: "
+                                                       "another user could plant an authorization there.",
+                             hint=f"Make {self.directory} a directory of the user running Ansible with mode 0700, "
+                                  "or remove it (it is created again).") from None
         except OSError as exc:
             raise SmailError("pending_store", f"Cannot create {self.directory}: {exc.strerror}") from None
 
@@ -422,7 +440,7 @@ class PendingStore:
             for name in os.listdir(self.directory):
                 path = os.path.join(self.directory, name)
                 with contextlib.suppress(OSError):
-                    if name.endswith(".json") and now - os.stat(path).st_mtime > self.lifetime:
+                    if name.endswith(".json") and now - os.lstat(path).st_mtime > self.lifetime:
                         os.unlink(path)
 
     def save(self, pending: PendingAuthorization, client: ConsentClient) -> None:
@@ -438,17 +456,20 @@ class PendingStore:
 
     def take(self, state: str) -> dict[str, t.Any]:
         """The authorization started with ``state``, removed from the store; ConsentError when unknown or expired."""
+        self._ensure_directory()
         path = self._path(state)
         try:
-            with open(path, encoding="utf-8") as handle:
-                entry = json.load(handle)
-        except (OSError, ValueError):
-            raise ConsentError("state_mismatch", "No authorization started on this controller waits for this redirect.",
-                               hint="It was already used, or the URL belongs to another authorization: run the first "
-                                    "step (without authorization_response) again and use its URL.") from None
+            data = read_private_file(path)
+            entry = json.loads(data) if data is not None else None
+        except (OSError, ValueError, InsecurePathError):
+            entry = None
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+        if entry is None:
+            raise ConsentError("state_mismatch", "No authorization started on this controller waits for this redirect.",
+                               hint="It was already used, or the URL belongs to another authorization: run the first "
+                                    "step (without authorization_response) again and use its URL.")
         if not isinstance(entry, dict) or time.time() - float(entry.get("created", 0)) > self.lifetime:
             raise ConsentError("timeout", f"The authorization was started more than {self.lifetime / 60:g} minutes ago.",
                                hint="Run the first step again and paste the redirect within that time.")

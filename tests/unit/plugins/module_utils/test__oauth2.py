@@ -7,17 +7,21 @@
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import stat
 import subprocess
 import sys
 import threading
+import time
+import uuid
 
 import pytest
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
-from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._retry import RetryPolicy
 
 
 def grant_for(settings, *, refresh_token=None, token_uri=None, client_secret=None):
@@ -263,3 +267,202 @@ def test_token_endpoint_error_hints_per_request():
     code = _token_endpoint.token_endpoint_error("invalid_grant", "Bad", request="the authorization code", hints={"invalid_grant": "again"})
     assert code.msg == "The token endpoint refused the authorization code: invalid_grant: Bad" and code.hint == "again"
     assert _token_endpoint.token_endpoint_error("slow_down", "").code == "token_endpoint_error"
+
+
+def fault_token_uri(settings, spec):
+    """(the spec with a unique tag, the sandbox's token URI that injects it)."""
+    tagged = f"{spec}-{uuid.uuid4().hex[:12]}"
+    return tagged, settings["token_uri_fault"].replace("{fault}", tagged)
+
+
+def fault_requests(settings, tagged):
+    """The token log's entries for one fault spec: how often a client came to that URL."""
+    with open(settings["token_log"], encoding="utf-8") as handle:
+        return [entry for entry in map(json.loads, filter(str.strip, handle)) if entry.get("fault") == tagged]
+
+
+class TestRedirects:
+    """A token request is never redirected: a 307 would re-POST the client secret to wherever it points."""
+
+    def test_refresh_refuses_a_307(self, settings):
+        tagged, uri = fault_token_uri(settings, "redirect307x1")
+        with pytest.raises(_oauth2.TokenError) as info:
+            _token_endpoint.refresh_access_token(grant_for(settings, token_uri=uri), tls=tls(settings))
+        assert (info.value.code, info.value.transient) == ("token_endpoint_redirect", False)
+        assert "127.0.0.1" in info.value.msg and settings["client_secret"] not in str(info.value)
+        assert [entry["outcome"] for entry in fault_requests(settings, tagged)] == ["fault:redirect307"]
+
+    def test_client_credentials_refuse_a_307(self, settings):
+        tagged, uri = fault_token_uri(settings, "redirect307x1")
+        grant = _oauth2.resolve_grant(provider="microsoft", grant="client_credentials", client_id=settings["microsoft_app_client_id"],
+                                      client_secret=settings["microsoft_app_client_secret"], refresh_token=None,
+                                      token_uri=uri, tenant=settings["microsoft_tenant_id"])
+        with pytest.raises(_oauth2.TokenError) as info:
+            _oauth2.fetch_access_token(grant, tls=tls(settings))
+        assert (info.value.code, info.value.transient) == ("token_endpoint_redirect", False)
+        assert settings["microsoft_app_client_secret"] not in str(info.value)
+        assert len(fault_requests(settings, tagged)) == 1
+
+
+class TestCacheTrust:
+    """The cache trusts only what this user wrote: a directory, entry or lock another user can control is not used."""
+
+    def test_a_directory_of_another_user_is_refused_before_any_request(self, settings, tmp_path, monkeypatch):
+        directory = tmp_path / "tokens"
+        directory.mkdir(mode=0o700)
+        real_uid = os.geteuid()
+        monkeypatch.setattr(os, "geteuid", lambda: real_uid + 4242)  # this process now runs as another user
+        before = len(token_log_outcomes(settings))
+        with pytest.raises(SmailError) as info:
+            _oauth2.obtain_access_token(grant=grant_for(settings), cache=_oauth2.TokenCache(str(directory)), tls=tls(settings))
+        assert info.value.code == "token_cache_insecure"
+        assert str(directory) in info.value.msg and "token_cache_dir" in info.value.full_msg
+        assert len(token_log_outcomes(settings)) == before and os.listdir(directory) == []
+
+    @pytest.mark.parametrize("mode", [0o777, 0o770, 0o1777], ids=oct)
+    def test_a_directory_others_may_write_to_is_refused(self, settings, tmp_path, mode):
+        directory = tmp_path / "shared"
+        directory.mkdir()
+        directory.chmod(mode)
+        with pytest.raises(SmailError) as info:
+            _oauth2.obtain_access_token(grant=grant_for(settings), cache=_oauth2.TokenCache(str(directory)), tls=tls(settings))
+        assert info.value.code == "token_cache_insecure"
+        assert os.listdir(directory) == [] and stat.S_IMODE(directory.stat().st_mode) == mode
+
+    def test_a_symlinked_lock_is_refused_not_followed(self, settings, tmp_path):
+        directory = tmp_path / "tokens"
+        directory.mkdir(mode=0o700)
+        grant = grant_for(settings)
+        victim = tmp_path / "victim"
+        (directory / f"{grant.cache_key()}.lock").symlink_to(victim)
+        with pytest.raises(SmailError) as info:
+            _oauth2.obtain_access_token(grant=grant, cache=_oauth2.TokenCache(str(directory)), tls=tls(settings))
+        assert info.value.code == "token_cache_insecure"
+        assert not victim.exists()
+
+    def test_a_symlinked_entry_is_ignored_and_replaced(self, settings, tmp_path):
+        directory = tmp_path / "tokens"
+        directory.mkdir(mode=0o700)
+        grant = grant_for(settings)
+        planted = tmp_path / "planted.json"
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+        planted.write_text(json.dumps({"access_token": "planted-token", "expires_at": later.timestamp(), "scopes": []}))
+        entry = directory / f"{grant.cache_key()}.json"
+        entry.symlink_to(planted)
+        token = _oauth2.obtain_access_token(grant=grant, cache=_oauth2.TokenCache(str(directory)), tls=tls(settings))
+        assert (token.source, token.token != "planted-token") == ("refresh", True)
+        assert not entry.is_symlink() and "planted-token" in planted.read_text()
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+    def test_an_entry_of_another_user_is_ignored_and_replaced(self, settings, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        grant = grant_for(settings)
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+        cache.store(grant.cache_key(), _oauth2.AccessToken(token="planted-token", source="refresh", expires_at=later))
+        entry = tmp_path / "tokens" / f"{grant.cache_key()}.json"
+        os.chown(entry, 65534, 65534)
+        token = _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings))
+        assert (token.source, token.token != "planted-token") == ("refresh", True)
+        assert entry.stat().st_uid == os.geteuid()
+
+
+# A fork: one obtain_access_token with a retry policy, its outcome and its own times as one JSON line.
+_FORK = """
+import json, sys, time
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils._retry import RetryPolicy
+args = json.loads(sys.argv[1])
+grant = _oauth2.resolve_grant(provider="custom", client_id=args["client_id"], client_secret=args["client_secret"],
+                              refresh_token=args["refresh_token"], token_uri=args["token_uri"])
+started = time.time()
+try:
+    token = _oauth2.obtain_access_token(grant=grant, cache=_oauth2.TokenCache(args["cache_dir"]),
+                                        tls=_oauth2.TLSSettings(ca_path=args["ca_path"], timeout=args["timeout"]),
+                                        retry=RetryPolicy(retries=args["retries"], delay=args["delay"], max_time=30))
+    outcome = {"source": token.source}
+except _oauth2.TokenError as exc:
+    outcome = {"error": exc.code, "transient": exc.transient, "msg": exc.full_msg}
+print(json.dumps({**outcome, "started": started, "ended": time.time()}))
+"""
+
+
+class TestOutage:
+    """A token endpoint that does not answer costs the forks one retry budget together, not one each."""
+
+    def test_forks_share_one_retry_budget(self, settings, tmp_path):
+        forks, timeout, retries, delay = 6, 1.0, 1, 0.2
+        tagged, uri = fault_token_uri(settings, "hang5")
+        args = json.dumps({"client_id": settings["client_id"], "client_secret": settings["client_secret"],
+                           "refresh_token": settings["refresh_token"], "token_uri": uri, "ca_path": settings["ca_path"],
+                           "cache_dir": str(tmp_path / "tokens"), "timeout": timeout, "retries": retries, "delay": delay})
+        processes = [subprocess.Popen([sys.executable, "-c", _FORK, args], stdout=subprocess.PIPE, text=True)
+                     for _fork in range(forks)]
+        outcomes = [json.loads(process.communicate(timeout=120)[0]) for process in processes]
+        assert all(outcome.get("transient") for outcome in outcomes), outcomes
+        assert not any(settings["client_secret"] in outcome["msg"] for outcome in outcomes)
+        budget = (retries + 1) * timeout + delay
+        elapsed = max(outcome["ended"] for outcome in outcomes) - min(outcome["started"] for outcome in outcomes)
+        assert elapsed < budget + timeout + 3, outcomes  # one budget, one first attempt, and slack for a busy machine
+        assert len(fault_requests(settings, tagged)) <= retries + 1
+
+    def test_a_remembered_failure_is_raised_at_once_and_holds_no_secret(self, settings, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        tagged, uri = fault_token_uri(settings, "status503")
+        grant = grant_for(settings, token_uri=uri)
+        with pytest.raises(_oauth2.TokenError) as first:
+            _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings))
+        asked = len(fault_requests(settings, tagged))
+        started = time.monotonic()
+        with pytest.raises(_oauth2.TokenError) as second:
+            _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings))
+        assert time.monotonic() - started < 1 and len(fault_requests(settings, tagged)) == asked
+        assert (first.value.code, second.value.code) == ("token_endpoint_unavailable", "token_endpoint_unavailable")
+        assert second.value.transient and second.value.details["token_attempts"] == 0
+        for path in (tmp_path / "tokens").iterdir():
+            text = path.read_text()
+            assert settings["client_secret"] not in text and settings["refresh_token"] not in text
+
+    def test_only_transient_failures_are_remembered_and_a_success_forgets(self, settings, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        # google-auth asks three times before it reports a 503: the second attempt of ours gets a token.
+        _tagged, uri = fault_token_uri(settings, "status503x3")
+        grant = grant_for(settings, token_uri=uri)
+        remembered = []
+
+        def refresh(grant, tls=None):
+            remembered.append(cache.remembered_failure(grant.cache_key()) is not None)
+            return _oauth2.fetch_access_token(grant, tls=tls)
+
+        token = _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings), refresh=refresh,
+                                            retry=RetryPolicy(retries=1, delay=0.1))
+        assert token.source == "refresh" and remembered == [False, True]
+        assert cache.remembered_failure(grant.cache_key()) is None
+        revoked = grant_for(settings, refresh_token=settings["revoked_refresh_token"])
+        with pytest.raises(_oauth2.TokenError) as info:
+            _oauth2.obtain_access_token(grant=revoked, cache=cache, tls=tls(settings))
+        assert info.value.code == "invalid_grant" and cache.remembered_failure(revoked.cache_key()) is None
+
+    def test_a_remembered_failure_expires(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        cache.remember_failure("k", _oauth2.TokenError("token_endpoint_unreachable", "down", transient=True))
+        assert cache.remembered_failure("k").details["remembered_error"] == "token_endpoint_unreachable"
+        later = time.time() + _oauth2.FAILURE_MEMORY_SECONDS + 1
+        assert cache.remembered_failure("k", now=later) is None
+
+    def test_a_lock_held_too_long_is_given_up(self, settings, tmp_path, monkeypatch):
+        monkeypatch.setattr(_oauth2, "LOCK_WAIT_MARGIN_SECONDS", 0.5, raising=False)
+        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        grant = grant_for(settings)
+        results = []
+        (tmp_path / "tokens").mkdir(mode=0o700)
+        with open(tmp_path / "tokens" / f"{grant.cache_key()}.lock", "wb") as holder:
+            fcntl.flock(holder.fileno(), fcntl.LOCK_EX)  # a stuck holder
+            worker = threading.Thread(target=lambda: results.append(
+                _oauth2.obtain_access_token(grant=grant, cache=cache, tls=_oauth2.TLSSettings(ca_path=settings["ca_path"], timeout=1))))
+            started = time.monotonic()
+            worker.start()
+            worker.join(timeout=10)
+            waited = time.monotonic() - started
+        worker.join()
+        assert results and results[0].source == "refresh"
+        assert 1.5 <= waited < 5

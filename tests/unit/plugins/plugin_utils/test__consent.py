@@ -369,3 +369,50 @@ class TestManual:
         os.utime(old, (time.time() - 3600, time.time() - 3600))
         _consent.start_manual(sandbox_client(settings), store=store)
         assert old not in list(tmp_path.glob("*.json")) and len(list(tmp_path.glob("*.json"))) == 1
+
+
+class TestTrust:
+    """The code exchange is never redirected, and the pending store trusts only this user's own files."""
+
+    def test_a_redirecting_token_endpoint_gets_no_code(self, settings):
+        tagged = f"redirect307x1-{time.time_ns()}"
+        client = sandbox_client(settings, token_uri=settings["token_uri_fault"].replace("{fault}", tagged))
+        with pytest.raises(SmailError) as info:
+            _consent.run_loopback(client, timeout=TIMEOUT, open_browser=Browser(settings), tls=tls(settings))
+        assert info.value.code == "token_endpoint_redirect" and settings["client_secret"] not in str(info.value)
+        with open(settings["token_log"], encoding="utf-8") as handle:
+            asked = [line for line in handle if f'"{tagged}"' in line]
+        assert len(asked) == 1
+
+    def test_a_pending_directory_of_another_user_is_refused(self, settings, tmp_path, monkeypatch):
+        directory = tmp_path / "pending"
+        directory.mkdir(mode=0o700)
+        real_uid = os.geteuid()
+        monkeypatch.setattr(os, "geteuid", lambda: real_uid + 4242)
+        with pytest.raises(SmailError) as info:
+            _consent.start_manual(sandbox_client(settings), store=_consent.PendingStore(str(directory)))
+        assert info.value.code == "pending_store_insecure" and str(directory) in info.value.msg
+        assert os.listdir(directory) == []
+
+    def test_a_directory_others_may_write_to_is_refused(self, settings, tmp_path):
+        directory = tmp_path / "pending"
+        directory.mkdir()
+        directory.chmod(0o777)
+        with pytest.raises(SmailError) as info:
+            _consent.start_manual(sandbox_client(settings), store=_consent.PendingStore(str(directory)))
+        assert info.value.code == "pending_store_insecure"
+
+    def test_a_symlinked_entry_is_not_used(self, settings, tmp_path):
+        store = _consent.PendingStore(str(tmp_path / "pending"))
+        client = sandbox_client(settings)
+        landed = consent(_consent.start_manual(client, store=store).url, settings)
+        (entry_path,) = (tmp_path / "pending").glob("*.json")
+        planted = tmp_path / "planted.json"
+        entry = json.loads(entry_path.read_text())
+        planted.write_text(json.dumps({**entry, "code_verifier": "p" * 64}))
+        entry_path.unlink()
+        entry_path.symlink_to(planted)
+        with pytest.raises(_consent.ConsentError) as info:
+            _consent.finish_manual(client, landed, store=store, tls=tls(settings))
+        assert info.value.code == "state_mismatch"
+        assert planted.exists() and not entry_path.is_symlink()
