@@ -90,11 +90,16 @@ options:
       - A directory on the host that sends, where a mail that could not be sent for a reason that proves the server
         did not take it (after the retries) is kept, one private file per message (0600 in a 0700 directory,
         written atomically). The task then succeeds with C(spooled=true) and a warning saying why and where.
-      - Every later send with the same O(spool_dir) and the same SMTP account first delivers what is spooled for that
-        account, oldest first, over its own connection, with the original C(Message-ID) and C(Date); each file is
-        removed once the server accepted it. C(spool_delivered) and C(spool_pending) say what happened.
-      - A mail whose delivery is unknown (connection lost after the final dot) is never spooled, as that could
-        deliver it twice; a spooled mail that later fails for good is set aside in the spool, not retried.
+      - Every later send with the same O(spool_dir) and the same SMTP account also delivers what is spooled for that
+        account, oldest first, with the original C(Message-ID) and C(Date). Up to 32 spooled mails over the send's
+        connection before its own mail, the rest after it, 32 at a time. After each recipient's final answer the file
+        is brought up to date before anything else is sent, so a recipient who has the mail never gets it again;
+        each file is removed once every recipient has the mail. C(spool_delivered), C(spool_refused) and
+        C(spool_pending) say what happened.
+      - A mail whose delivery is unknown (connection lost after the final dot) is never sent again by itself, as that
+        could deliver it twice; the task fails with C(error=delivery_unknown) and the mail is kept in the spool, held
+        (C(held=true)), so that after checking the mailbox M(smail.xoauth2.spool) can release or discard it. A
+        spooled mail that a recipient refuses for good, or that later fails for good, is held too, and reported.
       - Off by default for the modules and the roles; the C(smail.xoauth2.notify) callback spools by default (its
         C(spool) option), in C(~/.ansible/smail_xoauth2/spool). The M(smail.xoauth2.spool) module lists or flushes a
         spool, for example from cron.

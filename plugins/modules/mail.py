@@ -340,7 +340,7 @@ spool_path:
   type: str
 held:
   description:
-    - True when the delivery of this mail became unknown (RV(error=delivery_unknown)) and O(spool_dir) is set: the
+    - True when the delivery of this mail became unknown (RV(error=delivery_unknown)) and O(spool_dir) is set; the
       mail is kept in the spool, held. It is never resent by itself; check the recipients' mailboxes, then release
       or discard it with M(smail.xoauth2.spool).
   returned: failure with RV(error=delivery_unknown) and O(spool_dir) set

@@ -51,7 +51,7 @@ options:
   release:
     description:
       - C(Message-ID)s of held mail to queue again for the recipients that do not have it yet (angle brackets
-        optional). Only after checking that the recipients did not receive it: a mail whose delivery was unknown
+        optional). Only after checking that the recipients did not receive it, as a mail whose delivery was unknown
         may have arrived.
       - Every C(Message-ID) must belong to held mail that has a recipient left, or the task fails before anything
         changes.

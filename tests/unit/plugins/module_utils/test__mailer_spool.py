@@ -113,10 +113,11 @@ def test_a_kill_right_after_a_250_does_not_resend_that_mail(settings, tmp_path):
              "_mailer.flush_spool(json.loads(sys.argv[1]))\n"
     with subprocess.Popen([sys.executable, "-c", script, json.dumps(options(settings, tmp_path, timeout=30))],
                           env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as flush:
-        deadline = time.monotonic() + 60
-        while not copies_for(settings, "killed first") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the second mail's RCPT is on the wire: the server answers it 20 s later
+        # Kill it while the second mail's RCPT waits for its answer (20 s), once the first mail's file is settled
+        # (or, where it is not settled before the next command, after 15 s).
+        deadline = time.monotonic() + 15
+        while os.path.exists(first.path) and time.monotonic() < deadline:
+            time.sleep(0.02)
         flush.send_signal(signal.SIGKILL)
     assert copies_for(settings, "killed first") == [("ops@example.com",)]
     assert not os.path.exists(first.path)
