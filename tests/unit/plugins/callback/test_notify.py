@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import types
 
 import pytest
@@ -88,8 +89,30 @@ def task(name, no_log=False):
     return new
 
 
+class TaskResultStandIn:
+    """What a callback may read of the CallbackTaskResult it is given: the public host, task and result (2.19+).
+
+    Its constructor is not public (2.21 builds it from an internal result type), so the tests build this instead;
+    test_stand_in_matches_ansible_core checks the installed ansible-core still offers the same names.
+    """
+
+    PUBLIC = ("host", "task", "result")
+
+    def __init__(self, host, task_, data):
+        self._values = {"host": host, "task": task_, "result": data}
+
+    host = property(lambda self: self._values["host"])
+    task = property(lambda self: self._values["task"])
+    result = property(lambda self: self._values["result"])
+
+
+def test_stand_in_matches_ansible_core():
+    for name in TaskResultStandIn.PUBLIC:
+        assert isinstance(getattr(CallbackTaskResult, name), (property, functools.cached_property)), name
+
+
 def result(host, task_, data):
-    return CallbackTaskResult(Host(host), task_, data, {})
+    return TaskResultStandIn(Host(host), task_, data)
 
 
 def run_playbook(callback, *, fail_on=(), no_log=False, unreachable=(), ignored=()):
