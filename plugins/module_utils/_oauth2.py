@@ -397,9 +397,9 @@ def obtain_access_token(
         if failure is not None:
             raise failure
 
-    def refresh_remembering(grant: Grant, tls: TLSSettings | None = None) -> AccessToken:
+    def refresh_remembering(this_grant: Grant, **kwargs: t.Any) -> AccessToken:
         try:
-            token = refresh(grant, tls=tls)
+            token = refresh(this_grant, **kwargs)
         except TokenError as exc:
             if exc.transient:
                 cache.remember_failure(key, exc)

@@ -20,6 +20,7 @@ every run).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 
@@ -80,7 +81,7 @@ def check_private_directory(path: str) -> os.stat_result:
     if stat.S_ISLNK(link.st_mode) and link.st_uid not in (os.geteuid(), 0):
         raise InsecurePathError(path, f"is a symbolic link of another user (uid {link.st_uid})")
     if not stat.S_ISDIR(info.st_mode):
-        raise NotADirectoryError(f"not a directory: {path}")
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
     if info.st_uid != os.geteuid():
         raise InsecurePathError(path, f"belongs to another user (uid {info.st_uid})")
     if info.st_mode & 0o022:

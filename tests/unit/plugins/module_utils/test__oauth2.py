@@ -390,7 +390,7 @@ class TestOutage:
     """A token endpoint that does not answer costs the forks one retry budget together, not one each."""
 
     def test_forks_share_one_retry_budget(self, settings, tmp_path):
-        forks, timeout, retries, delay = 6, 1.0, 1, 0.2
+        forks, timeout, retries, delay = 8, 1.0, 1, 0.2
         tagged, uri = fault_token_uri(settings, "hang5")
         args = json.dumps({"client_id": settings["client_id"], "client_secret": settings["client_secret"],
                            "refresh_token": settings["refresh_token"], "token_uri": uri, "ca_path": settings["ca_path"],
@@ -402,7 +402,8 @@ class TestOutage:
         assert not any(settings["client_secret"] in outcome["msg"] for outcome in outcomes)
         budget = (retries + 1) * timeout + delay
         elapsed = max(outcome["ended"] for outcome in outcomes) - min(outcome["started"] for outcome in outcomes)
-        assert elapsed < budget + timeout + 3, outcomes  # one budget, one first attempt, and slack for a busy machine
+        # One budget, one first attempt, and slack for a busy machine; one after another, the forks took 8 budgets.
+        assert elapsed < budget + timeout + 5, outcomes
         assert len(fault_requests(settings, tagged)) <= retries + 1
 
     def test_a_remembered_failure_is_raised_at_once_and_holds_no_secret(self, settings, tmp_path):

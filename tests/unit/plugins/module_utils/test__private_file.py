@@ -129,6 +129,12 @@ class TestCheckPrivateDirectory:
         with pytest.raises(FileNotFoundError):
             _private_file.check_private_directory(str(tmp_path / "missing"))
 
+    def test_a_file_is_not_a_directory(self, tmp_path):
+        (tmp_path / "f").write_bytes(b"")
+        with pytest.raises(NotADirectoryError) as info:
+            _private_file.check_private_directory(str(tmp_path / "f"))
+        assert info.value.strerror and info.value.filename == str(tmp_path / "f")
+
     def test_ensure_own_private_directory_creates_or_checks_then_tightens(self, tmp_path, another_user):
         _private_file.ensure_own_private_directory(str(tmp_path / "new" / "d"))
         assert mode_of(tmp_path / "new" / "d") == 0o700
