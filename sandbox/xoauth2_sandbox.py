@@ -1135,6 +1135,9 @@ class TokenEndpointApp:
         record = self.authority.lookup_access_token(token)
         if record is None:
             self._log_request(path, {}, headers, "invalid_token")
+            if params.get("error_member") == "no":
+                # Dovecot 2.4 takes an `error` member for a failure of its own (status 500), not a refused token.
+                return HttpResponse.of_json(400, {"error_description": "Invalid Value"})
             return HttpResponse.of_json(400, {"error": "invalid_token", "error_description": "Invalid Value"})
         self._log_request(path, {}, headers, "valid", client_id=record.client_id)
         return HttpResponse.of_json(
