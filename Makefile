@@ -1,35 +1,46 @@
 # smail.xoauth2 — developer entry points. `make demo` and `make test` work on a fresh machine
 # with Python 3.11+, make and git; everything else is installed into .venv from the requirement files.
+# `make test-core CORE=2.21` runs them on one ansible-core line (in a Debian 13 root when this Python is too old).
 
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
+# CORE=2.20 installs that ansible-core line into the venv; empty: the newest line requirements-dev.txt allows here.
+CORE ?=
+ANSIBLE_CORE_SPEC ?= $(if $(CORE),ansible-core==$(CORE).*)
 BIN := $(abspath $(VENV))/bin
 PY := $(BIN)/python
 BUILD := $(abspath .build)
 COLLECTION := $(BUILD)/ansible_collections/smail/xoauth2
 STATE := $(BUILD)/sandbox
 DEMO := $(BUILD)/demo
-GET_PIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 ANSIBLE_TEST := cd $(COLLECTION) && PATH=$(BIN):$$PATH $(BIN)/ansible-test
+# ansible-test's controller and target Python: the venv's own (evaluated when a recipe runs, after the venv exists).
+TEST_PYTHON = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
 export ANSIBLE_NOCOLOR := 1
 export PATH := $(BIN):$(PATH)
 export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 
-.PHONY: help venv build demo test lint sanity units integration sandbox-start sandbox-stop clean reliability-matrix
+.PHONY: help venv build demo test lint sanity units integration sandbox-start sandbox-stop clean reliability-matrix \
+  get-pip test-core
 
 help:
 	@echo "make demo   render SMAIL config for three local hosts from vault, send notifications through XOAUTH2 to the local sandbox"
 	@echo "make test   lint, sanity, unit and integration tests (starts and stops the sandbox)"
 	@echo "make lint   ansible-lint, ruff, mypy, antsibull-changelog and antsibull-docs on the built collection"
+	@echo "make test-core CORE=2.21 [SUITES='demo units sanity integration lint']"
+	@echo "           the suites on one ansible-core line, in a Debian 13 root when this Python is too old for it"
 
-venv: $(VENV)/.installed
+VENV_STAMP := $(VENV)/.installed$(if $(CORE),-$(CORE))
 
-$(VENV)/.installed: requirements-dev.txt requirements.txt tests/unit/requirements.txt tests/integration/requirements.txt
-	@echo "== venv: installing requirements-dev.txt into $(VENV)"
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements-dev.txt requirements.txt tests/unit/requirements.txt tests/integration/requirements.txt
+	@echo "== venv: installing requirements-dev.txt $(ANSIBLE_CORE_SPEC) into $(VENV)"
 	@$(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(if $(ANSIBLE_CORE_SPEC),'$(ANSIBLE_CORE_SPEC)')
+	@rm -f $(VENV)/.installed*
 	@touch $@
 
 # ansible-test wants the collection under ansible_collections/NAMESPACE/NAME: copy the working tree there,
@@ -66,9 +77,10 @@ demo: sandbox-start
 	fi; \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
 
-$(GET_PIP): .ci/get_pip_offline.py
-	@mkdir -p $(dir $@)
-	@cp $< $@
+# ansible-test bootstraps pip in its venvs from ~/.ansible/test/cache/get_pip_<its pip version>.py (24.2 for 2.19,
+# 25.2 for 2.21): the offline stand-in goes under the name the installed ansible-test looks for.
+get-pip: venv
+	@$(PY) .ci/install_get_pip.py .ci/get_pip_offline.py
 
 # Every linter runs on the built copy: there the test playbooks resolve smail.xoauth2 through
 # ANSIBLE_COLLECTIONS_PATH, and mypy imports the cores as ansible_collections.smail.xoauth2.
@@ -87,9 +99,9 @@ lint: build
 	@echo "== lint: antsibull-docs (collection and plugin docs)"
 	@cd $(COLLECTION) && $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
 
-sanity: build $(GET_PIP)
-	@echo "== sanity: ansible-test sanity"
-	@$(ANSIBLE_TEST) sanity --venv --python 3.11 --color no
+sanity: build get-pip
+	@echo "== sanity: ansible-test sanity (Python $(TEST_PYTHON))"
+	@$(ANSIBLE_TEST) sanity --venv --python $(TEST_PYTHON) --color no
 
 units: build
 	@echo "== units: pytest tests/unit"
@@ -103,7 +115,7 @@ integration: sandbox-start
 	$(PY) sandbox/dovecot_submission.py start --state-dir $(STATE) || status=$$?; \
 	if [ $$status -eq 0 ]; then \
 	  $(PY) sandbox/integration_config.py --state-dir $(STATE) > $(COLLECTION)/tests/integration/integration_config.yml; \
-	  ( $(ANSIBLE_TEST) integration --local --python 3.11 --color no -v ) || status=$$?; \
+	  ( $(ANSIBLE_TEST) integration --local --python $(TEST_PYTHON) --color no -v ) || status=$$?; \
 	fi; \
 	$(PY) sandbox/dovecot_submission.py stop --state-dir $(STATE); \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
@@ -114,12 +126,19 @@ integration: sandbox-start
 reliability-matrix: sandbox-start
 	@status=0; \
 	$(PY) sandbox/integration_config.py --state-dir $(STATE) > $(COLLECTION)/tests/integration/integration_config.yml; \
-	( $(ANSIBLE_TEST) integration --local --python 3.11 --color no mail_faults mail_spool_faults ) || status=$$?; \
+	( $(ANSIBLE_TEST) integration --local --python $(TEST_PYTHON) --color no mail_faults mail_spool_faults ) || status=$$?; \
 	[ $$status -ne 0 ] || $(PY) sandbox/fault_matrix.py --state-dir $(STATE) --doc docs/reliability.md || status=$$?; \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
 
 test: lint sanity units integration
 	@echo "suites: 4 passed, 0 failed"
+
+# One ansible-core line: natively when this machine's python3 is new enough for it, otherwise in a Debian 13 root
+# under .build/roots (see .ci/core_root.sh); each suite runs on its own and a table of results ends the run.
+SUITES ?= demo units sanity integration lint
+test-core:
+	@test -n "$(CORE)" || { echo "make test-core needs CORE=2.19|2.20|2.21"; exit 2; }
+	@.ci/core_root.sh $(CORE) $(SUITES)
 
 clean:
 	@echo "== clean: $(BUILD) $(VENV)"
