@@ -107,7 +107,7 @@ if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
 fi
 
 # A fresh copy of the checkout's files (what `make build` would take), with an index of its own for git ls-files.
-src=/work/xoauth2
+src=/work/core-$core  # one per line, so that lines can run side by side
 rm -rf "${root:?}$src"
 mkdir -p "$root$src"
 git -C "$checkout" ls-files -z --cached --others --exclude-standard \
