@@ -5,9 +5,10 @@
 """The controller side of the INI actions: read the file from the target, merge it here, copy the result back.
 
 ``token_ini`` and ``smail_ini`` differ only in the settings they merge and in which values are secret. Everything
-else lives here: argument validation, reading the target's file (stat + slurp), the merge (``_ini.merge_ini``),
-the masked diff, creating a new POSIX file with its final mode before it holds anything, and the hand-over of a
-controller temp file to ``ansible.builtin.copy`` or ``ansible.windows.win_copy``.
+else lives here: argument validation, reading the target's file (one module run), the merge (``_ini.merge_ini``),
+the masked diff, creating a new POSIX file with its final mode before it holds anything, and the write: nothing
+when the file already holds the merge (``ansible.builtin.file`` when only its mode, owner or group differ), else a
+controller temp file handed to the ``ansible.builtin.copy`` module or the ``ansible.windows.win_copy`` action.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import typing as t
 from ansible import constants as C
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
+from ansible.utils.hashing import checksum_s
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
@@ -29,8 +31,12 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._errors import Optio
 NEWLINES = {"crlf": "\r\n", "lf": "\n"}
 MASK = "********"
 
-POSIX_MODULES = {"copy": "ansible.legacy.copy", "slurp": "ansible.legacy.slurp", "file": "ansible.legacy.file"}
-WINDOWS_MODULES = {"copy": "ansible.windows.win_copy", "slurp": "ansible.windows.slurp"}
+POSIX_MODULES = {"read": "smail.xoauth2.slurp_stat", "copy": "ansible.legacy.copy", "file": "ansible.legacy.file"}
+WINDOWS_MODULES = {"read": "ansible.windows.slurp", "copy": "ansible.windows.win_copy"}
+#: The ends of ansible.windows.slurp's failure messages for a missing path and for a directory.
+WINDOWS_NOT_FOUND = "is not found"
+WINDOWS_IS_DIRECTORY = "is a directory"
+FILE_ATTRIBUTES = ("mode", "owner", "group")
 
 
 @dataclasses.dataclass
@@ -47,6 +53,14 @@ class IniRequest:
     field: str = "settings"
 
 
+@dataclasses.dataclass(frozen=True)
+class TargetFile:
+    """The target's file as read: its bytes and, on POSIX, what ``slurp_stat`` said of it (mode, uid, owner, ...)."""
+
+    data: bytes
+    status: dict[str, t.Any] = dataclasses.field(default_factory=dict)
+
+
 def masked_diff(merged: _ini.MergeResult, *, dest: str, existed: bool, secret_keys: list[t.Any]) -> dict[str, str]:
     """The diff of a merge with every secret value replaced by ``********``."""
     return {
@@ -55,6 +69,36 @@ def masked_diff(merged: _ini.MergeResult, *, dest: str, existed: bool, secret_ke
         "before": _ini.mask_ini_text(merged.before_text, secret_keys, mask=MASK) if existed else "",
         "after": _ini.mask_ini_text(merged.after_text, secret_keys, mask=MASK),
     }
+
+
+def wanted_attributes(args: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The mode, owner and group the task gives, for the copy and file modules."""
+    wanted = {name: args[name] for name in FILE_ATTRIBUTES if args.get(name) is not None}
+    if wanted.get("mode") == "preserve":
+        # copy's "preserve" is the mode of its source: the rendered temp file, created 0600.
+        wanted["mode"] = "0600"
+    return wanted
+
+
+def attributes_differ(wanted: t.Mapping[str, t.Any], status: t.Mapping[str, t.Any]) -> bool:
+    """Whether a file with ``status`` (``slurp_stat``'s answer) lacks a mode, owner or group in ``wanted``.
+
+    Read as the file module reads them: an int mode is the bits, a string is octal; a numeric owner or group is an id.
+    True also when this cannot be told here (a symbolic mode): the file module knows.
+    """
+    mode = wanted.get("mode")
+    if mode is not None:
+        try:
+            bits = mode if isinstance(mode, int) else int(str(mode), 8)
+        except ValueError:
+            return True
+        if bits != int(status["mode"], 8):
+            return True
+    for name, number in (("owner", "uid"), ("group", "gid")):
+        value = wanted.get(name)
+        if value is not None and (int(value) != status[number] if value.isdigit() else value != status[name]):
+            return True
+    return False
 
 
 class IniFileAction(ActionBase):
@@ -83,7 +127,7 @@ class IniFileAction(ActionBase):
         try:
             _validation, args = self.validate_argument_spec(self.ARGSPEC)
             secrets.update(str(args[name]) for name, spec in self.ARGSPEC.items() if spec.get("no_log") and args.get(name))
-            result.update(self._merge_and_copy(args, task_vars, secrets))
+            result.update(self._merge_and_write(args, task_vars, secrets))
         except _ini.IniError as exc:
             # The INI core names the setting (or dest) and never quotes a value.
             result.update(failed=True, **OptionError(exc.field, exc.problem).as_result())
@@ -99,7 +143,7 @@ class IniFileAction(ActionBase):
         """Whether the target speaks PowerShell, i.e. gets win_copy instead of copy."""
         return getattr(self._connection._shell, "SHELL_FAMILY", None) == "powershell"
 
-    def _merge_and_copy(self, args: dict[str, t.Any], task_vars: dict[str, t.Any], secrets: set[str]) -> dict[str, t.Any]:
+    def _merge_and_write(self, args: dict[str, t.Any], task_vars: dict[str, t.Any], secrets: set[str]) -> dict[str, t.Any]:
         dest = args["dest"]
         windows = self.is_windows
         if windows and not self._shared_loader_obj.action_loader.has_plugin(WINDOWS_MODULES["copy"], collection_list=self._task.collections):
@@ -115,74 +159,89 @@ class IniFileAction(ActionBase):
         existing = self._read_target_file(dest, windows, task_vars)
         if existing is None and not args.get("create", True):
             raise SmailError("dest_missing", f"{dest} does not exist and create is false.", details={"dest": dest})
-        merged = _ini.merge_ini(existing, request.settings, encoding=args["encoding"], newline=NEWLINES[args["newline"]],
-                                field=request.field, source="dest")
+        merged = _ini.merge_ini(existing.data if existing else None, request.settings, encoding=args["encoding"],
+                                newline=NEWLINES[args["newline"]], field=request.field, source="dest")
         result: dict[str, t.Any] = self.before_write(args, merged, secrets)
         if self._task.diff:
             result["diff"] = masked_diff(merged, dest=dest, existed=existing is not None, secret_keys=request.secret_keys)
 
-        copied = self._copy_to_target(merged.data, args, existed=existing is not None, windows=windows, task_vars=task_vars)
-        if copied.get("failed"):
-            result.update(failed=True, error="write_failed", msg=f"Could not write {dest}: {copied.get('msg', 'copy failed')}")
+        written = self._write_target_file(merged.data, args, existing, windows, task_vars)
+        if written.get("failed"):
+            result.update(failed=True, error="write_failed", msg=f"Could not write {dest}: {written.get('msg', 'copy failed')}")
             return result
-        result.update(changed=bool(copied.get("changed")), dest=dest, updated=merged.updated)
-        if copied.get("backup_file"):
-            result["backup_file"] = copied["backup_file"]
-        if windows and any(args.get(name) is not None for name in ("mode", "owner", "group")):
+        result.update(changed=bool(written.get("changed")), dest=dest, updated=merged.updated)
+        if written.get("backup_file"):
+            result["backup_file"] = written["backup_file"]
+        if windows and any(args.get(name) is not None for name in FILE_ATTRIBUTES):
             result["warnings"] = ["mode, owner and group apply to POSIX targets only; they were ignored."]
         return result
 
-    def _read_target_file(self, dest: str, windows: bool, task_vars: dict[str, t.Any]) -> bytes | None:
-        """The target's current file, or None when there is none."""
-        stat = self._execute_remote_stat(dest, all_vars=task_vars, follow=True, checksum=False)
-        if not stat.get("exists"):
-            return None
-        if stat.get("isdir"):
+    def _read_target_file(self, dest: str, windows: bool, task_vars: dict[str, t.Any]) -> TargetFile | None:
+        """The target's current file, or None when there is none: one module run."""
+        if windows:
+            read = self._execute_module(module_name=WINDOWS_MODULES["read"], module_args={"src": dest}, task_vars=task_vars)
+            message = str(read.get("msg", ""))
+            if read.get("failed") and message.endswith(WINDOWS_NOT_FOUND):
+                return None
+            isdir = bool(read.get("failed")) and message.endswith(WINDOWS_IS_DIRECTORY)
+        else:
+            read = self._execute_module(module_name=POSIX_MODULES["read"], module_args={"path": dest}, task_vars=task_vars)
+            if not read.get("failed") and not read.get("exists"):
+                return None
+            isdir = bool(read.get("isdir"))
+        if isdir:
             raise OptionError("dest", f"{dest} is a directory")
-        modules = WINDOWS_MODULES if windows else POSIX_MODULES
-        slurped = self._execute_module(module_name=modules["slurp"], module_args={"src": dest}, task_vars=task_vars)
-        if slurped.get("failed"):
-            raise SmailError("read_failed", f"Could not read {dest}: {slurped.get('msg', 'slurp failed')}", details={"dest": dest})
-        return base64.b64decode(slurped["content"])
+        if read.get("failed"):
+            raise SmailError("read_failed", f"Could not read {dest}: {read.get('msg', 'read failed')}", details={"dest": dest})
+        status = {} if windows else {name: read[name] for name in ("mode", "uid", "gid", "owner", "group")}
+        return TargetFile(data=base64.b64decode(read["content"]), status=status)
+
+    def _write_target_file(self, data: bytes, args: dict[str, t.Any], existing: TargetFile | None, windows: bool,
+                           task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Bring ``dest`` to ``data`` and the task's attributes with the fewest module runs; the result of the last."""
+        if existing is not None and existing.data == data:
+            wanted = {} if windows else wanted_attributes(args)
+            if not wanted or not attributes_differ(wanted, existing.status):
+                return {"changed": False}
+            file_args = {"path": args["dest"], "state": "file", "follow": True, **wanted}
+            return self._execute_module(module_name=POSIX_MODULES["file"], module_args=file_args, task_vars=task_vars)
+        if self._task.check_mode and not windows:
+            # What the copy action answers in check mode for different content; win_copy's action answers for itself.
+            return {"changed": True}
+        return self._copy_to_target(data, args, existed=existing is not None, windows=windows, task_vars=task_vars)
 
     def _copy_to_target(self, data: bytes, args: dict[str, t.Any], *, existed: bool, windows: bool,
                         task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
-        """Copy ``data`` to ``dest`` through the copy action, from a controller temp file; returns its result."""
-        dest = args["dest"]
-        # decrypt off: a rendered file that happened to start like a vault file must be copied as is.
-        copy_args: dict[str, t.Any] = {"dest": dest, "decrypt": False}
-        # A backup of the empty placeholder made for a new file would be noise.
-        if args["backup"] and existed:
-            copy_args["backup"] = True
-        if not windows:
-            copy_args["follow"] = True
-            copy_args.update({name: args[name] for name in ("mode", "owner", "group") if args.get(name) is not None})
+        """Copy ``data`` to ``dest`` from a controller temp file; returns the copy's result."""
         new_file_mode = args.get("mode") or self.NEW_FILE_MODE
-        placeholder = not windows and not existed and not self._task.check_mode and new_file_mode is not None
-
+        # POSIX check mode never gets here (it stops before the copy): no placeholder is made then.
+        placeholder = not windows and not existed and new_file_mode is not None
         local_tempdir = tempfile.mkdtemp(dir=C.DEFAULT_LOCAL_TMP)
         try:
-            copy_args["src"] = os.path.join(local_tempdir, "rendered.ini")
-            with os.fdopen(os.open(copy_args["src"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+            rendered = os.path.join(local_tempdir, "rendered.ini")
+            with os.fdopen(os.open(rendered, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
                 handle.write(data)
+            # A backup of the empty placeholder made for a new file would be noise.
+            backup = bool(args["backup"] and existed)
+            if windows:
+                return self._run_win_copy_action(rendered, args["dest"], backup, task_vars)
             if placeholder:
-                self._create_placeholder(dest, new_file_mode, args, task_vars)
+                self._create_placeholder(args["dest"], new_file_mode, args, task_vars)
             try:
-                copied = self._run_copy_action(copy_args, windows, task_vars)
+                copied = self._run_copy_module(rendered, data, args, backup, task_vars)
             except BaseException:
                 if placeholder:
-                    self._remove_placeholder(dest, task_vars)
+                    self._remove_placeholder(args["dest"], task_vars)
                 raise
             if copied.get("failed") and placeholder:
-                self._remove_placeholder(dest, task_vars)
+                self._remove_placeholder(args["dest"], task_vars)
             return copied
         finally:
             shutil.rmtree(local_tempdir, ignore_errors=True)
 
     def _create_placeholder(self, dest: str, mode: t.Any, args: dict[str, t.Any], task_vars: dict[str, t.Any]) -> None:
         """Create ``dest`` empty with its final mode: copying onto an existing file keeps its mode, a new one gets the umask's."""
-        file_args = {"path": dest, "state": "touch", "mode": mode}
-        file_args.update({name: args[name] for name in ("owner", "group") if args.get(name) is not None})
+        file_args = {"path": dest, "state": "touch", **wanted_attributes({**args, "mode": mode})}
         touched = self._execute_module(module_name=POSIX_MODULES["file"], module_args=file_args, task_vars=task_vars)
         if touched.get("failed"):
             raise SmailError("write_failed", f"Could not create {dest}: {touched.get('msg', 'file failed')}", details={"dest": dest})
@@ -190,14 +249,27 @@ class IniFileAction(ActionBase):
     def _remove_placeholder(self, dest: str, task_vars: dict[str, t.Any]) -> None:
         self._execute_module(module_name=POSIX_MODULES["file"], module_args={"path": dest, "state": "absent"}, task_vars=task_vars)
 
-    def _run_copy_action(self, copy_args: dict[str, t.Any], windows: bool, task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
+    def _run_copy_module(self, rendered: str, data: bytes, args: dict[str, t.Any], backup: bool,
+                         task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
+        """What the copy action does once it knows the content differs, without its stat of ``dest``: already read."""
+        shell = self._connection._shell
+        remote = self._transfer_file(rendered, shell.join_path(shell.tmpdir, "rendered.ini"))
+        self._fixup_perms2((shell.tmpdir, remote))
+        # checksum: the copy module checks the transferred file against it, as after the copy action.
+        copy_args = {"src": remote, "dest": args["dest"], "follow": True, "checksum": checksum_s(data), **wanted_attributes(args)}
+        if backup:
+            copy_args["backup"] = True
+        return self._execute_module(module_name=POSIX_MODULES["copy"], module_args=copy_args, task_vars=task_vars)
+
+    def _run_win_copy_action(self, rendered: str, dest: str, backup: bool, task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
         new_task = self._task.copy()
-        new_task.args = copy_args
-        # The copy's own diff would show the real text; the masked one is built by the caller.
+        # decrypt off: a rendered file that happened to start like a vault file must be copied as is.
+        new_task.args = {"src": rendered, "dest": dest, "decrypt": False, **({"backup": True} if backup else {})}
+        # win_copy's own diff would show the real text; the masked one is built by the caller.
         new_task.diff = False
         new_task.no_log = True
         copy_action = self._shared_loader_obj.action_loader.get(
-            WINDOWS_MODULES["copy"] if windows else POSIX_MODULES["copy"],
+            WINDOWS_MODULES["copy"],
             task=new_task,
             connection=self._connection,
             play_context=self._play_context,

@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib
+import ntpath
+import posixpath
 import typing as t
 from unittest.mock import MagicMock
 
@@ -16,32 +19,110 @@ import yaml
 
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _ini_action
 
+DEFAULT_ATTRIBUTES = {"mode": "0644", "owner": "smail", "group": "smail"}
+IDS = {"smail": 1000, "root": 0}
+NAMES = {str(number): name for name, number in IDS.items()}
+
 
 class FakeTarget:
-    """Files of a target, and the log of every module or action run against it."""
+    """Files of a target (bytes, and mode/owner/group), and the log of every module or action run against it.
 
-    def __init__(self, files: dict[str, bytes] | None = None, *, has_windows: bool = True, copy_fails: bool = False) -> None:
+    ``calls`` has one entry per module or action the INI action runs; ``processes`` one per module process a real
+    target would start for them (the win_copy action runs its module once to compare, once more to copy).
+    """
+
+    def __init__(self, files: dict[str, bytes] | None = None, *, has_windows: bool = True, copy_fails: bool = False,
+                 attributes: dict[str, dict[str, str]] | None = None, directories: t.Iterable[str] = (),
+                 unreadable: t.Iterable[str] = ()) -> None:
         self.files = dict(files or {})
+        self.directories = set(directories)
+        self.unreadable = set(unreadable)
+        self.attributes = {path: {**DEFAULT_ATTRIBUTES, **(attributes or {}).get(path, {})} for path in self.files}
         self.calls: list[tuple[str, dict[str, t.Any]]] = []
+        self.processes: list[str] = []
+        self.remote_tmp: dict[str, bytes] = {}
         self.has_windows = has_windows
         self.copy_fails = copy_fails
+        self.check_mode = False
         self.copy_tasks: list[t.Any] = []
 
     def stat(self, path, all_vars, follow, checksum=True):
         self.calls.append(("stat", {"path": path, "follow": follow}))
+        self.processes.append("ansible.legacy.stat")
         return {"exists": path in self.files, "isdir": False}
+
+    def transfer(self, local_path: str, remote_path: str) -> str:
+        with open(local_path, "rb") as handle:
+            self.remote_tmp[remote_path] = handle.read()
+        return remote_path
 
     def module(self, module_name, module_args, task_vars):
         self.calls.append((module_name, dict(module_args)))
-        if module_name.endswith("slurp"):
-            return {"content": base64.b64encode(self.files[module_args["src"]]).decode(), "encoding": "base64"}
-        if module_args.get("state") == "touch":
-            self.files.setdefault(module_args["path"], b"")
+        self.processes.append(module_name)
+        handler = {"smail.xoauth2.slurp_stat": self._slurp_stat, "ansible.windows.slurp": self._win_slurp,
+                   "ansible.legacy.copy": self._copy, "ansible.legacy.file": self._file}.get(module_name)
+        if handler is None:
+            raise AssertionError(f"unexpected module {module_name}")
+        return handler(module_args)
+
+    def _slurp_stat(self, args):
+        path = args["path"]
+        if path in self.unreadable:
+            return {"failed": True, "msg": f"Could not read {path}: Permission denied"}
+        if path in self.directories:
+            return {"changed": False, "exists": True, "isdir": True, **DEFAULT_ATTRIBUTES, "uid": 1000, "gid": 1000}
+        if path not in self.files:
+            return {"changed": False, "exists": False}
+        attributes = self.attributes[path]
+        return {"changed": False, "exists": True, "isdir": False, **attributes, "uid": IDS[attributes["owner"]],
+                "gid": IDS[attributes["group"]], "content": base64.b64encode(self.files[path]).decode(), "encoding": "base64"}
+
+    def _win_slurp(self, args):
+        if args["src"] in self.unreadable:
+            return {"failed": True, "changed": False, "msg": f"Access to the path '{args['src']}' is denied."}
+        if args["src"] in self.directories:
+            return {"failed": True, "changed": False, "msg": f"Path {args['src']} is a directory"}
+        if args["src"] not in self.files:
+            return {"failed": True, "changed": False, "msg": f"Path {args['src']} is not found"}
+        return {"changed": False, "content": base64.b64encode(self.files[args["src"]]).decode(), "encoding": "base64"}
+
+    def _set_attributes(self, path, args) -> bool:
+        wanted = {name: str(args[name]) for name in DEFAULT_ATTRIBUTES if args.get(name) is not None}
+        # Numeric owners and groups are ids, as the file module reads them.
+        wanted.update({name: NAMES[wanted[name]] for name in ("owner", "group") if wanted.get(name, "").isdigit()})
+        current = self.attributes.setdefault(path, dict(DEFAULT_ATTRIBUTES))
+        changed = any(current[name] != value for name, value in wanted.items())
+        if not self.check_mode:
+            current.update(wanted)
+        return changed
+
+    def _copy(self, args):
+        assert not self.check_mode, "the copy module is not needed in check mode"
+        data = self.remote_tmp[args["src"]]
+        assert args["checksum"] == hashlib.sha1(data).hexdigest()
+        if self.copy_fails:
+            return {"failed": True, "msg": "disk full"}
+        dest = args["dest"]
+        changed = self.files.get(dest) != data
+        result = {"changed": changed, "dest": dest}
+        if args.get("backup") and changed and dest in self.files:
+            result["backup_file"] = dest + ".bak"
+        self.files[dest] = data
+        result["changed"] = self._set_attributes(dest, args) or changed
+        return result
+
+    def _file(self, args):
+        path = args["path"]
+        if args["state"] == "touch":
+            self.files.setdefault(path, b"")
+            self._set_attributes(path, args)
             return {"changed": True}
-        if module_args.get("state") == "absent":
-            self.files.pop(module_args["path"], None)
+        if args["state"] == "absent":
+            self.files.pop(path, None)
+            self.attributes.pop(path, None)
             return {"changed": True}
-        raise AssertionError(f"unexpected module {module_name}")
+        assert args["state"] == "file" and path in self.files
+        return {"changed": self._set_attributes(path, args)}
 
     def action_loader(self) -> MagicMock:
         loader = MagicMock()
@@ -50,6 +131,8 @@ class FakeTarget:
         return loader
 
     def copy_action(self, name, task, **kwargs):
+        """ansible.windows.win_copy: a module run to compare checksums, another to copy when they differ."""
+        assert name == "ansible.windows.win_copy", name
         self.copy_tasks.append(task)
         action = MagicMock()
 
@@ -58,10 +141,12 @@ class FakeTarget:
             with open(args["src"], "rb") as handle:
                 data = handle.read()
             self.calls.append((name, args))
+            self.processes.append(name)
             if self.copy_fails:
                 return {"failed": True, "msg": "disk full"}
             changed = self.files.get(args["dest"]) != data
-            if not task.check_mode:
+            if changed and not task.check_mode:
+                self.processes.append(name)
                 self.files[args["dest"]] = data
             result = {"changed": changed, "dest": args["dest"],
                       # What a real copy would add with diff on: the real text. It must never come back.
@@ -87,6 +172,7 @@ def run_action(action_class, args, target, *, shell_family="sh", check_mode=Fals
     task.action = "smail.xoauth2.test"
     task.collections = []
     task.get_search_path.return_value = list(search_path)
+    target.check_mode = check_mode
 
     def copy_task():
         new_task = MagicMock()
@@ -97,11 +183,14 @@ def run_action(action_class, args, target, *, shell_family="sh", check_mode=Fals
     task.copy.side_effect = copy_task
     connection = MagicMock()
     connection._shell.SHELL_FAMILY = shell_family
-    connection._shell.tmpdir = "/remote/tmp"
+    connection._shell.tmpdir = "C:\\remote\\tmp" if shell_family == "powershell" else "/remote/tmp"
+    connection._shell.join_path.side_effect = ntpath.join if shell_family == "powershell" else posixpath.join
     action = action_class(task, connection, MagicMock(), loader or MagicMock(), MagicMock(), None)
     action._shared_loader_obj = MagicMock(action_loader=target.action_loader())
     action._execute_remote_stat = target.stat
     action._execute_module = target.module
+    action._transfer_file = target.transfer
+    action._fixup_perms2 = MagicMock()
     action._remove_tmp_path = MagicMock()
     return action.run(task_vars={})
 

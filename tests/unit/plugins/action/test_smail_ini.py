@@ -52,13 +52,13 @@ def test_create_false(make_target, run_ini_action):
     result = run_ini_action(SmailIniAction, {"dest": DEST, "create": False, "settings": {"S": {"K": "v"}}}, target)
     assert result["failed"] is True
     assert result["error"] == "dest_missing"
-    assert target.names() == ["stat"]
+    assert target.processes == ["smail.xoauth2.slurp_stat"]
 
 
 def test_new_file_without_mode_is_left_to_copy(make_target, run_ini_action):
     target = make_target()
     run_ini_action(SmailIniAction, {"dest": "/srv/smail.ini", "settings": {"S": {"K": "v"}}}, target)
-    assert target.names() == ["stat", "ansible.legacy.copy"]
+    assert target.processes == ["smail.xoauth2.slurp_stat", "ansible.legacy.copy"]
 
 
 def test_secret_keys_are_masked_in_the_diff(make_target, run_ini_action):

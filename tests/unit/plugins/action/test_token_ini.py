@@ -171,7 +171,7 @@ def test_verify_with_revoked_token_writes_nothing(settings, make_target, run_ini
     result = run_ini_action(TokenIniAction, sandbox_args(settings, settings["revoked_refresh_token"]), target, diff=True)
     assert result["failed"] is True
     assert result["error"] == "invalid_grant"
-    assert target.names() == ["stat"]
+    assert target.processes == ["smail.xoauth2.slurp_stat"]
     assert target.files == {}
     for value in (settings["client_secret"], settings["revoked_refresh_token"]):
         assert value not in repr(result)
