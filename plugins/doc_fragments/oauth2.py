@@ -134,7 +134,7 @@ options:
       - It must belong to the user running the task and be writable by nobody else; a missing one is created with
         mode C(0700), and an existing one loses group and other read access. A directory of another user, or one
         that group or others may write to (such as C(/tmp) itself), fails with V(token_cache_insecure) before any
-        token is read or written. Files in it are opened without following symlinks: a token entry that is a symlink
+        token is read or written. Files in it are opened without following symlinks; a token entry that is a symlink
         or another user's file is ignored and replaced, a lock file like that fails with V(token_cache_insecure).
       - A transient failure of the token endpoint is remembered there for 30 seconds (its error code and time, no
         secret), so that other tasks and forks of the same grant fail at once with V(token_endpoint_unavailable)

@@ -486,8 +486,8 @@ class Claim:
                 return "delivered"
             self._hold(updated, "Refused for good: " + "; ".join(f"{address}: {reply}" for address, reply in refused.items()))
             return "refused"
-        if (updated.recipients, updated.delivered, updated.refused) != (current.recipients, current.delivered,
-                                                                         current.refused):
+        state = (updated.recipients, updated.delivered, updated.refused)
+        if state != (current.recipients, current.delivered, current.refused):
             try:
                 fd = write_locked_private_file(message.path, _serialise(updated))
             except OSError as exc:

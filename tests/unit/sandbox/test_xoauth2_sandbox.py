@@ -678,8 +678,10 @@ def test_recipient_fault_451_n_times_then_accepted_and_the_session_survives(sett
     assert stored_count(settings, marker) == 1
 
 
-@pytest.mark.parametrize(("kind", "reply"), [("rcpt452", (452, b"4.5.3 Too many recipients")),
-                                           ("rcpt552", (552, b"5.5.3 Too many recipients"))])
+@pytest.mark.parametrize(("kind", "reply"), [
+    ("rcpt452", (452, b"4.5.3 Too many recipients")),
+    ("rcpt552", (552, b"5.5.3 Too many recipients")),
+])
 def test_recipient_fault_too_many_recipients_n_times_then_accepted(settings: dict[str, t.Any], kind: str,
                                                                    reply: tuple[int, bytes]) -> None:
     recipient = fault_address(f"{kind}x1")
