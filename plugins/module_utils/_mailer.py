@@ -150,10 +150,12 @@ class _SpoolDelivery:
     """A send that drains the account's spool too: window by window (see ``_spool.CLAIM_WINDOW``), each file brought
     up to date right after each of its transactions, and the send's own mail in the first window."""
 
-    def __init__(self, spool: _spool.Spool | None, username: str, warnings: list[str]) -> None:
+    def __init__(self, spool: _spool.Spool | None, username: str, warnings: list[str],
+                 sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> None:
         self.spool = spool
         self.username = username
         self.warnings = warnings
+        self.sessions = sessions
         self.fields: dict[str, t.Any] = {"attempts": 0, "failed_attempts": [], "spool_delivered": [],
                                          "spool_refused": []}
         self._unrecorded: set[str] = set()
@@ -226,7 +228,7 @@ class _SpoolDelivery:
                 self._record(claim, message, outcome)
 
         report = _smtp.deliver_envelopes(endpoint, logins, envelopes + own, policy=policy, transcript=transcript,
-                                         on_transaction=record)
+                                         on_transaction=record, sessions=self.sessions)
         self.fields["attempts"] += report.attempts
         self.fields["failed_attempts"].extend(report.failed_attempts)
         settled = 0
@@ -249,8 +251,12 @@ class _SpoolDelivery:
             return []
 
 
-def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript | None = None) -> Delivery:
-    """Deliver what ``spool_dir`` holds for the options' SMTP account, as a send would before its own mail."""
+def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript | None = None,
+                sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> Delivery:
+    """Deliver what ``spool_dir`` holds for the options' SMTP account, as a send would before its own mail.
+
+    ``sessions`` gives each attempt its connection (default: a new one per attempt).
+    """
     transcript = transcript or _smtp.Transcript()
     spool = open_spool(options)
     if spool is None:
@@ -259,7 +265,7 @@ def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript 
     policy = _connection.retry_policy(options)
     _mask_option_secrets(options, credentials, transcript)
     warnings: list[str] = []
-    run = _SpoolDelivery(spool, username, warnings)
+    run = _SpoolDelivery(spool, username, warnings, sessions)
     if not spool.pending(username):
         return Delivery(result={**run.fields, "spool_pending": []}, secrets=sorted(transcript.secrets),
                         transcript=transcript)
@@ -352,7 +358,8 @@ def _settle_own(options: t.Mapping[str, t.Any], spool: _spool.Spool | None, enve
 
 
 def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.MessageSpec], *, check_only: bool = False,
-                  transcript: _smtp.Transcript | None = None, option_prefix: str = "messages") -> BatchDelivery:
+                  transcript: _smtp.Transcript | None = None, option_prefix: str = "messages",
+                  sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> BatchDelivery:
     """Build, authenticate and send every message of ``specs`` over one connection with one token, retries and the spool.
 
     Every message is checked before the token endpoint or the SMTP server is contacted. A message the server certainly
@@ -362,7 +369,8 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
     messages the rest go over a new connection; a message the server accepted is never sent again. The result has
     ``results``, one per message, and the send's ``attempts``, ``failed_attempts``, ``spool_delivered``,
     ``spool_refused`` and ``spool_pending``. Raises SmailError for a failure that concerns every message (bad
-    options, the token); the secrets to mask are then in ``transcript.secrets``.
+    options, the token); the secrets to mask are then in ``transcript.secrets``. ``sessions`` gives each attempt its
+    connection (default: a new one per attempt; check mode always opens its own).
     """
     transcript = transcript or _smtp.Transcript()
     mechanism = options.get("auth") or "xoauth2"
@@ -374,7 +382,7 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
     _mask_option_secrets(options, credentials, transcript)
 
     warnings: list[str] = []
-    run = _SpoolDelivery(spool, username, warnings)
+    run = _SpoolDelivery(spool, username, warnings, sessions)
     summary: dict[str, t.Any] = {"auth_mechanism": mechanism, **run.fields, "spool_pending": [], "token_source": None}
     logins: _smtp.LoginSource
     bearer: BearerLogins | None = None
@@ -460,13 +468,15 @@ def _failed_before_sending(envelope: _smtp.Envelope, error: _oauth2.TokenError) 
 
 
 def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_only: bool = False,
-            transcript: _smtp.Transcript | None = None) -> Delivery:
+            transcript: _smtp.Transcript | None = None,
+            sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> Delivery:
     """Build, authenticate and send ``spec``: :func:`deliver_batch` for one message, its result at the top level.
 
     Raises SmailError on failure, with the result fields in its details; the secrets to mask are then in
     ``transcript.secrets``. ``check_only`` authenticates without sending.
     """
-    batch = deliver_batch(options, [spec], check_only=check_only, transcript=transcript, option_prefix="")
+    batch = deliver_batch(options, [spec], check_only=check_only, transcript=transcript, option_prefix="",
+                          sessions=sessions)
     summary = dict(batch.delivery.result)
     own = summary.pop("results")[0]
     own.pop("error")

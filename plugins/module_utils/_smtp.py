@@ -824,6 +824,24 @@ class SMTPSession:
         finally:
             self.close()
 
+    def resume(self, transcript: Transcript) -> bool:
+        """Take up this open, authenticated session for a new send that records in ``transcript``: True when the
+        server still answers RSET with 250; otherwise the connection is closed (nothing of the new send was said)."""
+        self.transcript = transcript
+        transcript.add_secret(self.login.secret)
+        if not self.connected:
+            return False
+        self.smtp.transcript = transcript
+        transcript.note(f"reuse the session with {self.endpoint.host}:{self.endpoint.port}")
+        try:
+            code, _reply = self._command("RSET", stage="connect")
+        except SMTPError:
+            return False
+        if code != 250:
+            self.close()
+            return False
+        return True
+
     def _reset(self) -> None:
         if not self.connected:
             return
@@ -922,25 +940,57 @@ def login_failure(exc: SmailError) -> SMTPError:
                      transient=bool(getattr(exc, "transient", False)))
 
 
+class SessionProvider(t.Protocol):
+    """Where an attempt gets its authenticated session, and what becomes of the session after the attempt."""
+
+    def open(self, endpoint: SMTPEndpoint, logins: LoginSource, transcript: Transcript) -> SMTPSession:
+        """A session ready for MAIL FROM; raises what :meth:`SMTPSession.open_with` raises."""
+
+    def release(self, session: SMTPSession) -> None:
+        """The attempt is done with ``session`` (connected or not) and sent no command after its last reply."""
+
+
+class NewSessions:
+    """A new connection for every attempt, ended with QUIT after it: the module's way."""
+
+    def open(self, endpoint: SMTPEndpoint, logins: LoginSource, transcript: Transcript) -> SMTPSession:
+        session = SMTPSession(endpoint, logins.login(), transcript=transcript)
+        try:
+            session.open_with(logins)
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    def release(self, session: SMTPSession) -> None:
+        if session.connected:
+            session.quit()
+        else:
+            session.close()
+
+
+NEW_SESSIONS = NewSessions()
+
+
 def _attempt(endpoint: SMTPEndpoint, logins: LoginSource, todo: list[Outcome], transcript: Transcript,
-             on_transaction: TransactionHook | None = None) -> None:
-    """One connection: open it, then a transaction per unfinished envelope while the connection lasts.
+             on_transaction: TransactionHook | None = None, sessions: SessionProvider = NEW_SESSIONS) -> None:
+    """One connection (from ``sessions``): a transaction per unfinished envelope while the connection lasts.
 
     Each envelope's ``error`` says afterwards why it is not (wholly) delivered; an envelope left untried because
     the connection ended gets that reason, or a transient one when the end was final only for another envelope.
     """
-    with SMTPSession(endpoint, logins.login(), transcript=transcript) as session:
-        try:
-            session.open_with(logins)
-        except SMTPError as exc:
-            for outcome in todo:
-                outcome.error = exc
-            return
-        except SmailError as exc:  # the renewal of a refused token failed: as final or transient as that failure
-            failure = login_failure(exc)
-            for outcome in todo:
-                outcome.error = failure
-            return
+    try:
+        session = sessions.open(endpoint, logins, transcript)
+    except SMTPError as exc:
+        for outcome in todo:
+            outcome.error = exc
+        return
+    except SmailError as exc:  # the renewal of a refused token failed: as final or transient as that failure
+        failure = login_failure(exc)
+        for outcome in todo:
+            outcome.error = failure
+        return
+    try:
         for index, outcome in enumerate(todo):
             try:
                 _run_transaction(session, outcome, on_transaction)
@@ -953,21 +1003,26 @@ def _attempt(endpoint: SMTPEndpoint, logins: LoginSource, todo: list[Outcome], t
                     "smtp_connect", "The connection ended before this message was sent.", stage="mail", transient=True)
                 for untried in todo[index + 1:]:
                     untried.error = lost
-                return
-        session.quit()
+                break
+    except BaseException:
+        session.close()  # an unexpected failure in the middle: nothing more is said on this connection
+        raise
+    sessions.release(session)
 
 
 def deliver_envelopes(endpoint: SMTPEndpoint, logins: LoginSource, envelopes: t.Sequence[Envelope], *,
                       policy: RetryPolicy = NO_RETRY, transcript: Transcript | None = None,
                       sleep: t.Callable[[float], None] = time.sleep,
                       clock: t.Callable[[], float] = time.monotonic,
-                      on_transaction: TransactionHook | None = None) -> DeliveryReport:
+                      on_transaction: TransactionHook | None = None,
+                      sessions: SessionProvider = NEW_SESSIONS) -> DeliveryReport:
     """Deliver ``envelopes`` in order over one connection, retrying what may still succeed.
 
     Retried: failures before the server accepted the message (connection, TLS, a 421, a 4xx at AUTH, MAIL, RCPT or in
     reply to DATA); per recipient for a 4xx at RCPT. Never retried: a 5xx, and a connection lost after the final
     dot (``delivery_unknown``), because the server may have taken the message. Every attempt sends the same bytes,
     so the Message-ID stays the same. ``on_transaction`` sees each outcome after each of its transactions.
+    ``sessions`` gives each attempt its connection: by default a new one, ended with QUIT after the attempt.
     """
     transcript = transcript or Transcript()
     report = DeliveryReport(outcomes=[Outcome(envelope, pending=list(envelope.recipients)) for envelope in envelopes])
@@ -977,7 +1032,7 @@ def deliver_envelopes(endpoint: SMTPEndpoint, logins: LoginSource, envelopes: t.
         if not todo:
             return report
         report.attempts += 1
-        _attempt(endpoint, logins, todo, transcript, on_transaction)
+        _attempt(endpoint, logins, todo, transcript, on_transaction, sessions)
         failures = [outcome.error for outcome in todo if outcome.pending and outcome.error is not None]
         if not failures:
             continue
