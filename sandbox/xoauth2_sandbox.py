@@ -122,6 +122,8 @@ SERVER_CERT_FILE = "server-cert.pem"
 SERVER_KEY_FILE = "server-key.pem"
 MAIL_DIR = "mail"
 TOKEN_LOG_FILE = "token_requests.jsonl"
+#: One line per ended SMTP connection of a mail-storing port: its port, peer, and whether the client said QUIT.
+SESSION_LOG_FILE = "smtp_sessions.jsonl"
 
 TOKEN_PATH = "/token"
 TOKEN_NOT_JSON_PATH = "/token-not-json"
@@ -1608,6 +1610,9 @@ class RelaySinkHandler:
         return f"250 OK queued as {stored.stem}"
 
 
+SESSION_LOG_LOCK = threading.Lock()
+
+
 class SandboxSMTP(SMTP):
     """aiosmtpd's SMTP with room for long AUTH lines (bearer tokens)."""
 
@@ -1627,6 +1632,22 @@ class SandboxSMTP(SMTP):
         await super().push(status)
         if status[:3] in ("421", b"421") and self.transport is not None:
             self.transport.close()
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        self.quit_received = not arg
+        await super().smtp_QUIT(arg)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        peer = self.session.peer if self.session is not None else None
+        super().connection_lost(error)
+        store = getattr(self.event_handler, "mail_store", None)
+        if store is not None:  # a line per connection, so a test can count connections and see them end with QUIT
+            line = {"ended_at": utc_now().isoformat(timespec="milliseconds"),
+                    "port": getattr(self.event_handler, "port_name", "relay"),
+                    "peer": list(peer) if isinstance(peer, tuple) else peer,
+                    "quit": getattr(self, "quit_received", False)}
+            with SESSION_LOG_LOCK, (store.mail_dir.parent / SESSION_LOG_FILE).open("a", encoding="utf-8") as log_file:
+                log_file.write(json.dumps(line) + "\n")
 
 
 class SandboxController(Controller):
