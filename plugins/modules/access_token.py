@@ -43,6 +43,11 @@ attributes:
     platforms: posix
 notes:
   - An access token is a bearer credential for its lifetime (about an hour). Hand it only to tools that need it.
+  - When the task runs on the controller (the C(local) connection, C(delegate_to) localhost), the action of the same name
+    runs the module's code in the controller's worker process, with no module process; with C(become),
+    an C(ansible_python_interpreter) other than the controller's Python, on any other host, or with the variable
+    C(smail_xoauth2_in_process=false) (or the controller's environment variable C(SMAIL_XOAUTH2_IN_PROCESS=0)) it runs
+    as a module process. The result is the same either way.
 seealso:
   - module: smail.xoauth2.mail
   - module: smail.xoauth2.authorize
@@ -143,21 +148,27 @@ from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult, exit_module
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC), supports_check_mode=True)
-    params = module.params
+#: The module's options, validated by AnsibleModule here and by ArgumentSpecValidator in the in-process action.
+ARGUMENT_SPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC)
+
+
+def run(params: dict, *, check_mode: bool = False) -> TaskResult:
+    """An access token for validated ``params``: the task's result (the token in it is not masked; the action hides
+    the result from the output). The module process and the in-process action both call this."""
+    secrets: list[str] = []
     try:
         credentials = _credentials.Credentials() if params["access_token"] else _credentials.read_credentials(params)
         # Secrets read from token_ini are masked like the options' (a new, rotated refresh token is not one of them).
-        module.no_log_values.update(value for value in (credentials.client_secret, credentials.refresh_token) if value)
+        secrets = [value for value in (credentials.client_secret, credentials.refresh_token) if value]
         token = _credentials.obtain_token(params, credentials)
-        rotation = _credentials.settle_rotation(params, credentials, token, check_only=module.check_mode)
+        rotation = _credentials.settle_rotation(params, credentials, token, check_only=check_mode)
     except MissingLibraryError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library), error=exc.code)
+        return TaskResult.failure(missing_required_lib(exc.library), error=exc.code, secrets=secrets)
     except SmailError as exc:
-        module.fail_json(**exc.as_result())
+        return TaskResult(exc.as_result(), failed=True, secrets=secrets)
     result = {
         "changed": bool(rotation and rotation.persisted_to),
         "expires_in": token.expires_in(),
@@ -165,6 +176,7 @@ def main() -> None:
         "scopes": list(token.scopes),
         "token_source": token.source,
     }
+    warnings = []
     if token.source != "given":
         result["access_token"] = token.token
     if rotation is not None:
@@ -173,8 +185,13 @@ def main() -> None:
         if not rotation.persisted_to:
             result["refresh_token"] = rotation.new_refresh_token
         if rotation.warning:
-            module.warn(rotation.warning)
-    module.exit_json(**result)
+            warnings.append(rotation.warning)
+    return TaskResult(result, secrets=secrets, warnings=warnings)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    exit_module(module, run(module.params, check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

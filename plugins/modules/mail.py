@@ -171,7 +171,16 @@ seealso:
   - module: community.general.mail
 notes:
   - Gmail requires the scope C(https://mail.google.com/) for SMTP; Microsoft 365 requires C(SMTP.Send) and SMTP AUTH
-    enabled for the mailbox.
+    enabled for the mailbox.  - Where it runs. When the task runs on the controller (the C(local) connection, C(delegate_to) localhost, a play on C(localhost))
+    the action of the same name runs the module's code in the controller's worker process, with no module process;
+    the items of a loop then share one SMTP connection (checked with C(RSET) before each mail, ended with C(QUIT) when
+    the task ends or after 30 seconds unused) and the cached token. Anywhere else, and with C(become), C(async) or an
+    C(ansible_python_interpreter) other than the controller's Python, it runs as a module process on that host.
+  - Set the variable C(smail_xoauth2_in_process=false) (for a task, a play or a host), or the controller's environment
+    variable C(SMAIL_XOAUTH2_IN_PROCESS=0), to run it as a module process on the controller too. Either way the SMTP
+    connection and the token request come from the controller, as they do with C(delegate_to) localhost; the
+    results are the same, except that with O(debug=true) the transcript of a mail that reuses a connection starts
+    with C(RSET) instead of the login, and ends without C(QUIT) (the connection stays open for the next item).
 """
 
 EXAMPLES = r"""
@@ -403,6 +412,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     TLS_ARGSPEC,
     merge_argspecs,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult, exit_module
 
 MESSAGE_ARGSPEC = {
     "sender": {"type": "str", "aliases": ["from"]},
@@ -435,6 +445,8 @@ MESSAGE_ARGSPEC = {
 }
 #: The message options a batch item may set; the top-level values are their defaults.
 PER_MESSAGE = tuple(MESSAGE_ARGSPEC["messages"]["options"])
+#: The module's options, validated by AnsibleModule here and by ArgumentSpecValidator in the in-process action.
+ARGUMENT_SPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, MESSAGE_ARGSPEC)
 
 
 def message_spec(params: dict, item: dict | None = None, *, prefix: str = "") -> _smtp.MessageSpec:
@@ -461,60 +473,61 @@ def message_spec(params: dict, item: dict | None = None, *, prefix: str = "") ->
     )
 
 
-def send_batch(module: AnsibleModule, transcript: _smtp.Transcript) -> None:
-    """``messages``: one connection, a result per message; fail when one failed, unless allow_partial."""
-    params = module.params
+def batch_result(params: dict, *, check_mode: bool, transcript: _smtp.Transcript,
+                 sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> TaskResult:
+    """``messages``: one connection, a result per message; failed when one failed, unless allow_partial."""
     specs = [message_spec(params, item, prefix=f"messages[{index}].") for index, item in enumerate(params["messages"])]
-    batch = _mailer.deliver_batch(params, specs, check_only=module.check_mode, transcript=transcript)
+    batch = _mailer.deliver_batch(params, specs, check_only=check_mode, transcript=transcript, sessions=sessions)
     delivery = batch.delivery
-    module.no_log_values.update(delivery.secrets)
-    for warning in delivery.warnings:
-        module.warn(warning)
     result = dict(delivery.result)
     if params["debug"]:
         result["transcript"] = delivery.transcript.lines
-    sent = sum(1 for item in result["results"] if item["recipients"] and not module.check_mode)
-    changed = bool(sent or result["spool_delivered"] or module.check_mode
+    sent = sum(1 for item in result["results"] if item["recipients"] and not check_mode)
+    changed = bool(sent or result["spool_delivered"] or check_mode
                    or any(item["spooled"] for item in result["results"]))
     failed = [index for index, error in enumerate(batch.errors) if error is not None]
     if failed and not params["allow_partial"]:
         first = batch.errors[failed[0]]
-        module.fail_json(msg=f"{len(failed)} of {len(specs)} messages failed; the first, messages[{failed[0]}]: "
-                             f"{first.full_msg if first else ''}", error=first.code if first else "batch_failed",
-                         changed=changed, **result)
-    if module.check_mode:
+        return TaskResult.failure(f"{len(failed)} of {len(specs)} messages failed; the first, messages[{failed[0]}]: "
+                                  f"{first.full_msg if first else ''}", secrets=delivery.secrets,
+                                  warnings=delivery.warnings,
+                                  **{**result, "error": first.code if first else "batch_failed", "changed": changed})
+    if check_mode:
         result["msg"] = f"Check mode: authenticated to the server; {len(specs)} mails were not sent."
-    module.exit_json(changed=changed, **result)
+    return TaskResult({"changed": changed, **result}, secrets=delivery.secrets, warnings=delivery.warnings)
+
+
+def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> TaskResult:
+    """Send the mail (or the ``messages`` batch) of validated ``params``: the task's result.
+
+    The module process and the in-process action (``plugins/action/mail.py``) both call this; ``sessions`` lets the
+    action keep one SMTP connection across the items of a loop (default: a connection per attempt).
+    """
+    transcript = _smtp.Transcript()
+    try:
+        if params["messages"]:
+            return batch_result(params, check_mode=check_mode, transcript=transcript, sessions=sessions)
+        delivery = _mailer.deliver(params, message_spec(params), check_only=check_mode, transcript=transcript,
+                                   sessions=sessions)
+    except MissingLibraryError as exc:
+        return TaskResult.failure(missing_required_lib(exc.library), error=exc.code)
+    except SmailError as exc:
+        extra = {"transcript": transcript.lines} if params["debug"] else {}
+        return TaskResult({**exc.as_result(), **extra}, failed=True, secrets=transcript.secrets)
+    result = dict(delivery.result)
+    sent = result.pop("sent")
+    if params["debug"]:
+        result["transcript"] = delivery.transcript.lines
+    if check_mode:
+        result["msg"] = "Check mode: authenticated to the server; the mail was not sent."
+    # A spooled mail, or spooled mail delivered first, changed something too.
+    changed = sent or bool(result.get("spooled")) or bool(result.get("spool_delivered")) or check_mode
+    return TaskResult({"changed": changed, **result}, secrets=delivery.secrets, warnings=delivery.warnings)
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, MESSAGE_ARGSPEC),
-                           supports_check_mode=True)
-    transcript = _smtp.Transcript()
-    debug = module.params["debug"]
-    try:
-        if module.params["messages"]:
-            send_batch(module, transcript)
-        delivery = _mailer.deliver(module.params, message_spec(module.params), check_only=module.check_mode,
-                                   transcript=transcript)
-    except MissingLibraryError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library), error=exc.code)
-    except SmailError as exc:
-        module.no_log_values.update(transcript.secrets)
-        extra = {"transcript": transcript.lines} if debug else {}
-        module.fail_json(**exc.as_result(), **extra)
-    module.no_log_values.update(delivery.secrets)
-    for warning in delivery.warnings:
-        module.warn(warning)
-    result = dict(delivery.result)
-    sent = result.pop("sent")
-    if debug:
-        result["transcript"] = delivery.transcript.lines
-    if module.check_mode:
-        result["msg"] = "Check mode: authenticated to the server; the mail was not sent."
-    # A spooled mail, or spooled mail delivered first, changed something too.
-    changed = sent or bool(result.get("spooled")) or bool(result.get("spool_delivered")) or module.check_mode
-    module.exit_json(changed=changed, **result)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    exit_module(module, run(module.params, check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

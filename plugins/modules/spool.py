@@ -67,6 +67,11 @@ options:
     default: []
 notes:
   - O(spool_dir) is required.
+  - When the task runs on the controller (the C(local) connection, C(delegate_to) localhost), the action of the same name
+    runs the module's code in the controller's worker process, with no module process; with C(become), C(async),
+    an C(ansible_python_interpreter) other than the controller's Python, on any other host, or with the variable
+    C(smail_xoauth2_in_process=false) (or the controller's environment variable C(SMAIL_XOAUTH2_IN_PROCESS=0)) it runs
+    as a module process. The result is the same either way.
 """
 
 EXAMPLES = r"""
@@ -152,6 +157,8 @@ error:
   type: str
 """
 
+import typing as t
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _spool
@@ -163,58 +170,69 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     TLS_ARGSPEC,
     merge_argspecs,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult, exit_module
 
 
-def main() -> None:
-    argspec = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, {
-        "flush": {"type": "bool", "default": False},
-        "release": {"type": "list", "elements": "str", "default": []},
-        "discard": {"type": "list", "elements": "str", "default": []},
-    })
-    module = AnsibleModule(argument_spec=argspec, supports_check_mode=True)
-    params = module.params
+#: The module's options, validated by AnsibleModule here and by ArgumentSpecValidator in the in-process action.
+ARGUMENT_SPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, {
+    "flush": {"type": "bool", "default": False},
+    "release": {"type": "list", "elements": "str", "default": []},
+    "discard": {"type": "list", "elements": "str", "default": []},
+})
+
+
+def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> TaskResult:
+    """List, release, discard or deliver the spool of validated ``params``: the task's result.
+
+    The module process and the in-process action (``plugins/action/spool.py``) both call this.
+    """
     if not params["spool_dir"]:
-        module.fail_json(msg="Option 'spool_dir': is required", error="invalid_option", option="spool_dir")
+        return TaskResult.failure("Option 'spool_dir': is required", error="invalid_option", option="spool_dir")
     both = sorted(set(map(str.casefold, params["release"])) & set(map(str.casefold, params["discard"])))
     if both:
-        module.fail_json(msg=f"Options 'release' and 'discard': both name {', '.join(both)}", error="invalid_option",
-                         option="release")
+        return TaskResult.failure(f"Options 'release' and 'discard': both name {', '.join(both)}",
+                                  error="invalid_option", option="release")
     spool = _spool.Spool(params["spool_dir"])
     transcript = _smtp.Transcript()
     result: dict = {"spool_delivered": [], "spool_refused": [], "attempts": 0}
+    secrets: t.Collection[str] = ()
+    warnings: list[str] = []
     try:
         # Every Message-ID is checked before anything changes.
         released = spool.held_by_id(params["release"], option="release")
         discarded = spool.held_by_id(params["discard"], option="discard")
         for message in released:
             spool.release(message, check_only=True)
-        if not module.check_mode:
+        if not check_mode:
             for message in released:
                 spool.release(message)
             for message in discarded:
                 spool.remove(message)
-        if params["flush"] and not module.check_mode:
-            delivery = _mailer.flush_spool(params, transcript=transcript)
-            module.no_log_values.update(delivery.secrets)
-            for warning in delivery.warnings:
-                module.warn(warning)
+        if params["flush"] and not check_mode:
+            delivery = _mailer.flush_spool(params, transcript=transcript, sessions=sessions)
+            secrets = delivery.secrets
+            warnings.extend(delivery.warnings)
             result = delivery.result
         else:
             result["spool_pending"] = [message.summary() for message in spool.pending()]
         result["spool_held"] = [message.summary() for message in spool.held()]
         result["spool_unreadable"] = spool.unreadable()
     except MissingLibraryError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library), error=exc.code)
+        return TaskResult.failure(missing_required_lib(exc.library), error=exc.code)
     except SmailError as exc:
-        module.no_log_values.update(transcript.secrets)
-        module.fail_json(**exc.as_result())
+        return TaskResult(exc.as_result(), failed=True, secrets=transcript.secrets)
     result["spool_released"] = [message.message_id for message in released]
     result["spool_discarded"] = [message.message_id for message in discarded]
     if result["spool_unreadable"]:
-        module.warn(f"{len(result['spool_unreadable'])} file(s) in the mail spool {params['spool_dir']} are no usable "
-                    "spooled mail and were left as they are: " + ", ".join(result["spool_unreadable"]))
+        warnings.append(f"{len(result['spool_unreadable'])} file(s) in the mail spool {params['spool_dir']} are no "
+                        "usable spooled mail and were left as they are: " + ", ".join(result["spool_unreadable"]))
     changed = bool(result["spool_delivered"] or result["spool_refused"] or released or discarded)
-    module.exit_json(changed=changed, **result)
+    return TaskResult({"changed": changed, **result}, secrets=secrets, warnings=warnings)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    exit_module(module, run(module.params, check_mode=module.check_mode))
 
 
 if __name__ == "__main__":
