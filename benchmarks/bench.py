@@ -346,29 +346,41 @@ def case_token_requests(bench: Bench) -> tuple[Series, list[int]]:
     return series, counts
 
 
-def case_ini(bench: Bench) -> tuple[dict[str, Series], bool]:
-    """Case 5: smail_ini vs template over 50 hosts (forks 20), each writing a new file; also whether the bytes match."""
+def case_ini(bench: Bench) -> tuple[dict[str, Series], dict[str, Series], bool]:
+    """Case 5: smail_ini vs template over 50 hosts (forks 20).
+
+    First each run writes a new file per host (and the bytes of both must match), then each reruns on the files it
+    wrote, which must change nothing.
+    """
     env = bench.env(ANSIBLE_FORKS=str(FLEET_FORKS))
 
-    def variant(mode: str) -> Callable[[], float]:
+    def variant(mode: str, *, rerun: bool) -> Callable[[], float]:
         out = bench.work / "out" / mode
         vars_file = write_vars(bench, f"ini-{mode}", bench_mode=mode, bench_out_dir=str(out),
                                bench_ini_settings=INI_SETTINGS)
+        name = f"ini-{mode}-rerun" if rerun else f"ini-{mode}"
 
         def run() -> float:
-            shutil.rmtree(out, ignore_errors=True)
-            for number in range(1, FLEET_SIZE + 1):
-                (out / f"host{number:02d}").mkdir(parents=True)
-            return run_timed(bench, f"ini-{mode}", playbook_argv(bench, "ini.yml", vars_file), env=env)
+            if not rerun:
+                shutil.rmtree(out, ignore_errors=True)
+                for number in range(1, FLEET_SIZE + 1):
+                    (out / f"host{number:02d}").mkdir(parents=True)
+            elapsed = run_timed(bench, name, playbook_argv(bench, "ini.yml", vars_file), env=env)
+            log = bench.work / "logs" / f"{bench.logs:04d}-{name}.log"
+            if rerun and len(re.findall(r"\bchanged=0\b", log.read_text(encoding="utf-8"))) != FLEET_SIZE:
+                raise BenchError(f"{name}: a rerun changed a file; see {log}")
+            return elapsed
         return run
 
     # After case 4 has run the 50 local hosts three times: no warm-up of its own, to keep `make bench` short.
-    series = interleave(bench, {"smail_ini": variant("smail_ini"), "template": variant("template")}, warmups=0,
-                        runs=bench.heavy_runs)
+    first = interleave(bench, {"smail_ini": variant("smail_ini", rerun=False),
+                               "template": variant("template", rerun=False)}, warmups=0, runs=bench.heavy_runs)
     outputs = {mode: {p.read_bytes() for p in (bench.work / "out" / mode).glob("*/smail.ini")}
                for mode in ("smail_ini", "template")}
     same = len(outputs["smail_ini"]) == 1 and outputs["smail_ini"] == outputs["template"]
-    return series, same
+    rerun = interleave(bench, {"smail_ini rerun": variant("smail_ini", rerun=True),
+                               "template rerun": variant("template", rerun=True)}, warmups=0, runs=bench.heavy_runs)
+    return first, rerun, same
 
 
 RSS_MAILS = 5
@@ -445,6 +457,7 @@ class Results:
     fleet: Series
     fleet_requests: list[int]
     ini: dict[str, Series]
+    ini_rerun: dict[str, Series]
     ini_same: bool
     rss: dict[str, list[int]]
     module_wall: dict[str, list[float]]
@@ -504,6 +517,10 @@ def targets(results: Results) -> list[Target]:
                      ratio(results.floor.get("smail batch"), results.floor["floor script"]), 2.0),
         Target("4. token requests for 50 hosts (forks 20), in every run: exactly 1",
                ", ".join(map(str, requests)), all(count == 1 for count in requests)),
+        ratio_target("5. smail_ini / template, a new file on 50 hosts: at most 1.0x",
+                     ratio(results.ini["smail_ini"], results.ini["template"]), 1.0),
+        ratio_target("6. smail_ini / template, an unchanged rerun on 50 hosts: at most 0.6x",
+                     ratio(results.ini_rerun["smail_ini rerun"], results.ini_rerun["template rerun"]), 0.6),
     ]
 
 
@@ -576,6 +593,10 @@ def case_sections(results: Results) -> list[str]:
         f"the two produce the same bytes: {'yes' if results.ini_same else 'NO'}."),
         "",
         *series_table(results.ini, base="template"),
+        "",
+        "Then each reruns on the files it wrote, changing nothing (checked: every host reports `changed=0`):",
+        "",
+        *series_table(results.ini_rerun, base="template rerun"),
         "",
         "## 6. Peak memory (RSS) and wall time of the module process, one mail",
         "",
@@ -657,15 +678,15 @@ def run_cases(bench: Bench) -> Results:
         progress("case 4 (token requests over 50 hosts)")
         fleet, fleet_requests = case_token_requests(bench)
         progress("case 5 (smail_ini vs template over 50 hosts)")
-        ini, ini_same = case_ini(bench)
+        ini, ini_rerun, ini_same = case_ini(bench)
         progress("case 6 (peak RSS)")
         rss, module_wall = case_rss(bench)
         info = facts(bench)
     finally:
         stop_sandbox(bench, process)
     return Results(facts=info, scaling=scaling, floor=floor, fleet=fleet, fleet_requests=fleet_requests, ini=ini,
-                   ini_same=ini_same, rss=rss, module_wall=module_wall, batch_unavailable=bench.batch_unavailable,
-                   runs=bench.runs,
+                   ini_rerun=ini_rerun, ini_same=ini_same, rss=rss, module_wall=module_wall,
+                   batch_unavailable=bench.batch_unavailable, runs=bench.runs,
                    heavy_runs=bench.heavy_runs, minutes=(time.perf_counter() - started) / 60)
 
 
