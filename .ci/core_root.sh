@@ -20,7 +20,7 @@ for suite in "${suites[@]}"; do
   if [ "$suite" = test ]; then expanded+=(lint sanity units integration); else expanded+=("$suite"); fi
 done
 root=${CORE_ROOT:-$checkout/.build/roots/trixie}
-packages=python3,python3-venv,python3-pip,ca-certificates,git,make,dovecot-core,dovecot-submissiond,procps,openssl
+packages=python3,python3-venv,python3-pip,ca-certificates,git,make,dovecot-core,dovecot-submissiond,procps,openssl,openssh-client
 
 # The oldest controller Python of each line (ansible-core's python_requires).
 case $core in
@@ -59,12 +59,18 @@ fi
 
 if [ -z "${_CORE_ROOT_NAMESPACE:-}" ]; then
   [ "$(id -u)" -eq 0 ] || { echo "core_root.sh: python3 is older than $min_python and a root needs root" >&2; exit 1; }
+  # A root made with another package list is made again.
+  if [ -x "$root/usr/bin/python3" ] && [ "$(cat "$root/.smail-packages" 2>/dev/null)" != "$packages" ]; then
+    echo "== test-core: the root $root has other packages; making it again"
+    rm -rf "$root"
+  fi
   if [ ! -x "$root/usr/bin/python3" ]; then
     command -v mmdebstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq mmdebstrap >/dev/null; }
     echo "== test-core: making the Debian 13 root $root"
     rm -rf "$root.tmp"
     mkdir -p "$(dirname "$root")"
     mmdebstrap --quiet --variant=apt --include="$packages" trixie "$root.tmp"
+    echo "$packages" > "$root.tmp/.smail-packages"
     mv "$root.tmp" "$root"
   fi
   exec unshare --mount --propagation private env _CORE_ROOT_NAMESPACE=1 "$0" "$core" "${suites[@]}"

@@ -52,7 +52,7 @@ def send(endpoint, logins, settings, sessions, subject=None):
 def test_one_connection_serves_every_send_and_ends_with_quit(endpoint, logins, settings):
     sessions = _smtp_sessions.KeptSessions()
     before = len(session_lines(settings))
-    transcripts = [send(endpoint, logins, settings, sessions) for _ in range(3)]
+    transcripts = [send(endpoint, logins, settings, sessions) for _number in range(3)]
     assert sessions.connections == 1 and len(sessions) == 1
     assert not any("AUTH" in line for line in transcripts[1].lines)
     assert transcripts[1].lines[:2] == [f"-- reuse the session with {endpoint.host}:{endpoint.port}", "C: RSET"]
@@ -66,7 +66,7 @@ def test_one_connection_serves_every_send_and_ends_with_quit(endpoint, logins, s
 def test_a_session_that_fails_rset_is_replaced_before_the_mail(endpoint, logins, settings):
     sessions = _smtp_sessions.KeptSessions()
     send(endpoint, logins, settings, sessions)
-    (session, _since), = sessions._kept.values()
+    session = next(iter(sessions._kept.values()))[0]
     session.smtp.sock.shutdown(socket.SHUT_RDWR)  # as if the server, a NAT or a firewall dropped it while it waited
     transcript = send(endpoint, logins, settings, sessions)
     assert sessions.connections == 2
