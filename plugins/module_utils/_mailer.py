@@ -384,6 +384,8 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
     warnings: list[str] = []
     run = _SpoolDelivery(spool, username, warnings, sessions)
     summary: dict[str, t.Any] = {"auth_mechanism": mechanism, **run.fields, "spool_pending": [], "token_source": None}
+    results: list[dict[str, t.Any]] = []
+    errors: list[SmailError | None] = []
     logins: _smtp.LoginSource
     bearer: BearerLogins | None = None
     if mechanism in BEARER_MECHANISMS:
@@ -393,7 +395,7 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
         except _oauth2.TokenError as exc:
             if not (exc.transient and spool is not None):
                 raise
-            results, errors, own_warnings = [], [], []
+            own_warnings: list[str] = []
             for envelope in envelopes:
                 result, error = _settle_own(options, spool, envelope, _failed_before_sending(envelope, exc),
                                             account=username, endpoint=endpoint, warnings=own_warnings)
@@ -432,9 +434,6 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
         return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
                                       token=bearer.token if bearer else None, warnings=warnings),
                              errors=[None] * len(envelopes))
-
-    results: list[dict[str, t.Any]] = []
-    errors: list[SmailError | None] = []
 
     def settle_own(outcomes: list[_smtp.Outcome]) -> None:
         own_warnings: list[str] = []
