@@ -99,9 +99,25 @@ lint: build
 	@echo "== lint: antsibull-docs (collection and plugin docs)"
 	@cd $(COLLECTION) && $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
 
+# The module and its module_utils run on the managed nodes' Pythons (3.8+ for ansible-core 2.19-2.21): besides the
+# full sanity run on the controller's Python, every other target Python found here (on PATH or under pyenv) gets
+# ansible-test's compile test; one that is missing is named, not compiled.
+TARGET_PYTHONS := 3.8 3.9 3.10 3.11 3.12 3.13 3.14
+
 sanity: build get-pip
 	@echo "== sanity: ansible-test sanity (Python $(TEST_PYTHON))"
 	@$(ANSIBLE_TEST) sanity --venv --python $(TEST_PYTHON) --color no
+	@for version in $(TARGET_PYTHONS); do \
+	  [ "$$version" != "$(TEST_PYTHON)" ] || continue; \
+	  extra=$$(ls -d $(HOME)/.pyenv/versions/$$version.*/bin 2>/dev/null | tail -n 1); \
+	  if command -v python$$version >/dev/null 2>&1 || [ -n "$$extra" ]; then \
+	    echo "== sanity: compile on target Python $$version"; \
+	    ( cd $(COLLECTION) && PATH=$(BIN):$$PATH$${extra:+:$$extra} $(BIN)/ansible-test sanity --test compile --venv \
+	      --python $$version --color no ) || exit 1; \
+	  else \
+	    echo "== sanity: target Python $$version is not on this machine: not compiled"; \
+	  fi; \
+	done
 
 units: build
 	@echo "== units: pytest tests/unit"
