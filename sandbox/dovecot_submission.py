@@ -274,6 +274,10 @@ service submission-login {{
     {listener_address} = {HOST}
     port = {port}
   }}
+  # 2.4 also listens for implicit TLS on 465 by default: port 0 turns that listener off.
+  inet_listener submissions {{
+    port = 0
+  }}
 }}
 
 # mode = 0 keeps the anvil-auth-penalty socket from being created; without it the auth process

@@ -21,6 +21,8 @@ import shutil
 import sys
 import typing as t
 
+from ansible import constants as C
+from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
@@ -61,8 +63,18 @@ def _same_python(interpreter: str) -> bool:
     return found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
 
 
+def injects_invocation(task_vars: t.Mapping[str, t.Any]) -> bool:
+    """Whether a module of this ansible-core puts ``invocation`` in its result: always before 2.21, from 2.21 as its
+    ``INJECT_INVOCATION`` setting (default off) says."""
+    try:
+        return boolean(C.config.get_config_value("INJECT_INVOCATION", variables=task_vars), strict=False)
+    except AnsibleError:  # a line without the setting
+        return True
+
+
 def format_result(outcome: TaskResult, *, params: t.Mapping[str, t.Any], no_log_values: t.Iterable[str],
-                  warnings: t.Sequence[str] = (), deprecations: t.Sequence[dict[str, t.Any]] = ()) -> dict[str, t.Any]:
+                  warnings: t.Sequence[str] = (), deprecations: t.Sequence[dict[str, t.Any]] = (),
+                  invocation: bool = True) -> dict[str, t.Any]:
     """``outcome`` as AnsibleModule's exit_json/fail_json would return it to the controller.
 
     ``invocation`` holds the validated arguments; the values of no_log options and the outcome's secrets are masked
@@ -72,7 +84,10 @@ def format_result(outcome: TaskResult, *, params: t.Mapping[str, t.Any], no_log_
     fields = dict(outcome.fields)
     if outcome.failed:
         fields["failed"] = True
-    fields.setdefault("invocation", {"module_args": dict(params)})
+    if invocation:
+        fields.setdefault("invocation", {"module_args": dict(params)})
+    else:
+        fields.pop("invocation", None)
     all_warnings = [*warnings, *outcome.warnings]
     if all_warnings:
         fields["warnings"] = all_warnings
@@ -137,7 +152,7 @@ class InProcessModuleAction(ActionBase):
         reason = self.module_process_reason(task_vars)
         if reason is None:
             display.vvv(f"{self.MODULE}: runs in the controller's worker process", host=self._play_context.remote_addr)
-            result.update(self.run_in_process())
+            result.update(self.run_in_process(invocation=injects_invocation(task_vars)))
             return result
         display.vvv(f"{self.MODULE}: runs as a module process ({reason})", host=self._play_context.remote_addr)
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
@@ -147,7 +162,7 @@ class InProcessModuleAction(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
 
-    def run_in_process(self) -> dict[str, t.Any]:
+    def run_in_process(self, *, invocation: bool = True) -> dict[str, t.Any]:
         """Validate the task's arguments and run the module's entry function here, under the task's environment."""
         environment: dict[str, t.Any] = {}
         self._compute_environment_string(environment)
@@ -164,4 +179,4 @@ class InProcessModuleAction(ActionBase):
             else:
                 outcome = self.run_module(params, check_mode=bool(self._task.check_mode))
         return format_result(outcome, params=params, no_log_values=validation._no_log_values, warnings=warnings,
-                             deprecations=validation._deprecations)
+                             deprecations=validation._deprecations, invocation=invocation)
