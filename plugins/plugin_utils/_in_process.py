@@ -28,6 +28,7 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.release import __version__ as ANSIBLE_VERSION
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 
@@ -61,6 +62,10 @@ def applied_environment(environment: t.Mapping[str, t.Any]) -> t.Iterator[None]:
 def _same_python(interpreter: str) -> bool:
     found = shutil.which(interpreter.strip())
     return found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
+
+
+#: Whether this ansible-core marks a module's result as parsed (``_ansible_parsed``); 2.21 no longer does.
+_MARKS_PARSED = tuple(int(part) for part in ANSIBLE_VERSION.split(".")[:2]) < (2, 21)
 
 
 def injects_invocation(task_vars: t.Mapping[str, t.Any]) -> bool:
@@ -97,7 +102,8 @@ def format_result(outcome: TaskResult, *, params: t.Mapping[str, t.Any], no_log_
     fields = remove_values(fields, set(no_log_values) | outcome.secrets)
     fields.update(preserved)
     fields = json.loads(json.dumps(fields))
-    fields["_ansible_parsed"] = True
+    if _MARKS_PARSED:
+        fields["_ansible_parsed"] = True
     return fields
 
 

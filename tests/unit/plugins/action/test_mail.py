@@ -71,7 +71,8 @@ def test_a_result_is_masked_like_a_module_result():
     assert result["invocation"] == {"module_args": {"password": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER", "to": ["a@example.com"]}}
     assert result["warnings"] == ["Both option to and its alias recipients are set.", "kept"]
     assert result["changed"] is True and result["spooled"] is False and result["error"] is None
-    assert result["_ansible_parsed"] is True and "failed" not in result
+    # As this ansible-core's own modules' results: marked parsed before 2.21, not from 2.21 on.
+    assert result.get("_ansible_parsed") is (True if _in_process._MARKS_PARSED else None) and "failed" not in result
 
 
 def test_the_environment_applies_for_the_call_only(monkeypatch):
