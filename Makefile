@@ -125,13 +125,14 @@ units: build
 
 # Dovecot's submission server is the third-party XOAUTH2 server: it checks tokens at the sandbox's /tokeninfo.
 # The packaging target builds the collection under test, installs the tarball into an empty path and sends from there.
+# TARGETS="mail packaging" limits the run to those targets.
 integration: sandbox-start
 	@echo "== integration: ansible-test integration (with Dovecot)"
 	@status=0; \
 	$(PY) sandbox/dovecot_submission.py start --state-dir $(STATE) || status=$$?; \
 	if [ $$status -eq 0 ]; then \
 	  $(PY) sandbox/integration_config.py --state-dir $(STATE) > $(COLLECTION)/tests/integration/integration_config.yml; \
-	  ( $(ANSIBLE_TEST) integration --local --python $(TEST_PYTHON) --color no -v ) || status=$$?; \
+	  ( $(ANSIBLE_TEST) integration --local --python $(TEST_PYTHON) --color no -v $(TARGETS) ) || status=$$?; \
 	fi; \
 	$(PY) sandbox/dovecot_submission.py stop --state-dir $(STATE); \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
