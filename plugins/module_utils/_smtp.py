@@ -261,12 +261,19 @@ class MessageSpec(t.NamedTuple):
     message_id_domain: str | None = None
 
 
+#: Headers whose value repeats across the mails of a batch: the sender, the date (to the second) and the MIME headers
+#: of a body; parsing one costs about as much as a header's share of building the mail.
+_REPEATED = frozenset({"from", "reply-to", "date", "mime-version", "content-type", "content-transfer-encoding"})
+
+
 class _CachingHeaderRegistry(HeaderRegistry):
-    """email's header registry, keeping the class it derives for a header name instead of deriving it per header."""
+    """email's header registry, keeping the class it derives for a header name instead of deriving it per header,
+    and the header object of a value that repeats from mail to mail (:data:`_REPEATED`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._derived: dict[str, type] = {}
+        self._parsed: dict[tuple[str, str], t.Any] = {}
 
     def __getitem__(self, name: str) -> type:
         key = name.lower()
@@ -277,7 +284,23 @@ class _CachingHeaderRegistry(HeaderRegistry):
 
     def map_to_type(self, name: str, cls: type) -> None:
         self._derived.pop(name.lower(), None)
+        self._parsed.clear()
         super().map_to_type(name, cls)
+
+    def __call__(self, name: str, value: t.Any) -> t.Any:
+        """The header object for ``value``; one of :data:`_REPEATED` is parsed once per value and then reused.
+
+        email's header objects are immutable strings: the message, the generator and folding only read them.
+        """
+        if name.lower() not in _REPEATED or not isinstance(value, (str, Address)):
+            return super().__call__(name, value)
+        key = (name.lower(), str(value))
+        header = self._parsed.get(key)
+        if header is None or header.name != name:
+            if len(self._parsed) >= 256:
+                self._parsed.clear()
+            header = self._parsed[key] = super().__call__(name, value)
+        return header
 
 
 #: Policy SMTP (CRLF, folded, encoded headers); a batch of 1000 mails builds 8000 headers through its registry.

@@ -74,6 +74,31 @@ class TestBuildMessage:
         registry.map_to_type("x-tag", email.headerregistry.UniqueUnstructuredHeader)
         assert registry["X-Tag"] is not kept and issubclass(registry["X-Tag"], email.headerregistry.UniqueUnstructuredHeader)
 
+    def test_repeated_headers_are_parsed_once_and_each_mail_keeps_its_own(self):
+        specs = [self.spec(sender=sender, to=(f"ops{number}@example.com",), subject=f"run {number}", charset=charset)
+                 for number, (sender, charset) in enumerate([("Deploy Bot <bot@example.com>", "utf-8"),
+                                                             ("Other <other@example.com>", "utf-8"),
+                                                             ("Deploy Bot <bot@example.com>", "iso-8859-1"),
+                                                             ("Deploy Bot <bot@example.com>", "utf-8")])]
+        built = [_smtp.build_message(spec) for spec in specs]
+        assert built[0]["From"] is built[3]["From"] and built[0]["Content-Type"] is built[3]["Content-Type"]
+        assert built[0]["To"] is not built[3]["To"]
+        for spec, msg in zip(specs, built):
+            parsed = self.parsed(msg)
+            assert parsed["From"] == spec.sender and parsed["To"] == spec.to[0] and parsed["Subject"] == spec.subject
+            assert parsed.get_content_charset() == spec.charset
+            # What the stock registry would write for the same headers (Date and Message-ID differ per mail).
+            stock = email.message.EmailMessage(policy=policy.SMTP)
+            for name, value in msg.items():
+                stock[name] = str(value)
+            stock.set_payload(msg.get_payload())
+            assert _smtp.message_bytes(msg) == stock.as_bytes(policy=policy.SMTP)
+
+    def test_a_header_name_written_in_other_case_keeps_that_case(self):
+        registry = _smtp._CachingHeaderRegistry()
+        assert registry("From", "a@example.com").name == "From"
+        assert registry("from", "a@example.com").name == "from"
+
     def test_address_parsing_is_remembered_and_still_refuses_bad_input(self):
         assert _smtp.parse_address("Ann <ann@example.com>", option="to") is _smtp.parse_address("Ann <ann@example.com>", option="to")
         for _attempt in range(2):
