@@ -225,9 +225,9 @@ def same_account(a: str, b: str) -> bool:
 MAIL_FAULTS = frozenset({"mail421"})
 RCPT_FAULTS = frozenset({"rcpt451", "rcpt452", "rcpt552", "rcpt421", "rcptslow"})
 DATA_FAULTS = frozenset({"data451", "data550", "dataslow"})
-TOKEN_FAULTS = frozenset({"status500", "status503", "hang", "notjson", "noaccesstoken", "redirect307"})
+TOKEN_FAULTS = frozenset({"status500", "status503", "hang", "notjson", "noaccesstoken", "redirect307", "rtexpires"})
 #: Kinds followed by a number of seconds (``rcptslow5``).
-TIMED_FAULTS = frozenset({"rcptslow", "dataslow", "hang"})
+TIMED_FAULTS = frozenset({"rcptslow", "dataslow", "hang", "rtexpires"})
 SMTP_FAULT_REPLIES = {
     "mail421": CLOSING_REPLY,
     "rcpt451": TEMPORARY_REJECT_REPLY,
@@ -256,7 +256,8 @@ class FaultSpec:
     #: The exact string the fault is counted by (an address, lower-cased, or a token endpoint spec).
     trigger: str
     kind: str
-    #: The wait of a timed kind (``rcptslow``, ``dataslow``, ``hang``); 0 for the others.
+    #: The wait of a timed kind (``rcptslow``, ``dataslow``, ``hang``), the stated lifetime of ``rtexpires``; 0 for the
+    #: others.
     seconds: float = 0.0
     #: Fire the first ``times`` occurrences of ``trigger`` only; None: every time.
     times: int | None = None
@@ -981,6 +982,10 @@ class TokenEndpointApp:
             return HttpResponse.of_json(404, {"error": "unknown_fault", "error_description": str(error)})
         if not self.faults.fires(fault):
             return self._token(path, headers, body, endpoint_url, fault=spec)
+        if fault.kind == "rtexpires":
+            # Not a failure: the answer states the refresh token's lifetime; logged as an issue (or refusal) of /token.
+            return self._token(path, headers, body, endpoint_url, fault=spec,
+                               refresh_token_expires_in=max(1, int(fault.seconds)))
         self._log_request(path, parse_form(body), headers, f"fault:{fault.kind}", fault=spec)
         if fault.kind == "hang":
             self.faults.wait(fault.seconds)
@@ -1054,8 +1059,13 @@ class TokenEndpointApp:
         return HttpResponse.redirect(redirect_uri, answer)
 
     def _token(self, path: str, headers: t.Mapping[str, str], body: bytes, endpoint_url: str, *,
-               tenant: str | None = None, fault: str | None = None, log: bool = True) -> HttpResponse:
-        """Answer a token request; logged (with ``fault``, the spec of a fault path) unless ``log`` is False."""
+               tenant: str | None = None, fault: str | None = None, log: bool = True,
+               refresh_token_expires_in: int | None = None) -> HttpResponse:
+        """Answer a token request; logged (with ``fault``, the spec of a fault path) unless ``log`` is False.
+
+        ``refresh_token_expires_in`` is added to an answer that carries or stands for a refresh token (a refresh, a
+        code exchange), as Google states the rest of a time-limited grant.
+        """
         form = parse_form(body)
         client_id, client_secret = client_credentials(headers, form)
         log_form: t.Mapping[str, str | None] = form
@@ -1075,6 +1085,8 @@ class TokenEndpointApp:
         if log:
             self._log_request(path, log_form, headers, "issued", client_id=client_id, tenant=tenant, fault=fault,
                               subject=subject)
+        if refresh_token_expires_in is not None and form.get("grant_type") in ("refresh_token", "authorization_code"):
+            answer["refresh_token_expires_in"] = refresh_token_expires_in
         return HttpResponse.of_json(200, answer)
 
     def _grant(self, form: t.Mapping[str, str], client_id: str | None, client_secret: str | None, endpoint_url: str, *,

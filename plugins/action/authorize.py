@@ -14,7 +14,7 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _client_secrets, _consent
@@ -24,7 +24,8 @@ display = Display()
 
 # The client and its endpoints mean what they mean for smail.xoauth2.mail; like token_ini, the values come from the
 # task only, never from the controller's environment.
-_SHARED_OAUTH2_OPTIONS = ("provider", "client_id", "client_secret", "token_uri", "tenant", "scopes")
+_SHARED_OAUTH2_OPTIONS = ("provider", "client_id", "client_secret", "token_uri", "tenant", "scopes", "token_cache",
+                          "token_cache_dir")
 
 AUTHORIZE_ARGSPEC = merge_argspecs(
     {name: {key: value for key, value in OAUTH2_ARGSPEC[name].items() if key != "fallback"} for name in _SHARED_OAUTH2_OPTIONS},
@@ -62,13 +63,33 @@ def open_in_browser(url: str) -> bool:
 
 def authorized_result(authorization: _consent.Authorization) -> dict[str, t.Any]:
     """The task result of a consent that produced a refresh token: registered in full, hidden from the output."""
-    return hide_from_output({
+    result = {
         "changed": True,
         "refresh_token": authorization.refresh_token,
         "account": authorization.account,
         "scopes": list(authorization.scopes),
         "expires_in": authorization.expires_in,
-    }, label="smail.xoauth2.authorize")
+    }
+    expires_at = _refresh_expiry.iso_utc(authorization.refresh_token_expires_at)
+    if expires_at:
+        result[_refresh_expiry.RESULT_KEY] = expires_at
+    return hide_from_output(result, label="smail.xoauth2.authorize")
+
+
+def record_refresh_token(args: t.Mapping[str, t.Any], authorization: _consent.Authorization) -> str | None:
+    """Keep when the refresh token was obtained, and its stated expiry, in the controller's token cache.
+
+    Best effort: the refresh token is the result, and a cache that cannot be written costs only the warning
+    returned (never a secret). Nothing is written with ``token_cache=false``.
+    """
+    if not args.get("token_cache", True):
+        return None
+    try:
+        _oauth2.TokenCache(args.get("token_cache_dir")).store_refresh_record(authorization.refresh_token,
+                                                                           authorization.record())
+    except SmailError as exc:
+        return f"When the refresh token was obtained is not recorded in the token cache: {exc.full_msg}"
+    return None
 
 
 class ActionModule(ActionBase):
@@ -133,6 +154,12 @@ class ActionModule(ActionBase):
                 open_browser=open_in_browser if args["open_browser"] else None,
             )
         account = f" for {authorization.account}" if authorization.account else ""
-        display.display(f"smail.xoauth2.authorize: refresh token obtained{account}; it is in the registered result, "
-                        "not in the output.")
-        return authorized_result(authorization)
+        expires_at = _refresh_expiry.iso_utc(authorization.refresh_token_expires_at)
+        expiry = f"; the token endpoint says it expires at {expires_at}" if expires_at else ""
+        display.display(f"smail.xoauth2.authorize: refresh token obtained{account}{expiry}; it is in the registered "
+                        "result, not in the output.")
+        result = authorized_result(authorization)
+        warning = record_refresh_token(args, authorization)
+        if warning:
+            result["warnings"] = [warning]
+        return result

@@ -18,6 +18,10 @@ description:
     OAuth 2.0, TLS and SMTP options, read from environment variables or C(ansible.cfg).
   - If the mail cannot be sent, the callback shows a warning with the error code and a hint; the result of the
     playbook is unchanged.
+  - When the refresh token expires within O(refresh_token_warn_days) (an expiry a token endpoint stated, kept in the
+    token cache), the callback shows a warning and the summary mail starts with a notice saying when, and to run
+    M(smail.xoauth2.authorize) again. A run that sends no summary (see O(on)) still warns when the token cache on the
+    controller knows such an expiry; no token is fetched for that.
   - Enable it with C(callbacks_enabled = smail.xoauth2.notify) in the C([defaults]) section of C(ansible.cfg), or
     E(ANSIBLE_CALLBACKS_ENABLED=smail.xoauth2.notify).
 author:
@@ -197,7 +201,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import AnsibleVaultError
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _summary
+from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _mailer, _smtp, _summary
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._spool import default_spool_dir as _spool_default_dir
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
@@ -338,8 +342,26 @@ class CallbackModule(CallbackBase):
         run.finish([_summary.HostRecap.from_counts(host, stats.summarize(host)) for host in stats.processed], _now())
         if not _summary.should_send(self.get_option("on"), run):
             self._display.vv(f"smail.xoauth2.notify: no summary mail, the run is {run.status} and on={self.get_option('on')}")
+            self.warn_recorded_expiry()
             return
         self.send_summary(run)
+
+    def warn_recorded_expiry(self):
+        """Without a summary to send, still warn of a refresh token that will die, as far as the token cache knows.
+
+        No token is fetched for it; a problem reading the options or the cache only shows at -vv.
+        """
+        transcript = _smtp.Transcript()
+        try:
+            options = self.connection_options()
+            for name in SECRET_OPTIONS:
+                transcript.add_secret(options.get(name))
+            expiry = _credentials.recorded_refresh_token_expiry(options)
+        except SmailError as exc:
+            self._display.vv(transcript.mask(f"smail.xoauth2.notify: the refresh token's expiry was not checked: {exc}"))
+            return
+        if expiry.warning:
+            self._warn(expiry.warning, transcript)
 
     # sending
 
@@ -384,6 +406,8 @@ class CallbackModule(CallbackBase):
     def send_summary(self, run):
         """Mail the summary through the collection's one send path; a failure is a warning, never an error."""
         transcript = _smtp.Transcript()
+        # The refresh token's expiry warnings of a send that then failed: shown with the failure.
+        notices = []
         try:
             options = self.connection_options()
             # Registered before the send: a failure before the SMTP session would otherwise leave them unmasked.
@@ -399,8 +423,19 @@ class CallbackModule(CallbackBase):
                 text_body=_summary.render_text(run),
                 headers=SUMMARY_HEADERS,
             )
-            delivery = _mailer.deliver(options, spec, transcript=transcript)
+
+            def add_expiry_notice(expiry):
+                # Once the token is had, before the mail is built for good: the notice goes into the summary itself.
+                if not expiry.warning:
+                    return None
+                notices.append(expiry.warning)
+                run.add_notice(expiry.warning)
+                return [spec._replace(body=_summary.render_html(run), text_body=_summary.render_text(run))]
+
+            delivery = _mailer.deliver(options, spec, transcript=transcript, revise=add_expiry_notice)
         except SmailError as exc:
+            for notice in notices:
+                self._warn(notice, transcript)
             self._warn(f"the summary mail was not sent ({exc.code}): {exc.full_msg}", transcript)
             return
         except Exception as exc:  # pylint: disable=broad-exception-caught

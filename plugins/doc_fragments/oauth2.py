@@ -126,6 +126,10 @@ options:
       - Reuse access tokens across tasks, forks and hosts on the machine that refreshes them, while they stay valid for
         O(token_expiry_margin) seconds. Entries are files of mode C(0600) in a C(0700) directory, named by a hash of token endpoint,
         client ID, client secret, refresh token and scopes (of the grant's own credentials for the app-only grants).
+      - The cache also keeps, per refresh token (under a hash of it, no secret), when it was obtained
+        (M(smail.xoauth2.authorize) on the controller, or a rotation) and the expiry a token endpoint stated for it,
+        for O(refresh_token_warn_days). With V(false) no file is read or written; only an expiry stated in the task's
+        own refresh is known then.
     type: bool
     default: true
   token_cache_dir:
@@ -161,6 +165,17 @@ options:
         the cache entry is dropped, the token refreshed once and the login tried once more.
     type: int
     default: 300
+  refresh_token_warn_days:
+    description:
+      - Warn when the refresh token expires within this many days, naming the expiry time and what to do (authorize
+        again). V(0) turns the warning off.
+      - The expiry is known only when a token endpoint stated it (C(refresh_token_expires_in) in its answer to
+        M(smail.xoauth2.authorize) or to a refresh, for example for Google's time-limited access); it is kept in the
+        token cache (see O(token_cache)) and returned as C(refresh_token_expires_at). No expiry is guessed, so a
+        refresh token of unknown lifetime never warns.
+    type: int
+    default: 2
+    version_added: 0.2.0
 """
 
     # Where plugins, which have no task arguments, read these options: environment variables and ansible.cfg.
@@ -276,4 +291,10 @@ options:
     ini:
       - section: callback_smail_xoauth2_notify
         key: token_expiry_margin
+  refresh_token_warn_days:
+    env:
+      - name: SMAIL_XOAUTH2_REFRESH_TOKEN_WARN_DAYS
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: refresh_token_warn_days
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
 if t.TYPE_CHECKING:
@@ -158,3 +158,29 @@ def expires_at_iso(token: _oauth2.AccessToken) -> str | None:
     if token.expires_at is None:
         return None
     return token.expires_at.astimezone(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def refresh_token_expiry(options: t.Mapping[str, t.Any], token: _oauth2.AccessToken | None, *,
+                         now: datetime.datetime | None = None) -> _refresh_expiry.ExpiryReport:
+    """What a task reports about the refresh token behind ``token``: its known expiry, and a warning when that is
+    within ``refresh_token_warn_days``. Nothing for a given access token or an unknown expiry."""
+    if token is None:
+        return _refresh_expiry.ExpiryReport()
+    return _refresh_expiry.report(token.refresh_token_expires_at, days=_refresh_expiry.warn_days(options),
+                                  now=now or datetime.datetime.now(datetime.timezone.utc))
+
+
+def recorded_refresh_token_expiry(options: t.Mapping[str, t.Any], *,
+                                  now: datetime.datetime | None = None) -> _refresh_expiry.ExpiryReport:
+    """:func:`refresh_token_expiry` from the token cache's record alone, without asking the token endpoint.
+
+    Nothing for a given access token, another grant, ``token_cache=false`` or a refresh token without a record.
+    """
+    cache = token_cache(options)
+    if options.get("access_token") or grant_type(options) != "refresh_token" or cache is None:
+        return _refresh_expiry.ExpiryReport()
+    days = _refresh_expiry.warn_days(options)
+    refresh_token = read_credentials(options).refresh_token
+    record = cache.load_refresh_record(refresh_token) if refresh_token else None
+    return _refresh_expiry.report(record.expires_at if record else None, days=days,
+                                  now=now or datetime.datetime.now(datetime.timezone.utc))

@@ -15,11 +15,12 @@ import contextlib
 import json
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _providers, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _providers, _refresh_expiry, _smtp
 from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import (
     Credentials,
     obtain_token,
     read_credentials,
+    refresh_token_expiry,
     settle_rotation,
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
@@ -50,6 +51,7 @@ class BearerLogins:
         self.warnings: list[str] = []
         self.token = self._obtain()
         self.renewed = False
+        self._expiry: tuple[_oauth2.AccessToken, _refresh_expiry.ExpiryReport] | None = None
 
     def _obtain(self, refused: str | None = None) -> _oauth2.AccessToken:
         token = obtain_token(self.options, self.credentials, refused=refused, default_user=self.username)
@@ -66,6 +68,13 @@ class BearerLogins:
 
     def login(self) -> _smtp.SASLLogin:
         return _smtp.SASLLogin(mechanism=self.mechanism, username=self.username, secret=self.token.token)
+
+    def expiry(self) -> _refresh_expiry.ExpiryReport:
+        """The refresh token's known expiry and its warning, for the current token (computed once per token)."""
+        if self._expiry is None or self._expiry[0] is not self.token:
+            report = refresh_token_expiry(self.options, self.token if self.token.source != "given" else None)
+            self._expiry = (self.token, report)
+        return self._expiry[1]
 
     def renew(self) -> _smtp.SASLLogin | None:
         if self.token.source != "cache" or self.renewed:
@@ -263,6 +272,7 @@ def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript 
         raise OptionError("spool_dir", "is required to flush a spool")
     endpoint, credentials, username = connection_settings(options, default_username=None)
     policy = _connection.retry_policy(options)
+    _refresh_expiry.warn_days(options)
     _mask_option_secrets(options, credentials, transcript)
     warnings: list[str] = []
     run = _SpoolDelivery(spool, username, warnings, sessions)
@@ -277,6 +287,9 @@ def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript 
         warnings.extend(logins.warnings)
         if logins.rotated:
             result["refresh_token_rotated"] = True
+        expiry = logins.expiry()
+        result.update(expiry.fields())
+        warnings.extend(expiry.warnings)
     result.update(run.fields, spool_pending=run.pending())
     return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript, warnings=warnings)
 
@@ -357,9 +370,14 @@ def _settle_own(options: t.Mapping[str, t.Any], spool: _spool.Spool | None, enve
     return result, None
 
 
+#: Given the refresh token's expiry report once the access token is had, new message specs to send instead, or None.
+ReviseMessages = t.Callable[[_refresh_expiry.ExpiryReport], t.Optional[t.Sequence[_smtp.MessageSpec]]]
+
+
 def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.MessageSpec], *, check_only: bool = False,
                   transcript: _smtp.Transcript | None = None, option_prefix: str = "messages",
-                  sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> BatchDelivery:
+                  sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS,
+                  revise: ReviseMessages | None = None) -> BatchDelivery:
     """Build, authenticate and send every message of ``specs`` over one connection with one token, retries and the spool.
 
     Every message is checked before the token endpoint or the SMTP server is contacted. A message the server certainly
@@ -371,11 +389,21 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
     ``spool_refused`` and ``spool_pending``. Raises SmailError for a failure that concerns every message (bad
     options, the token); the secrets to mask are then in ``transcript.secrets``. ``sessions`` gives each attempt its
     connection (default: a new one per attempt; check mode always opens its own).
+
+    With a bearer mechanism the result has ``refresh_token_expires_at`` when the refresh token's expiry is known, and
+    the warnings the one of ``refresh_token_warn_days`` when it is near. ``revise`` (the notify callback's) is called
+    with that report once the token is had and before anything is sent; specs it returns replace ``specs`` (same
+    number, checked again).
     """
     transcript = transcript or _smtp.Transcript()
     mechanism = options.get("auth") or "xoauth2"
-    envelopes = [prepare_envelope(spec, option_prefix=f"{option_prefix}[{index}]." if option_prefix else "")
-                 for index, spec in enumerate(specs)]
+    _refresh_expiry.warn_days(options)  # a bad value fails before the token endpoint is asked
+
+    def envelopes_of(these: t.Sequence[_smtp.MessageSpec]) -> list[_smtp.Envelope]:
+        return [prepare_envelope(spec, option_prefix=f"{option_prefix}[{index}]." if option_prefix else "")
+                for index, spec in enumerate(these)]
+
+    envelopes = envelopes_of(specs)
     endpoint, credentials, username = connection_settings(options, default_username=envelopes[0].sender)
     policy = _connection.retry_policy(options)
     spool = None if check_only else open_spool(options)
@@ -406,6 +434,11 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
             return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
                                           warnings=warnings), errors=errors)
         logins = bearer
+        revised = revise(bearer.expiry()) if revise is not None else None
+        if revised is not None:
+            if len(revised) != len(envelopes):
+                raise ValueError("revise must return as many messages as it was given")
+            envelopes = envelopes_of(revised)
     else:
         logins = _smtp.StaticLogin(_smtp.SASLLogin(mechanism=mechanism, username=username, secret=options.get("password")))
     _smtp.validate_connection(endpoint, logins.login())
@@ -418,6 +451,9 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
             warnings.extend(bearer.warnings)
             if bearer.rotated:
                 result["refresh_token_rotated"] = True
+            expiry = bearer.expiry()
+            result.update(expiry.fields())
+            warnings.extend(expiry.warnings)
 
     if check_only:
         with _smtp.SMTPSession(endpoint, logins.login(), transcript=transcript) as session:
@@ -468,14 +504,15 @@ def _failed_before_sending(envelope: _smtp.Envelope, error: _oauth2.TokenError) 
 
 def deliver(options: t.Mapping[str, t.Any], spec: _smtp.MessageSpec, *, check_only: bool = False,
             transcript: _smtp.Transcript | None = None,
-            sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> Delivery:
+            sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS,
+            revise: ReviseMessages | None = None) -> Delivery:
     """Build, authenticate and send ``spec``: :func:`deliver_batch` for one message, its result at the top level.
 
     Raises SmailError on failure, with the result fields in its details; the secrets to mask are then in
     ``transcript.secrets``. ``check_only`` authenticates without sending.
     """
     batch = deliver_batch(options, [spec], check_only=check_only, transcript=transcript, option_prefix="",
-                          sessions=sessions)
+                          sessions=sessions, revise=revise)
     summary = dict(batch.delivery.result)
     own = summary.pop("results")[0]
     own.pop("error")

@@ -25,6 +25,7 @@ import time
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
+from ansible_collections.smail.xoauth2.plugins.module_utils._refresh_expiry import RefreshTokenRecord, record_key
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
     InsecurePathError,
@@ -62,6 +63,8 @@ class RefreshTokenGrant(t.NamedTuple):
     token_uri: str
     scopes: tuple[str, ...] = ()
     send_scopes: bool = False
+    #: The registry entry whose hints explain the token endpoint's errors (not part of the cache key).
+    provider: str = "custom"
 
     def __repr__(self) -> str:
         # Secrets stay out of reprs, so they cannot leak through a traceback or a debug print.
@@ -100,9 +103,12 @@ class AccessToken(t.NamedTuple):
     scopes: tuple[str, ...] = ()
     #: The new refresh token when the endpoint rotated it (Microsoft does on every refresh).
     rotated_refresh_token: str | None = None
+    #: When the refresh token expires (the rotated one, if rotated), as a token endpoint stated it; None when unknown.
+    refresh_token_expires_at: datetime.datetime | None = None
 
     def __repr__(self) -> str:
-        return f"AccessToken(source={self.source!r}, expires_at={self.expires_at!r}, scopes={self.scopes!r})"
+        return (f"AccessToken(source={self.source!r}, expires_at={self.expires_at!r}, scopes={self.scopes!r}, "
+                f"refresh_token_expires_at={self.refresh_token_expires_at!r})")
 
     def expires_in(self, now: datetime.datetime | None = None) -> int | None:
         """Whole seconds until expiry, or None when unknown."""
@@ -163,6 +169,7 @@ def resolve_grant(
         token_uri=uri,
         scopes=resolved_scopes,
         send_scopes=entry.send_scopes_on_refresh and bool(resolved_scopes),
+        provider=entry.name,
     )
 
 
@@ -215,6 +222,9 @@ class TokenCache:
     The lock taken by :meth:`locked` spans lookup, refresh and store, so concurrent tasks, forks and hosts on one
     machine refresh a grant once, not once each; the wait for it is bounded. A transient failure of the token
     endpoint is remembered for :data:`FAILURE_MEMORY_SECONDS` in ``<key>.failure`` (its code and times, no secret).
+    What is known about a refresh token - when ``authorize`` or a rotation obtained it, when a token endpoint said it
+    expires - is kept in ``<hash of the refresh token>.refresh`` (:class:`_refresh_expiry.RefreshTokenRecord`: two
+    times, no secret), whichever grant uses the token.
 
     Nothing another local user could have planted is trusted. A directory of another user, or one that others may
     write to, is refused with ``token_cache_insecure`` before any token is read or written, and so is a lock file
@@ -246,6 +256,9 @@ class TokenCache:
 
     def _failure_path(self, key: str) -> str:
         return os.path.join(self.directory, f"{key}.failure")
+
+    def _record_path(self, refresh_token: str) -> str:
+        return os.path.join(self.directory, f"{record_key(refresh_token)}.refresh")
 
     @contextlib.contextmanager
     def locked(self, key: str, *, timeout: float, while_waiting: t.Callable[[], None] = lambda: None) -> t.Iterator[bool]:
@@ -299,6 +312,16 @@ class TokenCache:
         self._ensure_directory()
         entry = {"access_token": token.token, "expires_at": token.expires_at.timestamp(), "scopes": list(token.scopes)}
         write_private_file(self._path(key), json.dumps(entry).encode("utf-8"))
+
+    def load_refresh_record(self, refresh_token: str) -> RefreshTokenRecord | None:
+        """What is known about ``refresh_token`` (when obtained, when it expires); None when nothing is."""
+        return RefreshTokenRecord.from_json(self._read(self._record_path(refresh_token)))
+
+    def store_refresh_record(self, refresh_token: str, record: RefreshTokenRecord) -> None:
+        """Keep ``record`` for ``refresh_token`` (atomically, like a token). Best effort: an unwritable cache keeps none."""
+        self._ensure_directory()
+        with contextlib.suppress(OSError):
+            write_private_file(self._record_path(refresh_token), json.dumps(record.as_json()).encode("utf-8"))
 
     def remember_failure(self, key: str, error: TokenError, *, now: float | None = None) -> None:
         """Remember for :data:`FAILURE_MEMORY_SECONDS` that the endpoint failed with ``error``: its code, not its text.
@@ -369,6 +392,7 @@ def obtain_access_token(
     margin: float = EXPIRY_MARGIN_SECONDS,
     retry: RetryPolicy = NO_RETRY,
     sleep: t.Callable[[float], None] = time.sleep,
+    now: t.Callable[[], datetime.datetime] = _utcnow,
 ) -> AccessToken:
     """An access token for the grant: the given one as is, else a cached one, else a fresh refresh.
 
@@ -377,6 +401,10 @@ def obtain_access_token(
     reported on the result; the cache keeps only the access token, under the old refresh token and, when rotated,
     under the new one too, so the next task finds it whichever it uses. Transient endpoint failures are retried
     as ``retry`` says.
+
+    The result's ``refresh_token_expires_at`` is what a token endpoint stated, now or (with a cache) earlier: the
+    cache records a rotated refresh token as obtained ``now()``, and a stated expiry under the refresh token it
+    concerns (:meth:`TokenCache.store_refresh_record`); a cached access token comes with the record's expiry.
 
     With a cache, one process refreshes a grant while the others wait for its token, at most the request's timeout
     plus :data:`LOCK_WAIT_MARGIN_SECONDS` (then each goes on alone: a stuck process must not stop the others). A
@@ -413,7 +441,7 @@ def obtain_access_token(
     with cache.locked(key, timeout=lock_wait, while_waiting=raise_remembered_failure):
         cached = cache.load(key, margin=margin)
         if cached is not None and cached.token != refused:
-            return cached
+            return _with_refresh_record(cached, cache, grant)
         raise_remembered_failure()
         token = _refresh_with_retries(grant, refresh_remembering, tls=tls, retry=retry, sleep=sleep)
         keys = [key]
@@ -424,7 +452,35 @@ def obtain_access_token(
                 cache.store(name, token)
             except OSError:
                 pass  # a cache that cannot be written costs a refresh next time, never the send
+        return _note_refresh_token(token, cache, grant, now=now())
+
+
+def _with_refresh_record(token: AccessToken, cache: TokenCache, grant: Grant) -> AccessToken:
+    """A cached access token with the expiry recorded for the grant's refresh token."""
+    if not isinstance(grant, RefreshTokenGrant):
         return token
+    record = cache.load_refresh_record(grant.refresh_token)
+    return token._replace(refresh_token_expires_at=record.expires_at) if record else token
+
+
+def _note_refresh_token(token: AccessToken, cache: TokenCache, grant: Grant, *, now: datetime.datetime) -> AccessToken:
+    """Record what a refresh taught about the refresh token; ``token`` with the expiry known for the one to use next.
+
+    A rotated refresh token was obtained ``now``, with the expiry stated along with it (or none); the replaced one's
+    record is left as it was. Otherwise a newly stated expiry replaces the recorded one, and an unstated one keeps it.
+    """
+    if not isinstance(grant, RefreshTokenGrant):
+        return token
+    if token.rotated_refresh_token:
+        cache.store_refresh_record(token.rotated_refresh_token,
+                                   RefreshTokenRecord(obtained_at=now, expires_at=token.refresh_token_expires_at))
+        return token
+    known = cache.load_refresh_record(grant.refresh_token) or RefreshTokenRecord()
+    if token.refresh_token_expires_at is not None:
+        if known.expires_at != token.refresh_token_expires_at:
+            cache.store_refresh_record(grant.refresh_token, known.stated(token.refresh_token_expires_at))
+        return token
+    return token._replace(refresh_token_expires_at=known.expires_at)
 
 
 def _refresh_with_retries(grant: Grant, refresh: t.Callable[..., AccessToken], *, tls: TLSSettings | None,

@@ -59,6 +59,8 @@ class Provider(t.NamedTuple):
     #: Grants whose token endpoint must name a tenant (not ``common``).
     tenant_required_for: tuple[str, ...] = ()
     reply_hints: tuple[ReplyHint, ...] = ()
+    #: Hints for the token endpoint's error codes on a refresh, over the generic ones (``invalid_grant`` for Google).
+    refresh_error_hints: t.Mapping[str, str] = {}
 
     @property
     def grants(self) -> tuple[str, ...]:
@@ -103,6 +105,17 @@ _GOOGLE_HINTS = (
                        "service account's client ID with the scope https://mail.google.com/."),
 )
 
+#: Google's refresh errors: a refresh token of an app still in "Testing" dies 7 days after the consent.
+GOOGLE_TESTING_EXPIRY_HINT = (
+    "The refresh token has expired or was revoked: authorize again (smail.xoauth2.authorize or SmailRefreshToken.exe) "
+    "and store the new refresh token. Refresh tokens of a Google app whose publishing status is \"Testing\" expire "
+    "7 days after the consent: publish the app so that they do not (Google Cloud console > APIs & Services > OAuth "
+    "consent screen, in the newer console Google Auth Platform > Audience: Publish app, publishing status \"In "
+    "production\"), then authorize once more. A password change also revokes Gmail refresh tokens."
+)
+
+_GOOGLE_REFRESH_ERROR_HINTS = {"invalid_grant": GOOGLE_TESTING_EXPIRY_HINT}
+
 _MICROSOFT_HINTS = (
     ReplyHint("5.7.139", "SMTP AUTH is disabled for the tenant or the mailbox (SmtpClientAuthentication is disabled): "
                          "enable it for the mailbox (Microsoft 365 admin center > user > Mail > Manage email apps > "
@@ -128,6 +141,7 @@ PROVIDERS: t.Mapping[str, Provider] = {
         smtp_secure="ssl",
         consent_params=_OFFLINE_CONSENT,
         reply_hints=_GOOGLE_HINTS,
+        refresh_error_hints=_GOOGLE_REFRESH_ERROR_HINTS,
     ),
     "microsoft": Provider(
         name="microsoft",

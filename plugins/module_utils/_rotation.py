@@ -5,6 +5,8 @@
 """Rotated refresh tokens: what becomes of a refresh token the token endpoint replaced (Microsoft does on every refresh).
 
 Imported only when a token endpoint answered with a new refresh token; a send with a cached token never loads it.
+The token cache has by then recorded the new refresh token as obtained at the rotation, with any expiry stated along
+with it (``_oauth2.obtain_access_token``), so ``refresh_token_expires_at`` and its warning follow the new token.
 This file is private to the collection and has no Ansible imports.
 """
 

@@ -93,6 +93,12 @@ class PlaybookRun:
     problems: list[TaskProblem] = dataclasses.field(default_factory=list)
     #: Host name to the names of the tasks that changed it, in the order they ran.
     changed_tasks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: Notices about the sending itself, shown first (a refresh token about to expire); never a secret.
+    notices: list[str] = dataclasses.field(default_factory=list)
+
+    def add_notice(self, text: str) -> None:
+        if text and text not in self.notices:
+            self.notices.append(text)
 
     def add_playbook(self, path: str) -> None:
         if path not in self.playbooks:
@@ -348,6 +354,8 @@ def _indent(text: str, prefix: str) -> str:
 def render_text(run: PlaybookRun) -> str:
     """The plain-text part: facts, a fixed-width recap, failures, absorbed errors and changed tasks."""
     lines = [headline(run), ""]
+    if run.notices:
+        lines += [f"Notice: {notice}" for notice in run.notices] + [""]
     width = max(len(label) for label, _value in _facts(run)) + 1
     lines += [f"{label + ':':<{width}} {value}" for label, value in _facts(run)]
 
@@ -393,8 +401,10 @@ def render_html(run: PlaybookRun) -> str:
         '<html><head><meta charset="utf-8"><title>' + html.escape(headline(run)) + "</title></head>",
         '<body style="font-family: Arial, Helvetica, sans-serif; font-size: 14px; color: #212529;">',
         f'<h2 style="color: {status_colour};">{html.escape(headline(run))}</h2>',
-        '<table style="border-collapse: collapse;">',
     ]
+    out += [f'<p style="padding: 6px 10px; background-color: #fff3cd; border: 1px solid #ffe69c;"><b>Notice:</b> '
+            f'{html.escape(notice)}</p>' for notice in run.notices]
+    out.append('<table style="border-collapse: collapse;">')
     for label, value in _facts(run):
         out.append(f"<tr>{_cell(label, tag='th', style=' text-align: left;')}{_cell(value)}</tr>")
     out.append("</table>")

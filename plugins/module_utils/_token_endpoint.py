@@ -19,6 +19,7 @@ import time
 import typing as t
 import urllib.parse
 
+from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._app_grants import ClientCredentialsGrant, ServiceAccountGrant
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import (
@@ -29,6 +30,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import (
     TokenError,
     _utcnow,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._refresh_expiry import expiry_from
 
 if t.TYPE_CHECKING:
     from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import Grant
@@ -36,8 +38,7 @@ if t.TYPE_CHECKING:
 _ENDPOINT_ERROR_HINTS = {
     "invalid_grant": (
         "The refresh token has expired or was revoked: authorize again (smail.xoauth2.authorize or "
-        "SmailRefreshToken.exe) and store the new refresh token. Google apps whose OAuth consent screen is left "
-        "in 'Testing' get refresh tokens that expire after 7 days; publish the app to avoid that."
+        "SmailRefreshToken.exe) and store the new refresh token."
     ),
     "invalid_client": (
         "The token endpoint does not know this client: check client_id and client_secret "
@@ -212,27 +213,47 @@ def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = 
         scopes=list(grant.scopes) if grant.send_scopes else None,
     )
     session = _requests_session(grant.token_uri, tls)
+    request = _timeout_request(session, tls.timeout)
     try:
-        credentials.refresh(_timeout_request(session, tls.timeout))
+        credentials.refresh(request)
     except Exception as exc:  # pylint: disable=broad-exception-caught
         # google-auth raises RefreshError/TransportError, and TypeError/KeyError on malformed bodies.
-        raise map_refresh_exception(exc, token_uri=grant.token_uri) from None
+        raise map_refresh_exception(exc, token_uri=grant.token_uri,
+                                    hints=_providers.get_provider(grant.provider).refresh_error_hints) from None
     finally:
         session.close()
     token = _google_token(credentials, token_uri=grant.token_uri, fallback_scopes=grant.scopes)
     rotated = credentials.refresh_token if credentials.refresh_token not in (None, grant.refresh_token) else None
-    return token._replace(rotated_refresh_token=rotated)
+    # google-auth keeps no field of the answer but the tokens and expiry: the request saw the rest.
+    return token._replace(rotated_refresh_token=rotated,
+                          refresh_token_expires_at=expiry_from(_utcnow(), request.refresh_token_expires_in))
 
 
 def _timeout_request(session, timeout: float):
     from google.auth.transport.requests import Request  # pylint: disable=import-outside-toplevel
 
     class _RequestWithTimeout(Request):
+        #: The ``refresh_token_expires_in`` of the last JSON answer, as given (None when it had none).
+        refresh_token_expires_in: t.Any = None
+
         def __call__(self, *args, **kwargs):  # pylint: disable=signature-differs
             kwargs["timeout"] = timeout
-            return super().__call__(*args, **kwargs)
+            response = super().__call__(*args, **kwargs)
+            self.refresh_token_expires_in = _stated_refresh_lifetime(getattr(response, "data", b""))
+            return response
 
     return _RequestWithTimeout(session)
+
+
+def _stated_refresh_lifetime(body: t.Any) -> t.Any:
+    """``refresh_token_expires_in`` of a token endpoint's JSON answer; only that field is kept, never a token."""
+    if b"refresh_token_expires_in" not in (body if isinstance(body, bytes) else b""):
+        return None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    return answer.get("refresh_token_expires_in") if isinstance(answer, dict) else None
 
 
 def _google_token(credentials, *, token_uri: str, fallback_scopes: tuple[str, ...]) -> AccessToken:

@@ -22,6 +22,9 @@ description:
   - When the token endpoint rotates the refresh token (Microsoft does on every refresh), the new one is written back
     into O(token_ini) with O(persist_rotated_token=true), and returned in RV(refresh_token) otherwise, to be stored
     again (for example in Ansible Vault).
+  - When a token endpoint stated when the refresh token expires, that is returned in RV(refresh_token_expires_at),
+    and within O(refresh_token_warn_days) of it the task warns, so that a fleet-wide check finds refresh tokens that
+    will die before the mail fails.
 author:
   - smail.xoauth2 maintainers (@smail-xoauth2)
 requirements:
@@ -116,6 +119,16 @@ token_source:
   returned: success
   type: str
   sample: refresh
+refresh_token_expires_at:
+  description:
+    - When the refresh token expires (the new one, if it was rotated), in ISO 8601 UTC, as a token endpoint stated it
+      (C(refresh_token_expires_in)) in this refresh or, with O(token_cache), an earlier one or the consent of
+      M(smail.xoauth2.authorize) on this machine.
+    - Within O(refresh_token_warn_days) of it the task also warns; run M(smail.xoauth2.authorize) again before then.
+  returned: success, when the expiry is known
+  type: str
+  sample: "2026-01-08T12:00:00Z"
+  version_added: 0.2.0
 refresh_token_rotated:
   description: True when the token endpoint returned a new refresh token.
   returned: when the refresh token was rotated
@@ -144,7 +157,7 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials
+from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
@@ -163,8 +176,10 @@ def run(params: dict, *, check_mode: bool = False) -> TaskResult:
         credentials = _credentials.Credentials() if params["access_token"] else _credentials.read_credentials(params)
         # Secrets read from token_ini are masked like the options' (a new, rotated refresh token is not one of them).
         secrets = [value for value in (credentials.client_secret, credentials.refresh_token) if value]
+        _refresh_expiry.warn_days(params)  # a bad value fails before the token endpoint is asked
         token = _credentials.obtain_token(params, credentials)
         rotation = _credentials.settle_rotation(params, credentials, token, check_only=check_mode)
+        expiry = _credentials.refresh_token_expiry(params, token if token.source != "given" else None)
     except MissingLibraryError as exc:
         return TaskResult.failure(missing_required_lib(exc.library), error=exc.code, secrets=secrets)
     except SmailError as exc:
@@ -176,7 +191,8 @@ def run(params: dict, *, check_mode: bool = False) -> TaskResult:
         "scopes": list(token.scopes),
         "token_source": token.source,
     }
-    warnings = []
+    result.update(expiry.fields())
+    warnings = list(expiry.warnings)
     if token.source != "given":
         result["access_token"] = token.token
     if rotation is not None:

@@ -140,10 +140,29 @@ options:
     description:
       - A PEM file of CA certificates to trust for the token endpoint instead of the system's.
     type: path
+  token_cache:
+    description:
+      - Record in the controller's token cache when the refresh token was obtained and the expiry the token endpoint
+        stated for it (C(refresh_token_expires_in)), under a hash of the refresh token, never the token itself.
+      - M(smail.xoauth2.mail), M(smail.xoauth2.access_token) and the C(smail.xoauth2.notify) callback that use the
+        same cache on the controller return RV(refresh_token_expires_at) from there and warn as their
+        C(refresh_token_warn_days) says, even when they only reuse a cached access token.
+    type: bool
+    default: true
+    version_added: 0.2.0
+  token_cache_dir:
+    description:
+      - The token cache directory, as for M(smail.xoauth2.mail). Defaults to C(~/.ansible/smail_xoauth2/tokens) of the
+        controller user.
+    type: path
+    version_added: 0.2.0
 notes:
   - The task blocks for up to O(timeout) seconds in O(mode=loopback).
-  - Google returns a refresh token on every consent thanks to C(prompt=consent). Apps whose consent screen is in
-    "Testing" get refresh tokens that expire after 7 days.
+  - Google returns a refresh token on every consent thanks to C(prompt=consent). Apps whose publishing status is
+    "Testing" get refresh tokens that expire after 7 days; publish the app (Google Cloud console, OAuth consent screen
+    (Google Auth Platform > Audience), B(Publish app)) to get refresh tokens without that limit.
+  - A refresh token expires when the token endpoint says so (RV(refresh_token_expires_at)), and otherwise when the
+    provider's rules say (unused for months, revoked, a password change); run this task again then.
   - Microsoft returns a new refresh token on every refresh; see O(smail.xoauth2.mail#module:persist_rotated_token).
 seealso:
   - module: smail.xoauth2.token_ini
@@ -212,6 +231,13 @@ scopes:
   type: list
   elements: str
   sample: ["https://mail.google.com/"]
+refresh_token_expires_at:
+  description:
+    - When the refresh token expires, in ISO 8601 UTC, as the token endpoint stated it (C(refresh_token_expires_in)).
+  returned: success, when the token endpoint stated it
+  type: str
+  sample: "2026-01-08T12:00:00Z"
+  version_added: 0.2.0
 expires_in:
   description: Seconds the access token issued with the refresh token stays valid (the access token is not returned).
   returned: success, except the first run of O(mode=manual)

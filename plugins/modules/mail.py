@@ -14,6 +14,8 @@ description:
     XOAUTH2/OAUTHBEARER server), or with an app password.
   - The access token is refreshed from a refresh token (given directly, from the environment, or read from a SMAIL
     refresh-token INI on the host) and cached until shortly before it expires.
+  - When a token endpoint stated when the refresh token itself expires, the task returns it in
+    RV(refresh_token_expires_at) and warns within O(refresh_token_warn_days) of it.
   - Option names follow M(community.general.mail) where the meaning is the same. Unlike it, certificates are verified,
     the message is built with Python's modern C(email) API, and C(changed) is V(true) when a mail was sent.
   - The send runs step by step (connect, tls, ehlo, auth, mail, rcpt, data); a failure names its step in RV(stage)
@@ -289,6 +291,16 @@ token_source:
   returned: success and on failures after the token was obtained
   type: str
   sample: refresh
+refresh_token_expires_at:
+  description:
+    - When the refresh token expires (the new one, if it was rotated), in ISO 8601 UTC, as a token endpoint stated it
+      (C(refresh_token_expires_in)) in this task's refresh or, with O(token_cache), in an earlier one or in the
+      consent of M(smail.xoauth2.authorize) on the same machine. Not returned when nobody stated it.
+    - Within O(refresh_token_warn_days) of it the task also warns; run M(smail.xoauth2.authorize) again before then.
+  returned: success, when the expiry is known
+  type: str
+  sample: "2026-01-08T12:00:00Z"
+  version_added: 0.2.0
 refresh_token_rotated:
   description: True when the token endpoint returned a new refresh token (Microsoft does on every refresh).
   returned: when the refresh token was rotated

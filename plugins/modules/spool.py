@@ -147,6 +147,13 @@ spool_unreadable:
   returned: always
   type: list
   elements: str
+refresh_token_expires_at:
+  description: When the refresh token expires, in ISO 8601 UTC, as a token endpoint stated it (as for
+    M(smail.xoauth2.mail)); within O(refresh_token_warn_days) of it the flush also warns.
+  returned: after a flush that obtained a token, when the expiry is known
+  type: str
+  sample: "2026-01-08T12:00:00Z"
+  version_added: 0.2.0
 attempts:
   description: How many connections the flush took (0 when nothing waited, or when only listing).
   returned: always

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import hmac
 import html
@@ -32,7 +33,7 @@ import time
 import typing as t
 import urllib.parse
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _refresh_expiry, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
     InsecurePathError,
@@ -101,9 +102,18 @@ class Authorization:
     scopes: tuple[str, ...]
     #: The account from the ID token (scopes ``openid email``), else the login hint, else None.
     account: str | None
+    #: When the token endpoint answered with the refresh token.
+    obtained_at: datetime.datetime | None = None
+    #: When the refresh token expires, if the token endpoint said so (``refresh_token_expires_in``).
+    refresh_token_expires_at: datetime.datetime | None = None
 
     def __repr__(self) -> str:
-        return f"Authorization(account={self.account!r}, scopes={self.scopes!r}, expires_in={self.expires_in!r})"
+        return (f"Authorization(account={self.account!r}, scopes={self.scopes!r}, expires_in={self.expires_in!r}, "
+                f"refresh_token_expires_at={self.refresh_token_expires_at!r})")
+
+    def record(self) -> _refresh_expiry.RefreshTokenRecord:
+        """What the token cache keeps about the refresh token: when it was obtained and its stated expiry."""
+        return _refresh_expiry.RefreshTokenRecord(obtained_at=self.obtained_at, expires_at=self.refresh_token_expires_at)
 
 
 def resolve_client(*, provider: str, client_id: str | None = None, client_secret: str | None = None,
@@ -248,8 +258,10 @@ def _plain_http_allowed(token_uri: str) -> t.Iterator[None]:
 
 
 def exchange_code(client: ConsentClient, code: str, *, redirect_uri: str, code_verifier: str,
-                  tls: _oauth2.TLSSettings | None = None, login_hint: str | None = None) -> Authorization:
-    """Exchange the authorization code, with its PKCE verifier, for a refresh token."""
+                  tls: _oauth2.TLSSettings | None = None, login_hint: str | None = None,
+                  now: datetime.datetime | None = None) -> Authorization:
+    """Exchange the authorization code, with its PKCE verifier, for a refresh token (obtained ``now``, by default
+    when the token endpoint answered)."""
     tls = tls or _oauth2.TLSSettings()
     flow = _flow(client, redirect_uri, code_verifier=code_verifier)
     # A 307 would re-POST the code, its verifier and the client secret to wherever it points.
@@ -268,6 +280,7 @@ def exchange_code(client: ConsentClient, code: str, *, redirect_uri: str, code_v
             raise _exchange_error(changed, token_uri=client.token_uri) from None
     except Exception as exc:  # pylint: disable=broad-exception-caught
         raise _exchange_error(exc, token_uri=client.token_uri) from None
+    obtained_at = now or datetime.datetime.now(datetime.timezone.utc)
     refresh_token = token.get("refresh_token")
     if not refresh_token:
         raise ConsentError("no_refresh_token", "The token endpoint issued an access token but no refresh token.",
@@ -283,6 +296,8 @@ def exchange_code(client: ConsentClient, code: str, *, redirect_uri: str, code_v
         expires_in=expires_in,
         scopes=_oauth2.split_scopes(token.get("scope")) or client.scopes,
         account=account_from_id_token(token.get("id_token")) or login_hint or None,
+        obtained_at=obtained_at,
+        refresh_token_expires_at=_refresh_expiry.expiry_from(obtained_at, token.get("refresh_token_expires_in")),
     )
 
 

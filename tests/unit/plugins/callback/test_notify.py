@@ -18,7 +18,7 @@ from ansible.parsing.vault import VaultLib, VaultSecret, VaultSecretsContext
 from ansible.playbook.task import Task
 
 from ansible_collections.smail.xoauth2.plugins.callback import notify
-from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _refresh_expiry, _smtp
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 
 CLIENT_SECRET = "GOCSPX-client-secret-value"
@@ -55,15 +55,23 @@ def option_defaults():
     return values
 
 
+class Deliveries(list):
+    """Calls of the send path; ``expiry`` is the refresh token's expiry report the fake send gets with its token."""
+
+    expiry = _refresh_expiry.ExpiryReport()
+
+
 @pytest.fixture()
 def deliveries(monkeypatch):
-    """Calls of the send path, which answers as a successful send."""
-    calls = []
+    """Calls of the send path, which answers as a successful send (after ``revise``, as the real one does)."""
+    calls = Deliveries()
 
-    def deliver(options, spec, *, check_only=False, transcript=None):
+    def deliver(options, spec, *, check_only=False, transcript=None, revise=None):
+        revised = revise(calls.expiry) if revise is not None else None
+        spec = revised[0] if revised else spec
         calls.append(types.SimpleNamespace(options=options, spec=spec, transcript=transcript))
         result = {"message_id": "<1@example.com>", "recipients": list(spec.to), "refused": {}, "sent": True}
-        return _mailer.Delivery(result=result, secrets=[], transcript=transcript)
+        return _mailer.Delivery(result=result, secrets=[], transcript=transcript, warnings=calls.expiry.warnings)
 
     monkeypatch.setattr(_mailer, "deliver", deliver)
     return calls
@@ -216,7 +224,7 @@ class TestSubjectTemplate:
 
 class TestFailuresAreWarnings:
     def test_send_error(self, monkeypatch):
-        def deliver(options, spec, *, check_only=False, transcript=None):
+        def deliver(options, spec, *, check_only=False, transcript=None, revise=None):
             # A core bug that would echo a secret: the callback's masking still hides it.
             raise SmailError("invalid_grant", f"The token endpoint refused {REFRESH_TOKEN}.", hint="Authorize again.")
 
@@ -228,7 +236,7 @@ class TestFailuresAreWarnings:
                            "The token endpoint refused *****. Hint: Authorize again.")
 
     def test_unexpected_error(self, monkeypatch):
-        def deliver(options, spec, *, check_only=False, transcript=None):
+        def deliver(options, spec, *, check_only=False, transcript=None, revise=None):
             raise RuntimeError(f"boom {CLIENT_SECRET}")
 
         monkeypatch.setattr(_mailer, "deliver", deliver)

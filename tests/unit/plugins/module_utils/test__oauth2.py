@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _refresh_expiry, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import RetryPolicy
 
@@ -97,8 +97,21 @@ class TestRefresh:
         with pytest.raises(_oauth2.TokenError) as info:
             _token_endpoint.refresh_access_token(grant_for(settings, refresh_token=settings["revoked_refresh_token"]), tls=tls(settings))
         assert info.value.code == "invalid_grant"
-        assert "7 days" in info.value.full_msg
+        assert "authorize again" in info.value.full_msg
+        assert "Testing" not in info.value.full_msg  # Google's publishing status is no custom provider's business
         assert settings["revoked_refresh_token"] not in str(info.value)
+
+    def test_google_invalid_grant_names_the_testing_expiry_and_how_to_publish(self, settings):
+        grant = _oauth2.resolve_grant(provider="google", client_id=settings["client_id"],
+                                      client_secret=settings["client_secret"],
+                                      refresh_token=settings["revoked_refresh_token"], token_uri=settings["token_uri"])
+        with pytest.raises(_oauth2.TokenError) as info:
+            _token_endpoint.refresh_access_token(grant, tls=tls(settings))
+        assert info.value.code == "invalid_grant"
+        for words in ("authorize again", '"Testing"', "7 days", "Google Cloud console", "OAuth consent screen",
+                      "Publish app"):
+            assert words in info.value.full_msg, words
+        assert settings["revoked_refresh_token"] not in info.value.full_msg
 
     def test_wrong_secret_is_invalid_client(self, settings):
         with pytest.raises(_oauth2.TokenError) as info:
@@ -234,6 +247,137 @@ class TestCache:
             assert cache.load(key).token == "t"
 
 
+class TestRefreshTokenRecords:
+    """The token cache's record of a refresh token: when it was obtained, and the expiry an endpoint stated."""
+
+    NOW = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+    @staticmethod
+    def refresh_answering(*, stated=None, rotated=None):
+        """A stand-in token endpoint: a new access token, the stated refresh token expiry, a rotated refresh token."""
+        calls = []
+
+        def refresh(grant, **_kwargs):
+            calls.append(getattr(grant, "refresh_token", None))
+            expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+            return _oauth2.AccessToken(token=f"at-{len(calls)}", source="refresh", expires_at=expires,
+                                       rotated_refresh_token=rotated, refresh_token_expires_at=stated)
+        refresh.calls = calls
+        return refresh
+
+    def grant(self, refresh_token="rt-old", provider="custom"):
+        return _oauth2.resolve_grant(provider=provider, client_id="c", client_secret="s", refresh_token=refresh_token,
+                                     token_uri="https://token.example/token")
+
+    def test_a_stated_expiry_is_recorded_and_comes_with_cached_tokens(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        stated = self.NOW + datetime.timedelta(hours=5)
+        first = _oauth2.obtain_access_token(grant=self.grant(), cache=cache, refresh=self.refresh_answering(stated=stated))
+        assert first.refresh_token_expires_at == stated
+        assert cache.load_refresh_record("rt-old") == _refresh_expiry.RefreshTokenRecord(expires_at=stated)
+        second = _oauth2.obtain_access_token(grant=self.grant(), cache=cache, refresh=self.refresh_answering())
+        assert (second.source, second.refresh_token_expires_at) == ("cache", stated)
+
+    def test_a_later_refresh_that_states_nothing_keeps_the_recorded_expiry(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        stated = self.NOW + datetime.timedelta(hours=5)
+        cache.store_refresh_record("rt-old", _refresh_expiry.RefreshTokenRecord(obtained_at=self.NOW, expires_at=stated))
+        token = _oauth2.obtain_access_token(grant=self.grant(), cache=cache, refresh=self.refresh_answering())
+        assert (token.source, token.refresh_token_expires_at) == ("refresh", stated)
+
+    def test_a_newly_stated_expiry_replaces_the_old_one_and_keeps_the_obtained_time(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        cache.store_refresh_record("rt-old", _refresh_expiry.RefreshTokenRecord(
+            obtained_at=self.NOW, expires_at=self.NOW + datetime.timedelta(days=7)))
+        stated = self.NOW + datetime.timedelta(days=1)
+        _oauth2.obtain_access_token(grant=self.grant(), cache=cache, refresh=self.refresh_answering(stated=stated))
+        assert cache.load_refresh_record("rt-old") == _refresh_expiry.RefreshTokenRecord(obtained_at=self.NOW,
+                                                                                         expires_at=stated)
+
+    def test_a_rotation_records_the_new_token_as_obtained_now(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        old_record = _refresh_expiry.RefreshTokenRecord(obtained_at=self.NOW - datetime.timedelta(days=3))
+        cache.store_refresh_record("rt-old", old_record)
+        token = _oauth2.obtain_access_token(grant=self.grant(provider="microsoft"), cache=cache,
+                                            refresh=self.refresh_answering(rotated="rt-new"), now=lambda: self.NOW)
+        assert token.rotated_refresh_token == "rt-new"
+        assert token.refresh_token_expires_at is None  # the new one's lifetime was not stated
+        assert cache.load_refresh_record("rt-new") == _refresh_expiry.RefreshTokenRecord(obtained_at=self.NOW)
+        assert cache.load_refresh_record("rt-old") == old_record
+
+    def test_a_rotation_with_a_stated_expiry(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        stated = self.NOW + datetime.timedelta(hours=24)
+        token = _oauth2.obtain_access_token(grant=self.grant(provider="microsoft"), cache=cache,
+                                            refresh=self.refresh_answering(rotated="rt-new", stated=stated),
+                                            now=lambda: self.NOW)
+        assert token.refresh_token_expires_at == stated
+        assert cache.load_refresh_record("rt-new") == _refresh_expiry.RefreshTokenRecord(obtained_at=self.NOW,
+                                                                                         expires_at=stated)
+        # The next task, with the new refresh token, reuses the access token and knows the expiry.
+        again = _oauth2.obtain_access_token(grant=self.grant("rt-new", provider="microsoft"), cache=cache,
+                                            refresh=self.refresh_answering())
+        assert (again.source, again.refresh_token_expires_at) == ("cache", stated)
+
+    def test_nothing_stated_nothing_recorded(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        token = _oauth2.obtain_access_token(grant=self.grant(), cache=cache, refresh=self.refresh_answering())
+        assert token.refresh_token_expires_at is None
+        assert cache.load_refresh_record("rt-old") is None
+        assert [path.suffix for path in tmp_path.iterdir() if path.suffix == ".refresh"] == []
+
+    def test_the_record_holds_no_secret(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        _oauth2.obtain_access_token(grant=self.grant(), cache=cache,
+                                    refresh=self.refresh_answering(stated=self.NOW + datetime.timedelta(hours=1)))
+        [record] = [path for path in tmp_path.iterdir() if path.suffix == ".refresh"]
+        assert stat.S_IMODE(record.stat().st_mode) == 0o600
+        assert "rt-old" not in record.name and "rt-old" not in record.read_text()
+        assert set(json.loads(record.read_text())) == {"expires_at"}
+
+    def test_a_damaged_record_is_no_record(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        cache.store_refresh_record("rt-old", _refresh_expiry.RefreshTokenRecord(expires_at=self.NOW))
+        [record] = [path for path in tmp_path.iterdir() if path.suffix == ".refresh"]
+        record.write_text("{not json")
+        assert cache.load_refresh_record("rt-old") is None
+
+    def test_without_a_cache_only_the_refreshs_own_statement_counts(self):
+        stated = self.NOW + datetime.timedelta(hours=1)
+        token = _oauth2.obtain_access_token(grant=self.grant(), cache=None, refresh=self.refresh_answering(stated=stated))
+        assert token.refresh_token_expires_at == stated
+
+    def test_app_grants_have_no_refresh_token_record(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        grant = _oauth2.resolve_grant(provider="microsoft", grant="client_credentials", client_id="app",
+                                      client_secret="s", refresh_token=None, tenant="contoso.example")
+        stated = self.NOW + datetime.timedelta(hours=1)  # nonsense for an app token: it is passed on, not recorded
+        token = _oauth2.obtain_access_token(grant=grant, cache=cache, refresh=self.refresh_answering(stated=stated))
+        assert token.refresh_token_expires_at == stated
+        assert [path for path in tmp_path.iterdir() if path.suffix == ".refresh"] == []
+
+    def test_the_sandbox_states_a_lifetime_on_request(self, settings, tmp_path):
+        _tagged, uri = fault_token_uri(settings, "rtexpires3600")
+        before = datetime.datetime.now(datetime.timezone.utc)
+        token = _token_endpoint.refresh_access_token(grant_for(settings, token_uri=uri), tls=tls(settings))
+        after = datetime.datetime.now(datetime.timezone.utc)
+        assert before + datetime.timedelta(seconds=3600) <= token.refresh_token_expires_at
+        assert token.refresh_token_expires_at <= after + datetime.timedelta(seconds=3600)
+        plain = _token_endpoint.refresh_access_token(grant_for(settings), tls=tls(settings))
+        assert plain.refresh_token_expires_at is None
+
+    def test_the_sandbox_states_it_the_first_n_times_only(self, settings, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path))
+        tagged, uri = fault_token_uri(settings, "rtexpires7200x1")
+        grant = grant_for(settings, token_uri=uri)
+        first = _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings))
+        # A refused cached token forces a second refresh, which states nothing: the recorded expiry stays.
+        second = _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings), refused=first.token)
+        assert second.source == "refresh" and second.token != first.token
+        assert second.refresh_token_expires_at == first.refresh_token_expires_at is not None
+        assert [entry["outcome"] for entry in fault_requests(settings, tagged)] == ["issued", "issued"]
+
+
 class TestMicrosoftEndpoint:
     def test_refresh_sends_scopes_and_reports_the_rotated_token(self, settings):
         grant = _oauth2.resolve_grant(provider="microsoft", client_id=settings["microsoft_client_id"],
@@ -263,7 +407,11 @@ def test_fill_tenant():
 
 def test_token_endpoint_error_hints_per_request():
     refresh = _token_endpoint.token_endpoint_error("invalid_grant", "Bad")
-    assert refresh.code == "invalid_grant" and "refresh" in refresh.msg and "7 days" in refresh.full_msg
+    assert refresh.code == "invalid_grant" and "refresh" in refresh.msg and "authorize again" in refresh.full_msg
+    google = _token_endpoint.token_endpoint_error("invalid_grant", "Bad",
+                                                  hints=_providers.get_provider("google").refresh_error_hints)
+    assert "7 days" in google.full_msg and "Publish app" in google.full_msg
+    assert _providers.get_provider("microsoft").refresh_error_hints == {}
     code = _token_endpoint.token_endpoint_error("invalid_grant", "Bad", request="the authorization code", hints={"invalid_grant": "again"})
     assert code.msg == "The token endpoint refused the authorization code: invalid_grant: Bad" and code.hint == "again"
     assert _token_endpoint.token_endpoint_error("slow_down", "").code == "token_endpoint_error"
