@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import functools
 import re
 import typing as t
 from email import policy
@@ -285,11 +286,11 @@ def encoded_word_attachment_names(msg: EmailMessage, charset: str) -> None:
         words = _encoded_words(filename, charset=charset, name=repr(filename))
         disposition = part.get_content_disposition() or "attachment"
         content_type = part.get_content_type()
-        _rewrite_headers(part, transform=lambda name, _value, words=words, disposition=disposition,
-                         content_type=content_type: _named_part_header(name, words, disposition, content_type))
+        _rewrite_headers(part, transform=functools.partial(_named_part_header, words=words, disposition=disposition,
+                                                            content_type=content_type))
 
 
-def _named_part_header(name: str, words: list[str], disposition: str, content_type: str) -> str | None:
+def _named_part_header(name: str, _value: HeaderValue, *, words: list[str], disposition: str, content_type: str) -> str | None:
     if name.lower() == "content-disposition":
         return _quoted_words_parameter(disposition, "filename", words)
     if name.lower() == "content-type":
