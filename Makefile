@@ -163,7 +163,8 @@ clean:
 
 # --- playground: the sandbox left running for playbooks of one's own ------------------------------------------
 # `make playground` starts the sandbox, writes $(PLAYGROUND)/env.sh and a first playbook, and prints how to use them;
-# `make playground-stop` stops the sandbox. The sandbox's settings: .build/sandbox/sandbox.json (see sandbox/README.md).
+# `make playground-stop` stops the sandbox and deletes nothing (`make clean` does).
+# The sandbox's settings: .build/sandbox/sandbox.json (see sandbox/README.md).
 PLAYGROUND := $(BUILD)/playground
 
 .PHONY: playground playground-stop
@@ -229,7 +230,6 @@ playground: sandbox-start
 	@echo "  ansible-playbook $(PLAYGROUND)/hello.yml"
 
 playground-stop: sandbox-stop
-	rm -rf $(BUILD) $(VENV)
 
 # `make bench` (not part of `make test`): the performance cases of docs/performance.md against a sandbox of its own,
 # in a benchmark-only venv with the community `ansible` package (community.general.mail) on ansible-core 2.19.
