@@ -286,8 +286,8 @@ def encoded_word_attachment_names(msg: EmailMessage, charset: str) -> None:
         words = _encoded_words(filename, charset=charset, name=repr(filename))
         disposition = part.get_content_disposition() or "attachment"
         content_type = part.get_content_type()
-        _rewrite_headers(part, transform=functools.partial(_named_part_header, words=words, disposition=disposition,
-                                                            content_type=content_type))
+        transform = functools.partial(_named_part_header, words=words, disposition=disposition, content_type=content_type)
+        _rewrite_headers(part, transform=transform)
 
 
 def _named_part_header(name: str, _value: HeaderValue, *, words: list[str], disposition: str, content_type: str) -> str | None:
