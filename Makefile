@@ -19,6 +19,8 @@ TEST_PYTHON = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2]
 
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
 export ANSIBLE_NOCOLOR := 1
+# The PATH make was started with, for commands run as the user's shell would run them.
+USER_PATH := $(PATH)
 export PATH := $(BIN):$(PATH)
 export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 
@@ -67,6 +69,14 @@ sandbox-stop:
 
 # The demo's inventory, vaulted credentials, vault password and ansible.cfg are written by sandbox/demo.py into
 # $(DEMO), each host's rendered files into $(DEMO)/hosts/HOST/; the report runs also after a failed play.
+# The demo stops its sandbox, so the next step it prints starts one first: `make playground`, which also writes the
+# demo's files for that sandbox. To prove that line, the demo runs it once as printed, without make's environment
+# (its output in $(DEMO_NEXT_LOG)), and looks for the summary mail the callback sent; then stops the sandbox again.
+shown = $(patsubst $(CURDIR)/%,%,$(1))
+DEMO_NEXT = make$(if $(MAKEOVERRIDES), $(MAKEOVERRIDES)) playground && . $(call shown,$(PLAYGROUND))/env.sh \
+  && ANSIBLE_CONFIG=$(call shown,$(DEMO))/ansible.cfg ansible-playbook playbooks/demo.yml
+DEMO_NEXT_LOG = $(BUILD)/demo-next.log
+
 demo: sandbox-start
 	@echo "== demo: three hosts configured from vault, notifications through the sandbox"
 	@status=0; rm -rf $(DEMO); \
@@ -75,7 +85,17 @@ demo: sandbox-start
 	  ANSIBLE_CONFIG=$(DEMO)/ansible.cfg $(BIN)/ansible-playbook $(COLLECTION)/playbooks/demo.yml || status=$$?; \
 	  $(PY) sandbox/demo.py report --state-dir $(STATE) --demo-dir $(DEMO) || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }; \
 	fi; \
-	$(MAKE) --no-print-directory sandbox-stop; exit $$status
+	$(MAKE) --no-print-directory sandbox-stop; [ $$status -eq 0 ] || exit $$status; \
+	echo "== demo: checking the next step below as printed (log: $(call shown,$(DEMO_NEXT_LOG)))"; \
+	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS -u ANSIBLE_COLLECTIONS_PATH -u ANSIBLE_NOCOLOR -u SMAIL_XOAUTH2_SANDBOX_DIR \
+	  PATH='$(USER_PATH)' sh -c '$(DEMO_NEXT)' > $(DEMO_NEXT_LOG) 2>&1 || status=$$?; \
+	[ $$status -ne 0 ] || grep -q '^smail.xoauth2.notify: summary mail .* sent to' $(DEMO_NEXT_LOG) || status=1; \
+	$(MAKE) --no-print-directory sandbox-stop >/dev/null; \
+	if [ $$status -ne 0 ]; then tail -n 30 $(DEMO_NEXT_LOG); echo "== demo: the next step failed (rc=$$status)"; exit $$status; fi; \
+	echo ""; \
+	echo "Next: the demo's playbook by hand, against a sandbox that stays up (make playground-stop ends it):"; \
+	echo ""; \
+	printf '  %s\n' '$(DEMO_NEXT)'
 
 # ansible-test bootstraps pip in its venvs from ~/.ansible/test/cache/get_pip_<its pip version>.py (24.2 for 2.19,
 # 25.2 for 2.21): the offline stand-in goes under the name the installed ansible-test looks for.
@@ -208,6 +228,7 @@ playground: sandbox-start
 	  '      ansible.builtin.debug:' \
 	  "        msg: \"{{ sent.message_id }} is stored under {{ sandbox.mail_dir }}\"" \
 	  > $(PLAYGROUND)/hello.yml
+	@$(PY) sandbox/demo.py prepare --state-dir $(STATE) --demo-dir $(DEMO) >/dev/null
 	@$(PY) -c 'import json, shlex, sys; s = json.load(open(sys.argv[1])); \
 	  names = {"CLIENT_ID": "client_id", "CLIENT_SECRET": "client_secret", "REFRESH_TOKEN": "refresh_token", \
 	    "TOKEN_URI": "token_uri", "CA_PATH": "ca_path", "HOST": "host", "PORT": "smtp_ssl_port", "NOTIFY_SENDER": "account"}; \
@@ -228,6 +249,10 @@ playground: sandbox-start
 	@echo ""
 	@echo "  . $(PLAYGROUND)/notify-env.sh"
 	@echo "  ansible-playbook $(PLAYGROUND)/hello.yml"
+	@echo ""
+	@echo "The demo's playbook, with its files in $(DEMO) written for this sandbox (after env.sh, from this folder):"
+	@echo ""
+	@echo "  ANSIBLE_CONFIG=$(DEMO)/ansible.cfg ansible-playbook playbooks/demo.yml"
 
 playground-stop: sandbox-stop
 
