@@ -30,7 +30,8 @@ export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 help:
 	@echo "make demo   render SMAIL config for three local hosts from vault, send notifications through XOAUTH2 to the local sandbox"
 	@echo "make test   lint, sanity, unit and integration tests (starts and stops the sandbox)"
-	@echo "make lint   ansible-lint, ruff, mypy, antsibull-changelog and antsibull-docs on the built collection"
+	@echo "make lint   ansible-lint, ruff, mypy, antsibull-changelog and antsibull-docs on the built collection,"
+	@echo "           ansible-lint also on the benchmarks' and the sandbox's playbooks"
 	@echo "make test-core CORE=2.21 [SUITES='demo units sanity integration lint']"
 	@echo "           the suites on one ansible-core line, in a Debian 13 root when this Python is too old for it"
 
@@ -46,13 +47,15 @@ $(VENV_STAMP): requirements-dev.txt requirements.txt tests/unit/requirements.txt
 	@touch $@
 
 # ansible-test wants the collection under ansible_collections/NAMESPACE/NAME: copy the working tree there,
-# without what is not collection content (the sandbox and CI scripts run from the checkout).
+# without what is not collection content (the sandbox, CI scripts and benchmarks run from the checkout).
 # ansible-test lists files through git; the copy sits in the checkout's ignored .build, so it gets its own index.
+NOT_COLLECTION := sandbox .ci benchmarks
+
 build: venv
 	@echo "== build: $(COLLECTION)"
 	@rm -rf $(COLLECTION)
 	@mkdir -p $(COLLECTION)
-	@git ls-files -z --cached --others --exclude-standard | grep -zv -e '^sandbox/' -e '^\.ci/' -e '^benchmarks/' \
+	@git ls-files -z --cached --others --exclude-standard | grep -zv $(foreach dir,$(NOT_COLLECTION),-e '^$(subst .,\.,$(dir))/') \
 	  | tar --null --files-from=- --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(COLLECTION)
 	@cd $(COLLECTION) && git init -q && git add -A
 
@@ -104,11 +107,15 @@ get-pip: venv
 
 # Every linter runs on the built copy: there the test playbooks resolve smail.xoauth2 through
 # ANSIBLE_COLLECTIONS_PATH, and mypy imports the cores as ansible_collections.smail.xoauth2.
+# ansible-lint also runs on what the checkout holds besides the collection (the benchmarks' and the sandbox's
+# playbooks), with the same .ansible-lint: together the two runs cover every file of the repository.
 # ansible-core's own YAML loader warns when a key overrides a `<<:` merge (allowed YAML, used in the tests);
 # real duplicate keys are still caught by ansible-lint's yaml[key-duplicates].
 lint: build
 	@echo "== lint: ansible-lint (production profile)"
 	@cd $(COLLECTION) && ANSIBLE_DUPLICATE_YAML_DICT_KEY=ignore $(BIN)/ansible-lint --nocolor -q
+	@echo "== lint: ansible-lint (production profile) on $(NOT_COLLECTION)"
+	@ANSIBLE_DUPLICATE_YAML_DICT_KEY=ignore $(BIN)/ansible-lint --nocolor -q $(NOT_COLLECTION)
 	@echo "== lint: ruff"
 	@cd $(COLLECTION) && $(BIN)/ruff check --no-cache --quiet plugins/module_utils plugins/plugin_utils
 	@echo "== lint: mypy"
@@ -197,37 +204,7 @@ playground: sandbox-start
 	  'export PATH=$(BIN):$$PATH' \
 	  'export SMAIL_XOAUTH2_SANDBOX_JSON=$(STATE)/sandbox.json' \
 	  > $(PLAYGROUND)/env.sh
-	@printf '%s\n' \
-	  '# A first playbook against the sandbox: edit it, or copy its vars into your own.' \
-	  '- name: Send a mail through the sandbox' \
-	  '  hosts: localhost' \
-	  '  connection: local' \
-	  '  gather_facts: false' \
-	  '  vars:' \
-	  "    sandbox: \"{{ lookup('ansible.builtin.file', lookup('ansible.builtin.env', 'SMAIL_XOAUTH2_SANDBOX_JSON')) | from_json }}\"" \
-	  '  module_defaults:' \
-	  '    group/smail.xoauth2.mail_auth:' \
-	  '      provider: custom' \
-	  '      token_uri: "{{ sandbox.token_uri }}"' \
-	  '      client_id: "{{ sandbox.client_id }}"' \
-	  '      client_secret: "{{ sandbox.client_secret }}"' \
-	  '      refresh_token: "{{ sandbox.refresh_token }}"' \
-	  '      ca_path: "{{ sandbox.ca_path }}"' \
-	  '    smail.xoauth2.mail:' \
-	  '      host: "{{ sandbox.host }}"' \
-	  '      port: "{{ sandbox.smtp_ssl_port }}"' \
-	  '  tasks:' \
-	  '    - name: Hello through XOAUTH2' \
-	  '      smail.xoauth2.mail:' \
-	  '        sender: "{{ sandbox.account }}"' \
-	  '        to: you@example.com' \
-	  '        subject: Hello from the playground' \
-	  '        body: It works.' \
-	  '      register: sent' \
-	  '    - name: Where it landed' \
-	  '      ansible.builtin.debug:' \
-	  "        msg: \"{{ sent.message_id }} is stored under {{ sandbox.mail_dir }}\"" \
-	  > $(PLAYGROUND)/hello.yml
+	@cp sandbox/playground/hello.yml $(PLAYGROUND)/hello.yml
 	@$(PY) sandbox/demo.py prepare --state-dir $(STATE) --demo-dir $(DEMO) >/dev/null
 	@$(PY) -c 'import json, shlex, sys; s = json.load(open(sys.argv[1])); \
 	  names = {"CLIENT_ID": "client_id", "CLIENT_SECRET": "client_secret", "REFRESH_TOKEN": "refresh_token", \
