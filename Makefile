@@ -19,6 +19,8 @@ TEST_PYTHON = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2]
 
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
 export ANSIBLE_NOCOLOR := 1
+# The PATH make was started with, for commands run as the user's shell would run them.
+USER_PATH := $(PATH)
 export PATH := $(BIN):$(PATH)
 export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 
@@ -28,7 +30,8 @@ export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 help:
 	@echo "make demo   render SMAIL config for three local hosts from vault, send notifications through XOAUTH2 to the local sandbox"
 	@echo "make test   lint, sanity, unit and integration tests (starts and stops the sandbox)"
-	@echo "make lint   ansible-lint, ruff, mypy, antsibull-changelog and antsibull-docs on the built collection"
+	@echo "make lint   ansible-lint, ruff, mypy, antsibull-changelog and antsibull-docs on the built collection,"
+	@echo "           ansible-lint also on the benchmarks' and the sandbox's playbooks"
 	@echo "make test-core CORE=2.21 [SUITES='demo units sanity integration lint']"
 	@echo "           the suites on one ansible-core line, in a Debian 13 root when this Python is too old for it"
 
@@ -44,13 +47,15 @@ $(VENV_STAMP): requirements-dev.txt requirements.txt tests/unit/requirements.txt
 	@touch $@
 
 # ansible-test wants the collection under ansible_collections/NAMESPACE/NAME: copy the working tree there,
-# without what is not collection content (the sandbox and CI scripts run from the checkout).
+# without what is not collection content (the sandbox, CI scripts and benchmarks run from the checkout).
 # ansible-test lists files through git; the copy sits in the checkout's ignored .build, so it gets its own index.
+NOT_COLLECTION := sandbox .ci benchmarks
+
 build: venv
 	@echo "== build: $(COLLECTION)"
 	@rm -rf $(COLLECTION)
 	@mkdir -p $(COLLECTION)
-	@git ls-files -z --cached --others --exclude-standard | grep -zv -e '^sandbox/' -e '^\.ci/' -e '^benchmarks/' \
+	@git ls-files -z --cached --others --exclude-standard | grep -zv $(foreach dir,$(NOT_COLLECTION),-e '^$(subst .,\.,$(dir))/') \
 	  | tar --null --files-from=- --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(COLLECTION)
 	@cd $(COLLECTION) && git init -q && git add -A
 
@@ -67,6 +72,14 @@ sandbox-stop:
 
 # The demo's inventory, vaulted credentials, vault password and ansible.cfg are written by sandbox/demo.py into
 # $(DEMO), each host's rendered files into $(DEMO)/hosts/HOST/; the report runs also after a failed play.
+# The demo stops its sandbox, so the next step it prints starts one first: `make playground`, which also writes the
+# demo's files for that sandbox. To prove that line, the demo runs it once as printed, without make's environment
+# (its output in $(DEMO_NEXT_LOG)), and looks for the summary mail the callback sent; then stops the sandbox again.
+shown = $(patsubst $(CURDIR)/%,%,$(1))
+DEMO_NEXT = make$(if $(MAKEOVERRIDES), $(MAKEOVERRIDES)) playground && . $(call shown,$(PLAYGROUND))/env.sh \
+  && ANSIBLE_CONFIG=$(call shown,$(DEMO))/ansible.cfg ansible-playbook playbooks/demo.yml
+DEMO_NEXT_LOG = $(BUILD)/demo-next.log
+
 demo: sandbox-start
 	@echo "== demo: three hosts configured from vault, notifications through the sandbox"
 	@status=0; rm -rf $(DEMO); \
@@ -75,7 +88,17 @@ demo: sandbox-start
 	  ANSIBLE_CONFIG=$(DEMO)/ansible.cfg $(BIN)/ansible-playbook $(COLLECTION)/playbooks/demo.yml || status=$$?; \
 	  $(PY) sandbox/demo.py report --state-dir $(STATE) --demo-dir $(DEMO) || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }; \
 	fi; \
-	$(MAKE) --no-print-directory sandbox-stop; exit $$status
+	$(MAKE) --no-print-directory sandbox-stop; [ $$status -eq 0 ] || exit $$status; \
+	echo "== demo: checking the next step below as printed (log: $(call shown,$(DEMO_NEXT_LOG)))"; \
+	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS -u ANSIBLE_COLLECTIONS_PATH -u ANSIBLE_NOCOLOR -u SMAIL_XOAUTH2_SANDBOX_DIR \
+	  PATH='$(USER_PATH)' sh -c '$(DEMO_NEXT)' > $(DEMO_NEXT_LOG) 2>&1 || status=$$?; \
+	[ $$status -ne 0 ] || grep -q '^smail.xoauth2.notify: summary mail .* sent to' $(DEMO_NEXT_LOG) || status=1; \
+	$(MAKE) --no-print-directory sandbox-stop >/dev/null; \
+	if [ $$status -ne 0 ]; then tail -n 30 $(DEMO_NEXT_LOG); echo "== demo: the next step failed (rc=$$status)"; exit $$status; fi; \
+	echo ""; \
+	echo "Next: the demo's playbook by hand, against a sandbox that stays up (make playground-stop ends it):"; \
+	echo ""; \
+	printf '  %s\n' '$(DEMO_NEXT)'
 
 # ansible-test bootstraps pip in its venvs from ~/.ansible/test/cache/get_pip_<its pip version>.py (24.2 for 2.19,
 # 25.2 for 2.21): the offline stand-in goes under the name the installed ansible-test looks for.
@@ -84,11 +107,15 @@ get-pip: venv
 
 # Every linter runs on the built copy: there the test playbooks resolve smail.xoauth2 through
 # ANSIBLE_COLLECTIONS_PATH, and mypy imports the cores as ansible_collections.smail.xoauth2.
+# ansible-lint also runs on what the checkout holds besides the collection (the benchmarks' and the sandbox's
+# playbooks), with the same .ansible-lint: together the two runs cover every file of the repository.
 # ansible-core's own YAML loader warns when a key overrides a `<<:` merge (allowed YAML, used in the tests);
 # real duplicate keys are still caught by ansible-lint's yaml[key-duplicates].
 lint: build
 	@echo "== lint: ansible-lint (production profile)"
 	@cd $(COLLECTION) && ANSIBLE_DUPLICATE_YAML_DICT_KEY=ignore $(BIN)/ansible-lint --nocolor -q
+	@echo "== lint: ansible-lint (production profile) on $(NOT_COLLECTION)"
+	@ANSIBLE_DUPLICATE_YAML_DICT_KEY=ignore $(BIN)/ansible-lint --nocolor -q $(NOT_COLLECTION)
 	@echo "== lint: ruff"
 	@cd $(COLLECTION) && $(BIN)/ruff check --no-cache --quiet plugins/module_utils plugins/plugin_utils
 	@echo "== lint: mypy"
@@ -163,7 +190,8 @@ clean:
 
 # --- playground: the sandbox left running for playbooks of one's own ------------------------------------------
 # `make playground` starts the sandbox, writes $(PLAYGROUND)/env.sh and a first playbook, and prints how to use them;
-# `make playground-stop` stops the sandbox. The sandbox's settings: .build/sandbox/sandbox.json (see sandbox/README.md).
+# `make playground-stop` stops the sandbox and deletes nothing (`make clean` does).
+# The sandbox's settings: .build/sandbox/sandbox.json (see sandbox/README.md).
 PLAYGROUND := $(BUILD)/playground
 
 .PHONY: playground playground-stop
@@ -176,37 +204,8 @@ playground: sandbox-start
 	  'export PATH=$(BIN):$$PATH' \
 	  'export SMAIL_XOAUTH2_SANDBOX_JSON=$(STATE)/sandbox.json' \
 	  > $(PLAYGROUND)/env.sh
-	@printf '%s\n' \
-	  '# A first playbook against the sandbox: edit it, or copy its vars into your own.' \
-	  '- name: Send a mail through the sandbox' \
-	  '  hosts: localhost' \
-	  '  connection: local' \
-	  '  gather_facts: false' \
-	  '  vars:' \
-	  "    sandbox: \"{{ lookup('ansible.builtin.file', lookup('ansible.builtin.env', 'SMAIL_XOAUTH2_SANDBOX_JSON')) | from_json }}\"" \
-	  '  module_defaults:' \
-	  '    group/smail.xoauth2.mail_auth:' \
-	  '      provider: custom' \
-	  '      token_uri: "{{ sandbox.token_uri }}"' \
-	  '      client_id: "{{ sandbox.client_id }}"' \
-	  '      client_secret: "{{ sandbox.client_secret }}"' \
-	  '      refresh_token: "{{ sandbox.refresh_token }}"' \
-	  '      ca_path: "{{ sandbox.ca_path }}"' \
-	  '    smail.xoauth2.mail:' \
-	  '      host: "{{ sandbox.host }}"' \
-	  '      port: "{{ sandbox.smtp_ssl_port }}"' \
-	  '  tasks:' \
-	  '    - name: Hello through XOAUTH2' \
-	  '      smail.xoauth2.mail:' \
-	  '        sender: "{{ sandbox.account }}"' \
-	  '        to: you@example.com' \
-	  '        subject: Hello from the playground' \
-	  '        body: It works.' \
-	  '      register: sent' \
-	  '    - name: Where it landed' \
-	  '      ansible.builtin.debug:' \
-	  "        msg: \"{{ sent.message_id }} is stored under {{ sandbox.mail_dir }}\"" \
-	  > $(PLAYGROUND)/hello.yml
+	@cp sandbox/playground/hello.yml $(PLAYGROUND)/hello.yml
+	@$(PY) sandbox/demo.py prepare --state-dir $(STATE) --demo-dir $(DEMO) >/dev/null
 	@$(PY) -c 'import json, shlex, sys; s = json.load(open(sys.argv[1])); \
 	  names = {"CLIENT_ID": "client_id", "CLIENT_SECRET": "client_secret", "REFRESH_TOKEN": "refresh_token", \
 	    "TOKEN_URI": "token_uri", "CA_PATH": "ca_path", "HOST": "host", "PORT": "smtp_ssl_port", "NOTIFY_SENDER": "account"}; \
@@ -227,9 +226,12 @@ playground: sandbox-start
 	@echo ""
 	@echo "  . $(PLAYGROUND)/notify-env.sh"
 	@echo "  ansible-playbook $(PLAYGROUND)/hello.yml"
+	@echo ""
+	@echo "The demo's playbook, with its files in $(DEMO) written for this sandbox (after env.sh, from this folder):"
+	@echo ""
+	@echo "  ANSIBLE_CONFIG=$(DEMO)/ansible.cfg ansible-playbook playbooks/demo.yml"
 
 playground-stop: sandbox-stop
-	rm -rf $(BUILD) $(VENV)
 
 # `make bench` (not part of `make test`): the performance cases of docs/performance.md against a sandbox of its own,
 # in a benchmark-only venv with the community `ansible` package (community.general.mail) on ansible-core 2.19.

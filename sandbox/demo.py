@@ -11,7 +11,8 @@ a user keeps next to their playbooks:
   sandbox's endpoints (not secret);
 - ``DIR/group_vars/all/vault.yml``: the sandbox's client ID, client secret and refresh token, encrypted with
   ``ansible-vault`` under a demo-only password kept in ``DIR/vault-password``;
-- ``DIR/ansible.cfg``: that inventory, that password file and the ``smail.xoauth2.notify`` callback.
+- ``DIR/ansible.cfg``: that inventory, that password file and the ``smail.xoauth2.notify`` callback, whose spool is
+  ``DIR/spool``.
 
 ``python sandbox/demo.py report --state-dir STATE --demo-dir DIR`` prints the files the run rendered (every secret
 the sandbox issued shown as ``********``) and the text part of every message the sandbox received.
@@ -93,6 +94,8 @@ sender = Ansible <{settings['account']}>
 provider = custom
 token_ini = {demo_dir / HOSTS_DIR / HOSTS[0] / 'smail_refresh_token.ini'}
 token_cache_dir = {demo_dir / 'token-cache'}
+# A summary that cannot be sent waits here, with the demo, not in the controller user's ~/.ansible.
+spool_dir = {demo_dir / 'spool'}
 ca_path = {settings['ca_path']}
 host = {settings['host']}
 port = {settings['smtp_ssl_port']}
@@ -129,7 +132,6 @@ def prepare(state_dir: Path, demo_dir: Path) -> int:
     vault_header = vault_file.read_text(encoding="utf-8").splitlines()[0]
     print(f"{display_path(vault_file)}: client ID, client secret, refresh token, encrypted ({vault_header})")
     print(f"{display_path(password_file)}: the vault password, made for this demo only")
-    print(f"\nNext: ANSIBLE_CONFIG={display_path(demo_dir / 'ansible.cfg')} ansible-playbook playbooks/demo.yml")
     return 0
 
 

@@ -23,6 +23,11 @@ trustme and cryptography (trustme's own dependency, for the app-only grants' key
   delegation when the assertion's ``sub`` names a Workspace user, on ``/token``; and Entra ID's client
   credentials grant (a client secret or a certificate-signed client assertion) on the Microsoft token
   path, whose app token may send as one mailbox only.
+* Device authorization grant (RFC 8628): ``POST /device/code`` (and Microsoft's ``.../devicecode``) issues a
+  device code and a user code; the token paths answer ``authorization_pending`` until the user code is approved
+  (``POST /device/approve``) or denied (``POST /device/deny``), ``slow_down`` to polls sooner than the interval,
+  and ``expired_token`` after expiry. Switches in the request's query (``approve_after=N``, ``slow_down=N``, ...)
+  decide for the user, so that a client that blocks while it polls can be tested alone.
 * Revocation (Google-like): ``POST /revoke`` with ``token=`` forgets an access or refresh token.
 * SMTP (smtp.gmail.com-like): implicit TLS, STARTTLS, implicit TLS with the untrusted certificate,
   and plain SMTP, all requiring ``AUTH XOAUTH2 | OAUTHBEARER | PLAIN | LOGIN`` before MAIL and offering
@@ -50,6 +55,7 @@ import dataclasses
 import datetime
 import hashlib
 import hmac
+import html
 import http.server
 import itertools
 import json
@@ -137,6 +143,25 @@ AUTHORIZE_PATH = "/authorize"
 MICROSOFT_PREFIX = "/ms/"
 MICROSOFT_TOKEN_PATH = "/ms/{tenant}/oauth2/v2.0/token"
 MICROSOFT_AUTHORIZE_PATH = "/ms/{tenant}/oauth2/v2.0/authorize"
+MICROSOFT_DEVICE_CODE_PATH = "/ms/{tenant}/oauth2/v2.0/devicecode"
+#: RFC 8628: the device authorization endpoint, the verification page, and the user's answers to it.
+DEVICE_CODE_PATH = "/device/code"
+DEVICE_VERIFICATION_PATH = "/device"
+DEVICE_APPROVE_PATH = "/device/approve"
+DEVICE_DENY_PATH = "/device/deny"
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: Every device code starts with this, so that tests can look for one in output.
+DEVICE_CODE_PREFIX = "device-sandbox-"
+#: RFC 8628 section 6.1: user codes of consonants only, so that no word is spelt.
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+DEVICE_CODE_LIFETIME_SECONDS = 600
+#: Short, so that tests poll quickly (providers say 5).
+DEVICE_POLL_INTERVAL_SECONDS = 1
+DEVICE_SLOW_DOWN_STEP_SECONDS = 5
+#: A poll this much sooner than the interval is still on time: the requests' latency varies.
+DEVICE_POLL_TOLERANCE_SECONDS = 0.25
+#: The query switches of the device authorization request (see :class:`DeviceSwitches`).
+DEVICE_SWITCHES = ("approve_after", "deny_after", "slow_down", "expires_in", "interval", "tag")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DENY_LOGIN_HINT_PREFIX = "deny"
 
@@ -564,6 +589,73 @@ class AuthorizationCode:
     used: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class DeviceSwitches:
+    """What a device code does without a user, from the query of its device authorization request.
+
+    ``approve_after=N`` / ``deny_after=N``: the first N polls wait, the next one is approved (tokens) or denied.
+    ``slow_down=N``: the first N polls get ``slow_down`` whatever their timing. ``expires_in`` and ``interval``
+    replace the code's lifetime and poll interval (seconds). ``tag``: anything, logged with every request of the code.
+    """
+
+    approve_after: int | None = None
+    deny_after: int | None = None
+    slow_down: int = 0
+    expires_in: int = DEVICE_CODE_LIFETIME_SECONDS
+    interval: int = DEVICE_POLL_INTERVAL_SECONDS
+    #: The query as given, logged as ``switches``.
+    spec: str = ""
+
+    @classmethod
+    def parse(cls, query: str) -> DeviceSwitches:
+        """The switches of ``query``; ValueError for an unknown switch or a value that is no whole number."""
+        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        unknown = sorted(set(params) - set(DEVICE_SWITCHES))
+        if unknown:
+            raise ValueError(f"unknown device switch {', '.join(unknown)} (known: {', '.join(DEVICE_SWITCHES)})")
+        numbers: dict[str, int] = {}
+        for name in DEVICE_SWITCHES:
+            if name in params and name != "tag":
+                if not params[name].isdigit():
+                    raise ValueError(f"{name} must be a whole number")
+                numbers[name] = int(params[name])
+        if "approve_after" in numbers and "deny_after" in numbers:
+            raise ValueError("approve_after and deny_after exclude each other")
+        if numbers.get("expires_in") == 0 or numbers.get("interval") == 0:
+            raise ValueError("expires_in and interval must be positive")
+        return cls(**numbers, spec=query)
+
+
+@dataclasses.dataclass
+class DeviceGrant:
+    """A device code handed out by the device authorization endpoint (RFC 8628), and what became of it."""
+
+    device_code: str = dataclasses.field(repr=False)
+    user_code: str
+    client_id: str
+    scope: str
+    #: Who approves when the approval names nobody.
+    account: str
+    #: Whether the tokens include a refresh token.
+    offline: bool
+    #: The error of a refusal: ``access_denied`` (RFC 8628) or Azure AD's ``authorization_declined``.
+    refusal: str
+    expires_at: float
+    #: Seconds polls must be apart; each ``slow_down`` adds DEVICE_SLOW_DOWN_STEP_SECONDS, as the client must.
+    interval: float
+    switches: DeviceSwitches
+    slow_downs_left: int = 0
+    polls: int = 0
+    last_poll: float | None = None
+    #: ``pending``, ``approved``, ``denied`` or ``redeemed``.
+    status: str = "pending"
+
+
+def normalized_user_code(user_code: str) -> str:
+    """A user code as typed (any case, with or without its dash and spaces), as it is stored."""
+    return "".join(character for character in user_code.upper() if character.isalnum())
+
+
 #: Whom an access token speaks for: a user (delegated), a service account itself (it has no mailbox), or an app
 #: (app-only: it may send as the mailboxes it was given permission on).
 USER_TOKEN = "user"
@@ -602,6 +694,9 @@ class TokenAuthority:
         self._refresh_tokens: dict[str, RefreshToken] = {}
         self._access_tokens: dict[str, AccessToken] = {}
         self._codes: dict[str, AuthorizationCode] = {}
+        #: Device grants by device code, and the device code of each normalized user code.
+        self._device_grants: dict[str, DeviceGrant] = {}
+        self._user_codes: dict[str, str] = {}
         #: (client_id, account) pairs that consented once; Google then needs prompt=consent for a new refresh token.
         self._consents: set[tuple[str, str]] = set()
         #: Service accounts by private_key_id (the ``kid`` of their assertions), Entra ID apps by client id.
@@ -644,6 +739,16 @@ class TokenAuthority:
         with self._lock:
             client = self._clients.get(client_id or "")
         if client is None or not hmac.compare_digest(client.client_secret.encode(), (client_secret or "").encode()):
+            raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
+        return client
+
+    def authenticate_public_client(self, client_id: str | None, client_secret: str | None) -> OAuthClient:
+        """The registered client ``client_id``, with this secret when one is given: a public client (Entra ID's
+        device flow with "Allow public client flows") sends none. Raises ``invalid_client`` (401)."""
+        if client_secret:
+            return self.authenticate_client(client_id, client_secret)
+        client = self.find_client(client_id)
+        if client is None:
             raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
         return client
 
@@ -712,6 +817,80 @@ class TokenAuthority:
         access = self.issue_access_token(record.account, client_id=client.client_id, scope=record.scope)
         refresh = self.grant_refresh_token(client.client_id, record.account, scope=record.scope) if record.offline else None
         return record, access, refresh
+
+    def issue_device_code(self, client_id: str, scope: str, *, account: str, offline: bool, refusal: str,
+                          switches: DeviceSwitches) -> DeviceGrant:
+        """A new device code and user code (RFC 8628 section 3.2), pending until decided or expired."""
+        with self._lock:
+            while True:
+                user_code = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
+                if user_code not in self._user_codes:
+                    break
+            grant = DeviceGrant(
+                device_code=f"{DEVICE_CODE_PREFIX}{secrets.token_urlsafe(32)}", user_code=f"{user_code[:4]}-{user_code[4:]}",
+                client_id=client_id, scope=scope, account=account, offline=offline, refusal=refusal,
+                expires_at=time.time() + switches.expires_in, interval=switches.interval, switches=switches,
+                slow_downs_left=switches.slow_down,
+            )
+            self._device_grants[grant.device_code] = grant
+            self._user_codes[user_code] = grant.device_code
+        return grant
+
+    def decide_device_code(self, user_code: str, *, approve: bool, account: str | None = None) -> bool:
+        """The user's answer at the verification page; False for a code that is unknown, expired or decided."""
+        with self._lock:
+            grant = self._device_grants.get(self._user_codes.get(normalized_user_code(user_code), ""))
+            if grant is None or grant.status != "pending" or time.time() >= grant.expires_at:
+                return False
+            grant.status = "approved" if approve else "denied"
+            grant.account = account or grant.account
+            return True
+
+    def device_switches(self, device_code: str | None) -> str | None:
+        """The switches of a device code as given (for the request log); None for an unknown code."""
+        with self._lock:
+            grant = self._device_grants.get(device_code or "")
+        return grant.switches.spec if grant is not None else None
+
+    def poll_device_code(self, client: OAuthClient, device_code: str) -> tuple[DeviceGrant, AccessToken, str | None]:
+        """One poll of the token endpoint (RFC 8628 section 3.5): the tokens once approved, else raises OAuthError
+        ``slow_down``, ``authorization_pending``, the refusal, ``expired_token`` or ``invalid_grant``."""
+        now = time.time()
+        with self._lock:
+            grant = self._device_grants.get(device_code)
+            if grant is None or grant.client_id != client.client_id or grant.status == "redeemed":
+                raise OAuthError(400, "invalid_grant", "The device code is unknown or was already used.")
+            if now >= grant.expires_at:
+                raise OAuthError(400, "expired_token", "The device code has expired.")
+            grant.polls += 1
+            too_soon = grant.last_poll is not None and now - grant.last_poll < grant.interval - DEVICE_POLL_TOLERANCE_SECONDS
+            grant.last_poll = now
+            forced = not too_soon and grant.slow_downs_left > 0
+            if forced:
+                grant.slow_downs_left -= 1
+            if too_soon or forced:
+                grant.interval += DEVICE_SLOW_DOWN_STEP_SECONDS
+                raise OAuthError(400, "slow_down", f"Poll at most every {grant.interval:g} seconds.")
+            self._apply_device_switches(grant)
+            if grant.status == "denied":
+                raise OAuthError(400, grant.refusal, "The end user denied the authorization request.")
+            if grant.status == "pending":
+                raise OAuthError(400, "authorization_pending", "The user has not yet approved the request.")
+            grant.status = "redeemed"
+        access = self.issue_access_token(grant.account, client_id=client.client_id, scope=grant.scope)
+        refresh = self.grant_refresh_token(client.client_id, grant.account, scope=grant.scope) if grant.offline else None
+        return grant, access, refresh
+
+    @staticmethod
+    def _apply_device_switches(grant: DeviceGrant) -> None:
+        """Decide a pending grant as its switches say, once enough polls have waited."""
+        switches = grant.switches
+        if grant.status != "pending":
+            return
+        if switches.approve_after is not None and grant.polls > switches.approve_after:
+            grant.status = "approved"
+        elif switches.deny_after is not None and grant.polls > switches.deny_after:
+            grant.status = "denied"
 
     def register_service_account(self, account: ServiceAccount) -> None:
         with self._lock:
@@ -916,11 +1095,11 @@ def unsigned_id_token(claims: dict[str, t.Any], key: str) -> str:
 
 
 def microsoft_route(path: str) -> tuple[str, str] | None:
-    """(tenant, ``authorize`` | ``token``) of an Azure AD v2 path under ``/ms/``; None for other paths."""
+    """(tenant, ``authorize`` | ``token`` | ``devicecode``) of an Azure AD v2 path under ``/ms/``; None for other paths."""
     if not path.startswith(MICROSOFT_PREFIX):
         return None
     parts = path[len(MICROSOFT_PREFIX):].split("/")
-    if len(parts) == 4 and parts[0] and parts[1:3] == ["oauth2", "v2.0"] and parts[3] in ("authorize", "token"):
+    if len(parts) == 4 and parts[0] and parts[1:3] == ["oauth2", "v2.0"] and parts[3] in ("authorize", "token", "devicecode"):
         return urllib.parse.unquote(parts[0]), parts[3]
     return None
 
@@ -949,6 +1128,17 @@ class TokenEndpointApp:
             if method != "GET":
                 return HttpResponse.error_page(405, "invalid_request", "Use GET.")
             return self._authorize(url.path, url.query, tenant=microsoft[0] if microsoft else None)
+        if url.path == DEVICE_CODE_PATH or (microsoft and microsoft[1] == "devicecode"):
+            if method != "POST":
+                return HttpResponse.of_json(405, {"error": "invalid_request", "error_description": "Use POST."})
+            return self._device_code(url.path, url.query, headers, body, origin=f"{scheme}://{headers.get('Host', '')}",
+                                     tenant=microsoft[0] if microsoft else None)
+        if url.path == DEVICE_VERIFICATION_PATH:
+            return device_verification_page(url.query)
+        if url.path in (DEVICE_APPROVE_PATH, DEVICE_DENY_PATH):
+            if method != "POST":
+                return HttpResponse.of_json(405, {"error": "invalid_request", "error_description": "Use POST."})
+            return self._device_decision(url.path, headers, body, approve=url.path == DEVICE_APPROVE_PATH)
         if url.path == TOKEN_PATH or microsoft:
             if method != "POST":
                 return HttpResponse.of_json(405, {"error": "invalid_request", "error_description": "Use POST."})
@@ -1058,18 +1248,66 @@ class TokenEndpointApp:
             answer["scope"] = scope  # Google echoes the granted scopes
         return HttpResponse.redirect(redirect_uri, answer)
 
+    def _device_code(self, path: str, query: str, headers: t.Mapping[str, str], body: bytes, *, origin: str,
+                     tenant: str | None) -> HttpResponse:
+        """The device authorization endpoint (RFC 8628 section 3.1): a device code, a user code and where to enter it."""
+        form = parse_form(body)
+        client_id, client_secret = client_credentials(headers, form)
+        scope = " ".join(form.get("scope", "").split())
+        try:
+            switches = DeviceSwitches.parse(query)
+        except ValueError as error:
+            self._log_request(path, form, headers, "unknown_switch", client_id=client_id, tenant=tenant, switches=query)
+            return HttpResponse.of_json(400, {"error": "unknown_switch", "error_description": str(error)})
+        try:
+            client = self.authority.authenticate_public_client(client_id, client_secret)
+            if not scope:
+                raise OAuthError(400, "invalid_scope", "Missing required parameter: scope")
+        except OAuthError as error:
+            self._log_request(path, form, headers, error.error, client_id=client_id, tenant=tenant, switches=query)
+            return HttpResponse.of_json(error.status, error.as_json())
+        grant = self.authority.issue_device_code(
+            client.client_id, scope, account=self.account if tenant is None else self.microsoft_account,
+            # Google's device flow always returns a refresh token; Azure AD's for offline_access.
+            offline=tenant is None or "offline_access" in scope.split(),
+            refusal="access_denied" if tenant is None else "authorization_declined", switches=switches)
+        verification_uri = f"{origin}{DEVICE_VERIFICATION_PATH}"
+        answer: dict[str, t.Any] = {"device_code": grant.device_code, "user_code": grant.user_code,
+                                    "verification_uri": verification_uri, "expires_in": switches.expires_in,
+                                    "interval": switches.interval}
+        if tenant is None:
+            answer["verification_uri_complete"] = f"{verification_uri}?{urllib.parse.urlencode({'user_code': grant.user_code})}"
+        else:
+            answer["message"] = (f"To sign in, use a web browser to open the page {verification_uri} and enter the code "
+                                 f"{grant.user_code} to authenticate.")
+        self._log_request(path, form, headers, "device_code_issued", client_id=client.client_id, tenant=tenant, switches=query)
+        return HttpResponse.of_json(200, answer)
+
+    def _device_decision(self, path: str, headers: t.Mapping[str, str], body: bytes, *, approve: bool) -> HttpResponse:
+        """The user's answer at the verification page: ``user_code`` (and optionally ``account``) approved or denied."""
+        form = parse_form(body)
+        user_code = form.get("user_code", "")
+        decided = self.authority.decide_device_code(user_code, approve=approve, account=form.get("account") or None)
+        outcome = ("approved" if approve else "denied") if decided else "invalid_user_code"
+        self._log_request(path, {}, headers, outcome)
+        if not decided:
+            return HttpResponse.of_json(400, {"error": "invalid_user_code",
+                                              "error_description": "No pending device code has this user code."})
+        return HttpResponse.of_json(200, {"user_code": user_code, "status": outcome})
+
     def _token(self, path: str, headers: t.Mapping[str, str], body: bytes, endpoint_url: str, *,
                tenant: str | None = None, fault: str | None = None, log: bool = True,
                refresh_token_expires_in: int | None = None) -> HttpResponse:
         """Answer a token request; logged (with ``fault``, the spec of a fault path) unless ``log`` is False.
 
         ``refresh_token_expires_in`` is added to an answer that carries or stands for a refresh token (a refresh, a
-        code exchange), as Google states the rest of a time-limited grant.
+        code exchange, a device grant), as Google states the rest of a time-limited grant.
         """
         form = parse_form(body)
         client_id, client_secret = client_credentials(headers, form)
         log_form: t.Mapping[str, str | None] = form
         subject = None
+        switches = self.authority.device_switches(form.get("device_code")) if form.get("grant_type") == DEVICE_CODE_GRANT else None
         if form.get("grant_type") == JWT_BEARER_GRANT:
             # The client is named inside the assertion; log its claims, never the assertion.
             claims = unverified_jwt_claims(form.get("assertion"))
@@ -1080,12 +1318,12 @@ class TokenEndpointApp:
         except OAuthError as error:
             if log:
                 self._log_request(path, log_form, headers, error.error, client_id=client_id, tenant=tenant, fault=fault,
-                                  subject=subject)
+                                  subject=subject, switches=switches)
             return HttpResponse.of_json(error.status, error.as_json())
         if log:
             self._log_request(path, log_form, headers, "issued", client_id=client_id, tenant=tenant, fault=fault,
-                              subject=subject)
-        if refresh_token_expires_in is not None and form.get("grant_type") in ("refresh_token", "authorization_code"):
+                              subject=subject, switches=switches)
+        if refresh_token_expires_in is not None and form.get("grant_type") in ("refresh_token", "authorization_code", DEVICE_CODE_GRANT):
             answer["refresh_token_expires_in"] = refresh_token_expires_in
         return HttpResponse.of_json(200, answer)
 
@@ -1102,6 +1340,8 @@ class TokenEndpointApp:
             issued = self.authority.redeem_client_credentials(tenant=tenant, client_id=client_id, client_secret=client_secret,
                                                               form=form, endpoint_url=endpoint_url)
             return access_token_answer(issued, microsoft=True, with_scope=False)
+        if grant_type == DEVICE_CODE_GRANT:
+            return self._device_token(form, client_id, client_secret, tenant=tenant)
         if grant_type not in ("refresh_token", "authorization_code"):
             raise OAuthError(400, "unsupported_grant_type")
         client = self.authority.authenticate_client(client_id, client_secret)
@@ -1124,20 +1364,16 @@ class TokenEndpointApp:
             raise OAuthError(400, "invalid_request", "Missing required parameter: code")
         record, issued, refresh_token = self.authority.redeem_authorization_code(
             client, code, form.get("redirect_uri"), form.get("code_verifier"))
-        answer = access_token_answer(issued, microsoft=tenant is not None)
-        if tenant is not None:
-            answer["scope"] = resource_scope(record.scope)  # Azure AD leaves offline_access and openid out
-        if refresh_token is not None:
-            answer["refresh_token"] = refresh_token
-        if "openid" in record.scope.split():
-            now = int(time.time())
-            claims = {"iss": "https://accounts.google.com" if tenant is None else f"https://login.microsoftonline.com/{tenant}/v2.0",
-                      "aud": client.client_id, "sub": hashlib.sha256(record.account.encode()).hexdigest()[:21],
-                      "email": record.account, "email_verified": True, "iat": now, "exp": now + ACCESS_TOKEN_LIFETIME_SECONDS}
-            if tenant is not None:
-                claims["preferred_username"] = record.account
-            answer["id_token"] = unsigned_id_token(claims, client.client_secret)
-        return answer
+        return consent_answer(client, record.account, record.scope, issued, refresh_token, tenant=tenant)
+
+    def _device_token(self, form: t.Mapping[str, str], client_id: str | None, client_secret: str | None, *,
+                      tenant: str | None) -> dict[str, t.Any]:
+        client = self.authority.authenticate_public_client(client_id, client_secret)
+        device_code = form.get("device_code")
+        if not device_code:
+            raise OAuthError(400, "invalid_request", "Missing required parameter: device_code")
+        grant, issued, refresh_token = self.authority.poll_device_code(client, device_code)
+        return consent_answer(client, grant.account, grant.scope, issued, refresh_token, tenant=tenant)
 
     def _tokeninfo(self, path: str, query: str, headers: t.Mapping[str, str], body: bytes) -> HttpResponse:
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
@@ -1171,6 +1407,7 @@ class TokenEndpointApp:
     def _log_request(
         self, path: str, form: t.Mapping[str, str | None], headers: t.Mapping[str, str], outcome: str, *,
         client_id: str | None = None, tenant: str | None = None, fault: str | None = None, subject: str | None = None,
+        switches: str | None = None,
     ) -> None:
         """Append one JSON line about a request; holds no secret (no tokens, codes, verifiers, client secrets,
         keys or assertions)."""
@@ -1189,10 +1426,41 @@ class TokenEndpointApp:
             entry["fault"] = fault
         if subject is not None:
             entry["subject"] = subject
+        if switches is not None:
+            entry["switches"] = switches
         if form.get("scope") is not None:
             entry["scope"] = form.get("scope")
         with self._log_lock, self.token_log.open("a", encoding="utf-8") as log_file:
             log_file.write(json.dumps(entry) + "\n")
+
+
+def consent_answer(client: OAuthClient, account: str, scope: str, issued: AccessToken, refresh_token: str | None, *,
+                   tenant: str | None) -> dict[str, t.Any]:
+    """The token endpoint's JSON after a user's consent (a code exchange or a device code), Google- or Azure AD-shaped;
+    with an ID token naming ``account`` when ``scope`` has ``openid``."""
+    answer = access_token_answer(issued, microsoft=tenant is not None)
+    if tenant is not None:
+        answer["scope"] = resource_scope(scope)  # Azure AD leaves offline_access and openid out
+    if refresh_token is not None:
+        answer["refresh_token"] = refresh_token
+    if "openid" in scope.split():
+        now = int(time.time())
+        claims = {"iss": "https://accounts.google.com" if tenant is None else f"https://login.microsoftonline.com/{tenant}/v2.0",
+                  "aud": client.client_id, "sub": hashlib.sha256(account.encode()).hexdigest()[:21],
+                  "email": account, "email_verified": True, "iat": now, "exp": now + ACCESS_TOKEN_LIFETIME_SECONDS}
+        if tenant is not None:
+            claims["preferred_username"] = account
+        answer["id_token"] = unsigned_id_token(claims, client.client_secret)
+    return answer
+
+
+def device_verification_page(query: str) -> HttpResponse:
+    """The page a user opens to enter a user code (pre-filled from ``?user_code=``), then approve or deny."""
+    user_code = html.escape(dict(urllib.parse.parse_qsl(query)).get("user_code", ""), quote=True)
+    page = (f"<!DOCTYPE html><html><body><h1>Sandbox device sign-in</h1><form method=\"post\" action=\"{DEVICE_APPROVE_PATH}\">"
+            f"<label>Code <input name=\"user_code\" value=\"{user_code}\"></label>"
+            f"<button>Allow</button><button formaction=\"{DEVICE_DENY_PATH}\">Deny</button></form></body></html>")
+    return HttpResponse(200, page.encode("utf-8"), "text/html; charset=utf-8")
 
 
 def fault_route(path: str) -> str | None:
@@ -1836,6 +2104,11 @@ class Sandbox:
             # Keep {tenant}: the collection fills it in from its tenant option, as for login.microsoftonline.com.
             "microsoft_token_uri": f"{https}{MICROSOFT_TOKEN_PATH}",
             "microsoft_auth_uri": f"{https}{MICROSOFT_AUTHORIZE_PATH}",
+            "microsoft_device_authorization_uri": f"{https}{MICROSOFT_DEVICE_CODE_PATH}",
+            "device_authorization_uri": f"{https}{DEVICE_CODE_PATH}",
+            "device_verification_uri": f"{https}{DEVICE_VERIFICATION_PATH}",
+            "device_approve_uri": f"{https}{DEVICE_APPROVE_PATH}",
+            "device_deny_uri": f"{https}{DEVICE_DENY_PATH}",
             "smtp_ssl_port": smtp_ssl_port,
             "smtp_starttls_port": smtp_starttls_port,
             "smtp_untrusted_port": smtp_untrusted_port,

@@ -17,7 +17,7 @@ from ansible.utils.display import Display
 from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
-from ansible_collections.smail.xoauth2.plugins.plugin_utils import _client_secrets, _consent
+from ansible_collections.smail.xoauth2.plugins.plugin_utils import _client_secrets, _consent, _device_flow
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._secret_results import hide_from_output
 
 display = Display()
@@ -34,8 +34,9 @@ AUTHORIZE_ARGSPEC = merge_argspecs(
     {
         "client_secrets_file": {"type": "path", "no_log": False},
         "auth_uri": {"type": "str"},
+        "device_authorization_uri": {"type": "str"},
         "login_hint": {"type": "str"},
-        "mode": {"type": "str", "default": "loopback", "choices": ["loopback", "manual"]},
+        "mode": {"type": "str", "default": "loopback", "choices": ["loopback", "manual", "device"], "aliases": ["flow"]},
         "port": {"type": "int", "default": 0},
         "timeout": {"type": "int", "default": 300},
         "open_browser": {"type": "bool", "default": True},
@@ -93,7 +94,8 @@ def record_refresh_token(args: t.Mapping[str, t.Any], authorization: _consent.Au
 
 
 class ActionModule(ActionBase):
-    """Run the consent on the controller: loopback (a browser here) or manual (a browser anywhere, two tasks)."""
+    """Run the consent on the controller: loopback (a browser here), manual (a browser anywhere, two tasks) or device
+    (a code entered on any device, RFC 8628)."""
 
     TRANSFERS_FILES = False
     _supports_check_mode = False
@@ -116,43 +118,26 @@ class ActionModule(ActionBase):
         from_file = _client_secrets.read_client_secrets(self, args["client_secrets_file"]) if args.get("client_secrets_file") else None
         if from_file is not None and from_file.client_secret:
             secrets.add(from_file.client_secret)
-        client = _consent.resolve_client(
-            provider=args["provider"], client_id=args.get("client_id"), client_secret=args.get("client_secret"),
-            auth_uri=args.get("auth_uri"), token_uri=args.get("token_uri"), tenant=args.get("tenant"),
-            scopes=args.get("scopes"), client_secrets=from_file,
-        )
         if not 0 <= args["port"] <= 65535:
             raise OptionError("port", "must be between 0 and 65535")
-        tls = _oauth2.TLSSettings(validate_certs=args["validate_certs"], ca_path=args.get("ca_path"))
-        login_hint = args.get("login_hint")
-        if args["mode"] == "manual":
-            store = _consent.PendingStore()
-            if not args.get("authorization_response"):
-                pending = _consent.start_manual(client, store=store, port=args["port"], login_hint=login_hint)
-                display.display(f"smail.xoauth2.authorize: open this URL in a browser, allow access, then give the address "
-                                f"of the page it lands on (starting with {pending.redirect_uri}) as authorization_response "
-                                f"within {_consent.PENDING_LIFETIME_SECONDS // 60} minutes:\n{pending.url}")
-                return {
-                    "changed": False,
-                    "authorization_url": pending.url,
-                    "redirect_uri": pending.redirect_uri,
-                    "msg": "Open authorization_url, allow access, and run this task again with authorization_response set "
-                           "to the address the browser lands on.",
-                }
-            authorization = _consent.finish_manual(client, args["authorization_response"], store=store, tls=tls,
-                                                   login_hint=login_hint)
-        else:
+        if args["mode"] != "manual":
             if args.get("authorization_response"):
                 raise OptionError("authorization_response", "is for mode=manual")
             if args["timeout"] <= 0:
                 raise OptionError("timeout", "must be a positive number of seconds")
-            authorization = _consent.run_loopback(
-                client, port=args["port"], timeout=args["timeout"], login_hint=login_hint, tls=tls,
-                announce=lambda url: display.display(
-                    f"smail.xoauth2.authorize: waiting up to {args['timeout']} seconds for the consent. If no browser "
-                    f"opens, open this URL in a browser on this machine:\n{url}"),
-                open_browser=open_in_browser if args["open_browser"] else None,
+        tls = _oauth2.TLSSettings(validate_certs=args["validate_certs"], ca_path=args.get("ca_path"))
+        if args["mode"] == "device":
+            authorization = self._device(args, from_file, tls, secrets)
+        else:
+            client = _consent.resolve_client(
+                provider=args["provider"], client_id=args.get("client_id"), client_secret=args.get("client_secret"),
+                auth_uri=args.get("auth_uri"), token_uri=args.get("token_uri"), tenant=args.get("tenant"),
+                scopes=args.get("scopes"), client_secrets=from_file,
             )
+            if args["mode"] == "manual" and not args.get("authorization_response"):
+                return self._start_manual(client, args)
+            authorization = (self._finish_manual(client, args, tls) if args["mode"] == "manual"
+                             else self._loopback(client, args, tls))
         account = f" for {authorization.account}" if authorization.account else ""
         expires_at = _refresh_expiry.iso_utc(authorization.refresh_token_expires_at)
         expiry = f"; the token endpoint says it expires at {expires_at}" if expires_at else ""
@@ -163,3 +148,55 @@ class ActionModule(ActionBase):
         if warning:
             result["warnings"] = [warning]
         return result
+
+    @staticmethod
+    def _start_manual(client: _consent.ConsentClient, args: dict[str, t.Any]) -> dict[str, t.Any]:
+        pending = _consent.start_manual(client, store=_consent.PendingStore(), port=args["port"], login_hint=args.get("login_hint"))
+        display.display(f"smail.xoauth2.authorize: open this URL in a browser, allow access, then give the address "
+                        f"of the page it lands on (starting with {pending.redirect_uri}) as authorization_response "
+                        f"within {_consent.PENDING_LIFETIME_SECONDS // 60} minutes:\n{pending.url}")
+        return {
+            "changed": False,
+            "authorization_url": pending.url,
+            "redirect_uri": pending.redirect_uri,
+            "msg": "Open authorization_url, allow access, and run this task again with authorization_response set "
+                   "to the address the browser lands on.",
+        }
+
+    @staticmethod
+    def _finish_manual(client: _consent.ConsentClient, args: dict[str, t.Any],
+                       tls: _oauth2.TLSSettings) -> _consent.Authorization:
+        return _consent.finish_manual(client, args["authorization_response"], store=_consent.PendingStore(), tls=tls,
+                                      login_hint=args.get("login_hint"))
+
+    @staticmethod
+    def _loopback(client: _consent.ConsentClient, args: dict[str, t.Any], tls: _oauth2.TLSSettings) -> _consent.Authorization:
+        return _consent.run_loopback(
+            client, port=args["port"], timeout=args["timeout"], login_hint=args.get("login_hint"), tls=tls,
+            announce=lambda url: display.display(
+                f"smail.xoauth2.authorize: waiting up to {args['timeout']} seconds for the consent. If no browser "
+                f"opens, open this URL in a browser on this machine:\n{url}"),
+            open_browser=open_in_browser if args["open_browser"] else None,
+        )
+
+    @staticmethod
+    def _device(args: dict[str, t.Any], from_file: _client_secrets.ClientSecrets | None, tls: _oauth2.TLSSettings,
+                secrets: set[str]) -> _consent.Authorization:
+        client = _device_flow.resolve_device_client(
+            provider=args["provider"], client_id=args.get("client_id"), client_secret=args.get("client_secret"),
+            device_authorization_uri=args.get("device_authorization_uri"), token_uri=args.get("token_uri"),
+            tenant=args.get("tenant"), scopes=args.get("scopes"), client_secrets=from_file,
+        )
+
+        def announce(authorization: _device_flow.DeviceAuthorization) -> None:
+            # The device code obtains the tokens: it must never reach the output, even through an endpoint's message.
+            secrets.add(authorization.device_code)
+            wait = min(args["timeout"], authorization.expires_in)
+            complete = (f"\nor open {authorization.verification_uri_complete} , which carries the code"
+                        if authorization.verification_uri_complete else "")
+            display.display(f"smail.xoauth2.authorize: on any device, open {authorization.verification_uri} and enter "
+                            f"the code {authorization.user_code}{complete}\nthen sign in and allow access; waiting up "
+                            f"to {wait} seconds.")
+
+        return _device_flow.run_device_flow(client, timeout=args["timeout"], tls=tls, announce=announce,
+                                            login_hint=args.get("login_hint"))

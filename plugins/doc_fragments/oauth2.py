@@ -78,8 +78,13 @@ options:
     type: str
   token_uri:
     description:
-      - The token endpoint. Defaults to the O(provider)'s.
+      - The token endpoint. Defaults to the O(provider)'s; with O(grant=service_account), to the C(token_uri) of
+        O(service_account_key) first (C(https://oauth2.googleapis.com/token) in Google's key files).
       - If not set, the environment variable E(SMAIL_XOAUTH2_TOKEN_URI) is used, then the O(token_ini) file's C(TokenURI).
+      - It may contain C({tenant}), as the Microsoft endpoints do, for example
+        C(https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token); it is replaced by O(tenant) (C(common) when
+        not set), also when the endpoint comes from the environment, O(token_ini) or the key.
+      - It must be C(https://); plain C(http://) is refused (V(invalid_option)) unless the host is a loopback address.
     type: str
   tenant:
     description:

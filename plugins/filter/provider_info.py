@@ -10,7 +10,7 @@ short_description: What the collection knows about an OAuth 2.0 mail provider
 version_added: 0.2.0
 description:
   - Returns the collection's registry entry of a provider (V(google), V(microsoft), V(custom)), with its SMTP server, port and
-    TLS mode, token and authorization endpoints, grants and default scopes.
+    TLS mode, token, authorization and device authorization endpoints, grants and default scopes.
   - The roles take their per-provider defaults from it, so they always agree with the modules.
 author:
   - smail.xoauth2 maintainers (@smail-xoauth2)
@@ -49,6 +49,11 @@ _value:
       type: str
     auth_uri:
       description: The authorization endpoint, with C({tenant}) for Microsoft; null for V(custom).
+      type: str
+    device_authorization_uri:
+      description:
+        - The device authorization endpoint (RFC 8628) of M(smail.xoauth2.authorize) O(smail.xoauth2.authorize#module:mode=device),
+          with C({tenant}); null for V(google) (its device flow does not allow the Gmail scope) and V(custom).
       type: str
     grants:
       description: The grants the provider supports.

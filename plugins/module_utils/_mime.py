@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import functools
 import re
 import typing as t
 from email import policy
@@ -238,6 +239,15 @@ class _HeaderFolder:
             self.lines[-1] += " " + self._encoded_word(text[:count])
             text = text[count:]
 
+    def encoded_words(self, text: str, *, room: int) -> list[str]:
+        """``text`` as encoded words of at most ``room`` characters each (one character's word when none fits)."""
+        words = []
+        while text:
+            count = max(self._chars_that_fit(text, room), 1)
+            words.append(self._encoded_word(text[:count]))
+            text = text[count:]
+        return words
+
     def value(self) -> str:
         """The value for ``Message.set_raw``: the lines after ``Name: ``, joined by CRLF."""
         return "\r\n".join(self.lines)[len(self.name) + 2:]
@@ -258,6 +268,47 @@ class _HeaderFolder:
             bad = exc.object[exc.start:exc.end]
             raise ValueError(f"{self.name}: {bad!r} cannot be encoded in {self.charset}") from None
         return f"=?{self.charset}?b?{base64.b64encode(encoded).decode('ascii')}?="
+
+
+# --- attachment names as RFC 2047 encoded words ----------------------------------------------
+
+
+def encoded_word_attachment_names(msg: EmailMessage, charset: str) -> None:
+    """Write each attachment's non-ASCII file name as RFC 2047 'B' encoded words in ``charset`` inside the quoted
+    ``filename`` of Content-Disposition and ``name`` of Content-Type (``filename="=?iso-2022-jp?b?...?="``), the form
+    SMAIL and Japanese mail clients write and read, instead of policy SMTP's RFC 2231 ``filename*=utf-8''...``.
+    ASCII names stay as they are; lines stay within 78 characters. Raise ValueError when a name cannot be encoded
+    in ``charset``."""
+    for part in msg.iter_attachments():
+        filename = part.get_filename()
+        if not filename or filename.isascii():
+            continue
+        words = _encoded_words(filename, charset=charset, name=repr(filename))
+        disposition = part.get_content_disposition() or "attachment"
+        content_type = part.get_content_type()
+        transform = functools.partial(_named_part_header, words=words, disposition=disposition, content_type=content_type)
+        _rewrite_headers(part, transform=transform)
+
+
+def _named_part_header(name: str, _value: HeaderValue, *, words: list[str], disposition: str, content_type: str) -> str | None:
+    if name.lower() == "content-disposition":
+        return _quoted_words_parameter(disposition, "filename", words)
+    if name.lower() == "content-type":
+        return _quoted_words_parameter(content_type, "name", words)
+    return None
+
+
+def _quoted_words_parameter(value: str, parameter: str, words: list[str]) -> str:
+    """``value;`` then ``parameter="word1`` CRLF `` word2"`` ..., one encoded word a line (the value for set_raw)."""
+    lines = [f"{value};", f' {parameter}="{words[0]}']
+    lines += [f" {word}" for word in words[1:]]
+    lines[-1] += '"'
+    return "\r\n".join(lines)
+
+
+def _encoded_words(text: str, *, charset: str, name: str) -> list[str]:
+    """``text`` as encoded words short enough that `` filename="`` + a word + ``";`` fits a 78-character line."""
+    return _HeaderFolder(name=name, charset=charset).encoded_words(text, room=_MAX_LINE - len(' filename="";'))
 
 
 # --- the text alternative of an HTML body ----------------------------------------------------

@@ -4,11 +4,11 @@
 
 """The provider registry: everything the collection knows about Google, Microsoft and custom OAuth 2.0 mail servers.
 
-One entry per provider: its authorization and token endpoints (``{tenant}`` in Microsoft's), the scopes each grant
-asks for, the SMTP server, the grants it supports, and hints for the server replies users meet. The token core,
-the consent flow, the ``token_ini`` action, the mail defaults, the roles (through the ``provider_info`` filter) and
-the ``choices`` of every ``provider`` and ``grant`` option derive from this file; a unit test fails when a copy
-drifts. Adding a provider is one entry here.
+One entry per provider: its authorization, token and device authorization endpoints (``{tenant}`` in Microsoft's),
+the scopes each grant asks for, the SMTP server, the grants it supports, whether its device flow can issue a mail
+token, and hints for the server replies users meet. The token core, the consent flow, the ``token_ini`` action, the
+mail defaults, the roles (through the ``provider_info`` filter) and the ``choices`` of every ``provider`` and
+``grant`` option derive from this file; a unit test fails when a copy drifts. Adding a provider is one entry here.
 
 This file is private to the collection and has no Ansible imports.
 """
@@ -61,6 +61,10 @@ class Provider(t.NamedTuple):
     reply_hints: tuple[ReplyHint, ...] = ()
     #: Hints for the token endpoint's error codes on a refresh, over the generic ones (``invalid_grant`` for Google).
     refresh_error_hints: t.Mapping[str, str] = {}
+    #: The device authorization endpoint (RFC 8628) of the consent's device mode; None: the option must name one.
+    device_authorization_uri: str | None = None
+    #: Why the provider's device flow cannot issue a token that sends mail; when set, device mode is refused.
+    device_flow_refusal: str | None = None
 
     @property
     def grants(self) -> tuple[str, ...]:
@@ -76,7 +80,8 @@ class Provider(t.NamedTuple):
 
     def endpoint(self, which: str, *, explicit: str | None, tenant: str | None, grant: str = REFRESH_TOKEN,
                  option: str | None = None) -> str:
-        """The ``auth_uri`` or ``token_uri`` to use: ``explicit`` or the provider's, tenant filled in, https checked."""
+        """The ``auth_uri``, ``token_uri`` or ``device_authorization_uri`` to use: ``explicit`` or the provider's, tenant
+        filled in, https checked."""
         option = option or which
         template = explicit or getattr(self, which)
         if not template:
@@ -142,6 +147,8 @@ PROVIDERS: t.Mapping[str, Provider] = {
         consent_params=_OFFLINE_CONSENT,
         reply_hints=_GOOGLE_HINTS,
         refresh_error_hints=_GOOGLE_REFRESH_ERROR_HINTS,
+        device_flow_refusal=f"Google does not allow the Gmail scope {GOOGLE_MAIL_SCOPE} on its device flow "
+                            "(OAuth 2.0 for TV and limited-input devices)",
     ),
     "microsoft": Provider(
         name="microsoft",
@@ -155,6 +162,7 @@ PROVIDERS: t.Mapping[str, Provider] = {
         smtp_secure="starttls",
         tenant_required_for=(CLIENT_CREDENTIALS,),
         reply_hints=_MICROSOFT_HINTS,
+        device_authorization_uri="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
     ),
     "custom": Provider(
         name="custom",
@@ -196,4 +204,5 @@ def describe(name: str) -> dict[str, t.Any]:
     provider = get_provider(name)
     return {"name": provider.name, "smtp_host": provider.smtp_host, "smtp_port": provider.smtp_port,
             "smtp_secure": provider.smtp_secure, "token_uri": provider.token_uri, "auth_uri": provider.auth_uri,
+            "device_authorization_uri": provider.device_authorization_uri,
             "grants": list(provider.grants), "scopes": {grant: list(scopes) for grant, scopes in provider.scopes.items()}}

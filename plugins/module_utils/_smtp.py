@@ -259,6 +259,9 @@ class MessageSpec(t.NamedTuple):
     attachments: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     message_id_domain: str | None = None
+    #: How non-ASCII attachment names are written: ``rfc2231`` (``filename*=utf-8''...``), ``rfc2047`` (encoded words
+    #: in ``charset``, as SMAIL and Japanese mail clients write them) or ``auto`` (rfc2047 for ISO-2022-JP).
+    attachment_name_encoding: str = "auto"
 
 
 #: Headers whose value repeats across the mails of a batch: the sender, the date (to the second) and the MIME headers
@@ -335,6 +338,10 @@ def parse_address(value: str, *, option: str) -> Address:
         raise OptionError(option, f"{value!r} is not a mail address: {exc}") from None
 
 
+#: The values of MessageSpec.attachment_name_encoding (the module option of that name).
+ATTACHMENT_NAME_ENCODINGS = ("auto", "rfc2231", "rfc2047")
+
+
 def build_message(spec: MessageSpec) -> EmailMessage:
     """An RFC 5322 message (policy SMTP: CRLF, folded, encoded headers) with Date and Message-ID."""
     if spec.subtype not in ("plain", "html"):
@@ -379,14 +386,24 @@ def build_message(spec: MessageSpec) -> EmailMessage:
             msg.set_content(spec.body, charset=spec.charset)
     except UnicodeEncodeError:
         raise OptionError("charset", f"the body contains characters that {spec.charset} cannot encode") from None
+    if spec.attachment_name_encoding not in ATTACHMENT_NAME_ENCODINGS:
+        raise OptionError("attachment_name_encoding", f"must be one of {', '.join(ATTACHMENT_NAME_ENCODINGS)}")
     for path in spec.attachments:
         _attach_file(msg, path)
-    if spec.charset.lower().replace("_", "-") == "iso-2022-jp":
+    japanese = spec.charset.lower().replace("_", "-") == "iso-2022-jp"
+    if japanese:
         from ansible_collections.smail.xoauth2.plugins.module_utils import _mime  # pylint: disable=import-outside-toplevel
         try:
             _mime.japanese_headers(msg)
         except ValueError as exc:
             raise OptionError("charset", f"a header cannot be written in ISO-2022-JP: {exc}") from None
+    if spec.attachments and (spec.attachment_name_encoding == "rfc2047"
+                             or (spec.attachment_name_encoding == "auto" and japanese)):
+        from ansible_collections.smail.xoauth2.plugins.module_utils import _mime  # pylint: disable=import-outside-toplevel
+        try:
+            _mime.encoded_word_attachment_names(msg, spec.charset)
+        except ValueError as exc:
+            raise OptionError("attach", f"the file name {exc}; attachment_name_encoding=rfc2231 writes it in UTF-8") from None
     return msg
 
 

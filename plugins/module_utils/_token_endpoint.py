@@ -79,8 +79,8 @@ _CLIENT_CREDENTIALS_HINTS = {
 
 
 def token_endpoint_error(code: str, description: str, *, request: str = "the refresh",
-                         hints: t.Mapping[str, str] | None = None) -> TokenError:
-    """A TokenError for an OAuth error answer (RFC 6749 section 5.2) to ``request``.
+                         hints: t.Mapping[str, str] | None = None, endpoint: str = "token endpoint") -> TokenError:
+    """A TokenError for an OAuth error answer (RFC 6749 section 5.2) of ``endpoint`` to ``request``.
 
     Known codes (those with a hint) are kept as the error code; others become ``token_endpoint_error``. ``hints``
     adds or replaces hints, for requests other than a refresh.
@@ -88,7 +88,7 @@ def token_endpoint_error(code: str, description: str, *, request: str = "the ref
     known_hints = {**_ENDPOINT_ERROR_HINTS, **(hints or {})}
     hint = known_hints.get(code)
     known = code if code in known_hints else "token_endpoint_error"
-    return TokenError(known, f"The token endpoint refused {request}: {code}: {description}".rstrip(": "), hint=hint,
+    return TokenError(known, f"The {endpoint} refused {request}: {code}: {description}".rstrip(": "), hint=hint,
                       details={"endpoint_error": code})
 
 
@@ -189,6 +189,35 @@ def _requests_session(token_uri: str, tls: TLSSettings):
         session.verify = tls.ca_path if (tls.ca_path and tls.validate_certs) else tls.validate_certs
     refuse_redirects(session, token_uri=token_uri)
     return session
+
+
+def post_form(uri: str, form: t.Mapping[str, str], *, tls: TLSSettings) -> tuple[int, dict[str, t.Any]]:
+    """POST ``form`` to the OAuth endpoint ``uri``: the status and JSON object of its answer, errors included.
+
+    Raises TokenError: ``token_endpoint_unavailable`` (transient) for 5xx, 408 and 429, ``token_endpoint_bad_response``
+    for an answer that is no JSON object, the transport's codes, and ``token_endpoint_redirect`` (never followed).
+    """
+    try:
+        import requests  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        raise MissingLibraryError("requests", exc) from None
+    session = _requests_session(uri, tls)
+    try:
+        response = session.post(uri, data=dict(form), timeout=tls.timeout, headers={"Accept": "application/json"})
+    except requests.exceptions.RequestException as exc:
+        raise transport_error(exc, token_uri=uri) from None
+    finally:
+        session.close()
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        raise TokenError("token_endpoint_unavailable", f"The token endpoint {uri} answered {response.status_code}.",
+                         hint="The provider has an outage or limits the rate; the mail can wait in spool_dir.", transient=True)
+    if not isinstance(data, dict):
+        raise bad_response_error(f"The token endpoint {uri} answered {response.status_code} without JSON.")
+    return response.status_code, data
 
 
 def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = None) -> AccessToken:
@@ -325,28 +354,9 @@ def client_credentials_token(grant: ClientCredentialsGrant, *, tls: TLSSettings 
                     client_assertion=client_assertion(grant))
     else:
         form["client_secret"] = grant.client_secret or ""
-    try:
-        import requests  # pylint: disable=import-outside-toplevel
-    except ImportError as exc:
-        raise MissingLibraryError("requests", exc) from None
-    session = _requests_session(grant.token_uri, tls)
-    try:
-        response = session.post(grant.token_uri, data=form, timeout=tls.timeout, headers={"Accept": "application/json"})
-    except requests.exceptions.RequestException as exc:
-        raise transport_error(exc, token_uri=grant.token_uri) from None
-    finally:
-        session.close()
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if response.status_code >= 500 or response.status_code in (408, 429):
-        raise TokenError("token_endpoint_unavailable", f"The token endpoint {grant.token_uri} answered {response.status_code}.",
-                         hint="The provider has an outage or limits the rate; the mail can wait in spool_dir.", transient=True)
-    if not isinstance(data, dict):
-        raise bad_response_error(f"The token endpoint {grant.token_uri} answered {response.status_code} without JSON.")
-    if response.status_code != 200 or data.get("error"):
-        raise token_endpoint_error(str(data.get("error") or response.status_code), str(data.get("error_description") or ""),
+    status, data = post_form(grant.token_uri, form, tls=tls)
+    if status != 200 or data.get("error"):
+        raise token_endpoint_error(str(data.get("error") or status), str(data.get("error_description") or ""),
                                    request="the client credentials request", hints=_CLIENT_CREDENTIALS_HINTS)
     token = data.get("access_token")
     if not isinstance(token, str) or not token:

@@ -14,8 +14,8 @@ version_added: 0.1.0
 description:
   - Runs the consent flow of a desktop OAuth client on the controller and returns the refresh token that
     M(smail.xoauth2.mail), M(smail.xoauth2.token_ini) and SMAIL need - what C(SmailRefreshToken.exe) does on Windows.
-  - It is the authorization code grant with PKCE (S256) and a random C(state). The browser is sent back to
-    C(http://127.0.0.1:PORT/) after the consent.
+  - In O(mode=loopback) and O(mode=manual) it is the authorization code grant with PKCE (S256) and a random
+    C(state). The browser is sent back to C(http://127.0.0.1:PORT/) after the consent.
   - In O(mode=loopback) the task listens on that address, shows the consent URL, opens the browser (Python's
     C(webbrowser), so E(BROWSER) is honoured), waits for the redirect, checks its C(state), tells the browser it may
     close the tab, and exchanges the code for the tokens.
@@ -24,6 +24,16 @@ description:
     address as O(authorization_response) (for example read with M(ansible.builtin.pause)) exchanges the code. The
     PKCE verifier waits in between in a file of mode C(0600) under C(~/.ansible/smail_xoauth2/pending/) of the
     controller user. It is deleted once used and ignored after 10 minutes.
+  - In O(mode=device), the device authorization grant (RFC 8628) for a controller without a browser, the task asks
+    O(device_authorization_uri) for a code and shows, at the default verbosity, the verification address and the user
+    code. Open that address on any device (a phone will do), enter the code, sign in and allow access. Meanwhile
+    the task polls the token endpoint at the interval the endpoint names (5 seconds unless it says otherwise, 5 more
+    after each C(slow_down) answer) until access is allowed or refused, the code expires, or O(timeout) passes. The
+    device code it polls with is never shown.
+  - O(mode=device) works with O(provider=microsoft) (the Entra ID app must allow public client flows) and with
+    O(provider=custom) and its O(device_authorization_uri). It is refused for O(provider=google) before any request -
+    Google does not allow the Gmail scope C(https://mail.google.com/) on its device flow. Use O(mode=loopback) or
+    O(mode=manual) there.
   - The refresh token is in the registered result. Because an action cannot mask one value and still hand it to the
     next task, a successful result is hidden from the output as a whole, as with C(no_log), at every verbosity.
     Register it and use it, for example with M(smail.xoauth2.token_ini) or the C(ansible.builtin.vault) filter.
@@ -31,7 +41,7 @@ description:
 author:
   - smail.xoauth2 maintainers (@smail-xoauth2)
 requirements:
-  - google-auth-oauthlib and requests on the controller
+  - requests on the controller, and google-auth-oauthlib for O(mode=loopback) and O(mode=manual)
 extends_documentation_fragment:
   - smail.xoauth2.attributes
   - smail.xoauth2.attributes.action
@@ -51,8 +61,8 @@ options:
       - V(google) uses C(https://accounts.google.com/o/oauth2/auth) and C(https://oauth2.googleapis.com/token), the scope
         C(https://mail.google.com/), and asks for C(access_type=offline) and C(prompt=consent) so that a refresh token is
         returned.
-      - V(microsoft) uses C(https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize) and C(.../token) and the
-        scopes C(https://outlook.office.com/SMTP.Send offline_access).
+      - V(microsoft) uses C(https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize), C(.../token) and, in
+        O(mode=device), C(.../devicecode), and the scopes C(https://outlook.office.com/SMTP.Send offline_access).
       - V(custom) has no endpoints or scopes of its own; it asks for a refresh token as V(google) does.
     type: str
     choices: [google, microsoft, custom]
@@ -78,6 +88,13 @@ options:
       - The authorization endpoint, where the browser is sent for the consent.
       - Defaults to the C(auth_uri) of O(client_secrets_file), then to the O(provider)'s. C({tenant}) is replaced by
         O(tenant).
+    type: str
+  device_authorization_uri:
+    description:
+      - The device authorization endpoint (RFC 8628) of O(mode=device). Like O(token_uri), it must be C(https://) (or
+        C(http://) to a loopback address).
+      - Defaults to the O(provider)'s - C(https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode) for
+        V(microsoft); required for V(custom). C({tenant}) is replaced by O(tenant).
     type: str
   token_uri:
     description:
@@ -105,9 +122,12 @@ options:
     description:
       - V(loopback) runs the whole consent in one task, with a browser on the controller.
       - V(manual) runs it in two tasks, with a browser anywhere; see the description.
+      - V(device) runs it in one task, with a code entered in a browser on any device (RFC 8628); see the description.
+        Not for O(provider=google).
     type: str
-    choices: [loopback, manual]
+    choices: [loopback, manual, device]
     default: loopback
+    aliases: [flow]
   port:
     description:
       - The port of C(http://127.0.0.1:PORT/), the redirect URI. V(0) picks a free one.
@@ -116,7 +136,8 @@ options:
     default: 0
   timeout:
     description:
-      - Seconds to wait for the consent in O(mode=loopback).
+      - Seconds to wait for the consent in O(mode=loopback) and O(mode=device). In O(mode=device) the wait also ends
+        when the device code expires (Microsoft's live 15 minutes), with RV(error=device_code_expired).
     type: int
     default: 300
   open_browser:
@@ -133,12 +154,13 @@ options:
     type: str
   validate_certs:
     description:
-      - Verify the certificate of the token endpoint. Set to V(false) only for tests.
+      - Verify the certificate of the token endpoint (and of O(device_authorization_uri)). Set to V(false) only for tests.
     type: bool
     default: true
   ca_path:
     description:
-      - A PEM file of CA certificates to trust for the token endpoint instead of the system's.
+      - A PEM file of CA certificates to trust for the token endpoint (and O(device_authorization_uri)) instead of the
+        system's.
     type: path
   token_cache:
     description:
@@ -157,7 +179,7 @@ options:
     type: path
     version_added: 0.2.0
 notes:
-  - The task blocks for up to O(timeout) seconds in O(mode=loopback).
+  - The task blocks for up to O(timeout) seconds in O(mode=loopback) and O(mode=device).
   - Google returns a refresh token on every consent thanks to C(prompt=consent). Apps whose publishing status is
     "Testing" get refresh tokens that expire after 7 days; publish the app (Google Cloud console, OAuth consent screen
     (Google Auth Platform > Audience), B(Publish app)) to get refresh tokens without that limit.
@@ -211,6 +233,15 @@ EXAMPLES = r"""
     client_id: "{{ m365_client_id }}"
     login_hint: reports@contoso.com
   register: consent
+
+- name: Microsoft 365 from a headless controller - enter the code shown on a phone or any other device
+  smail.xoauth2.authorize:
+    provider: microsoft
+    tenant: contoso.onmicrosoft.com
+    client_id: "{{ m365_client_id }}"
+    mode: device
+    timeout: 900
+  register: consent
 """
 
 RETURN = r"""
@@ -258,9 +289,12 @@ error:
     - The stable code of a failure - V(access_denied) (the consent was refused), V(state_mismatch) (the redirect
       belongs to another consent, or was already used), V(timeout) (no consent within O(timeout), or more than 10
       minutes between the runs of O(mode=manual)), V(invalid_grant) (the code expired or was used, or the PKCE verifier
-      does not match), V(redirect_uri_mismatch), V(invalid_client), V(authorization_error), V(no_refresh_token),
-      V(token_endpoint_unreachable), V(token_endpoint_tls), V(token_endpoint_bad_response), V(missing_library),
-      V(invalid_option).
+      does not match), V(redirect_uri_mismatch), V(invalid_client), V(unauthorized_client), V(authorization_error),
+      V(no_refresh_token), V(token_endpoint_unreachable), V(token_endpoint_tls), V(token_endpoint_bad_response),
+      V(token_endpoint_unavailable), V(token_endpoint_error), V(missing_library), V(invalid_option).
+    - In O(mode=device) also V(device_access_denied) (access was refused at the verification address) and
+      V(device_code_expired) (the code expired before access was allowed). V(invalid_option) naming O(mode) refuses
+      O(provider=google).
   returned: failure
   type: str
   sample: access_denied

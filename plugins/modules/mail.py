@@ -103,6 +103,19 @@ options:
     type: list
     elements: path
     default: []
+  attachment_name_encoding:
+    description:
+      - How a non-ASCII attachment file name is written in the mail's headers.
+      - V(rfc2231) writes it as RFC 2231 C(filename*=utf-8''...), which most current mail clients read.
+      - V(rfc2047) writes it as RFC 2047 encoded words in O(charset) inside the quoted C(filename) and C(name)
+        (C(filename="=?iso-2022-jp?b?...?=")), the form SMAIL and Japanese mail clients write; several Japanese
+        clients show RFC 2231 names garbled.
+      - V(auto) is V(rfc2047) when O(charset) is ISO-2022-JP, else V(rfc2231).
+      - ASCII file names are written as they are in every case.
+    type: str
+    choices: [auto, rfc2231, rfc2047]
+    default: auto
+    version_added: 0.2.0
   headers:
     description:
       - Extra headers, as a dictionary of name to value. Headers that other options set cannot be given here.
@@ -437,6 +450,7 @@ MESSAGE_ARGSPEC = {
     "subtype": {"type": "str", "default": "plain", "choices": ["plain", "html"]},
     "text_body": {"type": "str"},
     "charset": {"type": "str", "default": "utf-8"},
+    "attachment_name_encoding": {"type": "str", "default": "auto", "choices": list(_smtp.ATTACHMENT_NAME_ENCODINGS)},
     "attach": {"type": "list", "elements": "path", "default": []},
     "headers": {"type": "dict", "default": {}},
     "message_id_domain": {"type": "str"},
@@ -479,6 +493,7 @@ def message_spec(params: dict, item: dict | None = None, *, prefix: str = "") ->
         subtype=values["subtype"],
         text_body=values["text_body"],
         charset=values["charset"],
+        attachment_name_encoding=values["attachment_name_encoding"],
         attachments=tuple(values["attach"]),
         headers=tuple((str(name), str(value)) for name, value in values["headers"].items()),
         message_id_domain=values["message_id_domain"],

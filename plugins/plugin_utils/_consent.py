@@ -116,27 +116,52 @@ class Authorization:
         return _refresh_expiry.RefreshTokenRecord(obtained_at=self.obtained_at, expires_at=self.refresh_token_expires_at)
 
 
-def resolve_client(*, provider: str, client_id: str | None = None, client_secret: str | None = None,
-                   auth_uri: str | None = None, token_uri: str | None = None, tenant: str | None = None,
-                   scopes: str | t.Iterable[str] | None = None, client_secrets: ClientSecrets | None = None) -> ConsentClient:
-    """The consent client from the options, then the client JSON, then the provider preset; OptionError names a gap."""
+class ResolvedClient(t.NamedTuple):
+    """A consent's client, endpoints and scopes, each from the options, then the client JSON, then the provider."""
+
+    provider: _providers.Provider
+    client_id: str
+    client_secret: str | None
+    #: The endpoints asked for, by option name, tenant filled in and https checked.
+    endpoints: dict[str, str]
+    scopes: tuple[str, ...]
+
+
+def resolve_endpoints(*, provider: str, endpoints: t.Mapping[str, str | None], client_id: str | None = None,
+                      client_secret: str | None = None, tenant: str | None = None,
+                      scopes: str | t.Iterable[str] | None = None,
+                      client_secrets: ClientSecrets | None = None) -> ResolvedClient:
+    """The client and ``endpoints`` (option name: the option's value) of a consent; OptionError names a gap.
+
+    Each endpoint is the option, else the client JSON's key of that name, else the provider's, in the order given.
+    """
     entry = _providers.get_provider(provider)
     from_file = client_secrets or ClientSecrets(client_id="")  # an empty file fills nothing
     resolved_id = client_id or from_file.client_id
     if not resolved_id:
         raise OptionError("client_id", "is required (or give client_secrets_file)")
-    resolved_auth = entry.endpoint("auth_uri", explicit=auth_uri or from_file.auth_uri, tenant=tenant)
-    resolved_token = entry.endpoint("token_uri", explicit=token_uri or from_file.token_uri, tenant=tenant)
+    resolved = {name: entry.endpoint(name, explicit=explicit or getattr(from_file, name, None), tenant=tenant)
+                for name, explicit in endpoints.items()}
     resolved_scopes = _oauth2.split_scopes(scopes) or entry.default_scopes(_providers.REFRESH_TOKEN)
     if not resolved_scopes:
         raise OptionError("scopes", f"is required with provider {provider!r}")
+    return ResolvedClient(entry, resolved_id, client_secret or from_file.client_secret, resolved, resolved_scopes)
+
+
+def resolve_client(*, provider: str, client_id: str | None = None, client_secret: str | None = None,
+                   auth_uri: str | None = None, token_uri: str | None = None, tenant: str | None = None,
+                   scopes: str | t.Iterable[str] | None = None, client_secrets: ClientSecrets | None = None) -> ConsentClient:
+    """The client of a consent in the browser (authorization code grant); OptionError names a gap."""
+    resolved = resolve_endpoints(provider=provider, endpoints={"auth_uri": auth_uri, "token_uri": token_uri},
+                                 client_id=client_id, client_secret=client_secret, tenant=tenant, scopes=scopes,
+                                 client_secrets=client_secrets)
     return ConsentClient(
-        client_id=resolved_id,
-        client_secret=client_secret or from_file.client_secret,
-        auth_uri=resolved_auth,
-        token_uri=resolved_token,
-        scopes=resolved_scopes,
-        consent_params=entry.consent_params,
+        client_id=resolved.client_id,
+        client_secret=resolved.client_secret,
+        auth_uri=resolved.endpoints["auth_uri"],
+        token_uri=resolved.endpoints["token_uri"],
+        scopes=resolved.scopes,
+        consent_params=resolved.provider.consent_params,
     )
 
 
@@ -280,6 +305,16 @@ def exchange_code(client: ConsentClient, code: str, *, redirect_uri: str, code_v
             raise _exchange_error(changed, token_uri=client.token_uri) from None
     except Exception as exc:  # pylint: disable=broad-exception-caught
         raise _exchange_error(exc, token_uri=client.token_uri) from None
+    return authorization_from_token(token, requested_scopes=client.scopes, login_hint=login_hint, now=now)
+
+
+def authorization_from_token(token: t.Mapping[str, t.Any], *, requested_scopes: tuple[str, ...],
+                             login_hint: str | None = None, now: datetime.datetime | None = None) -> Authorization:
+    """The outcome of a consent from the token endpoint's answer; ConsentError ``no_refresh_token`` without one.
+
+    The refresh token counts as obtained ``now`` (by default, when this is called, right after the answer), and
+    expires then plus the answer's ``refresh_token_expires_in`` when it has one.
+    """
     obtained_at = now or datetime.datetime.now(datetime.timezone.utc)
     refresh_token = token.get("refresh_token")
     if not refresh_token:
@@ -294,7 +329,7 @@ def exchange_code(client: ConsentClient, code: str, *, redirect_uri: str, code_v
         refresh_token=str(refresh_token),
         access_token=str(token.get("access_token") or ""),
         expires_in=expires_in,
-        scopes=_oauth2.split_scopes(token.get("scope")) or client.scopes,
+        scopes=_oauth2.split_scopes(token.get("scope")) or requested_scopes,
         account=account_from_id_token(token.get("id_token")) or login_hint or None,
         obtained_at=obtained_at,
         refresh_token_expires_at=_refresh_expiry.expiry_from(obtained_at, token.get("refresh_token_expires_in")),

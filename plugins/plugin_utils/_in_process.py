@@ -15,6 +15,7 @@ no_log value and every secret of the result masked by ``remove_values``). Anywhe
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import shutil
@@ -75,6 +76,22 @@ def injects_invocation(task_vars: t.Mapping[str, t.Any]) -> bool:
         return boolean(C.config.get_config_value("INJECT_INVOCATION", variables=task_vars), strict=False)
     except AnsibleError:  # a line without the setting
         return True
+
+
+def unsupported_options_message(module: str, args: t.Mapping[str, t.Any], spec: t.Mapping[str, t.Any]) -> str | None:
+    """ansible-core's message for the task arguments that ``spec`` does not know, each followed by the closest option name
+    (or alias) when one is near, "subjet (did you mean 'subject'?)"; None when every argument is known."""
+    known = [alias for name, option in spec.items() for alias in (name, *option.get("aliases", ()))]
+    unknown = sorted(str(name) for name in args if name not in known)
+    if not unknown:
+        return None
+    named = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        named.append(f"{name} (did you mean '{close[0]}'?)" if close else name)
+    supported = ", ".join(f"{name} ({', '.join(sorted(option['aliases']))})" if option.get("aliases") else name
+                          for name, option in sorted(spec.items()))
+    return f"Unsupported parameters for ({module}) module: {', '.join(named)}. Supported parameters include: {supported}."
 
 
 def format_result(outcome: TaskResult, *, params: t.Mapping[str, t.Any], no_log_values: t.Iterable[str],
@@ -155,6 +172,10 @@ class InProcessModuleAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
+        unsupported = unsupported_options_message(self.MODULE, self._task.args, self.argument_spec())
+        if unsupported:  # on either path, before anything runs: with a "did you mean" the module cannot give
+            result.update(format_result(TaskResult.failure(unsupported), params={}, no_log_values=(), invocation=False))
+            return result
         reason = self.module_process_reason(task_vars)
         if reason is None:
             display.vvv(f"{self.MODULE}: runs in the controller's worker process", host=self._play_context.remote_addr)

@@ -16,6 +16,7 @@ import datetime
 import hashlib
 import importlib
 import json
+import re
 import smtplib
 import ssl
 import subprocess
@@ -52,7 +53,8 @@ SETTINGS_KEYS = {
     "token_uri", "token_uri_untrusted", "token_uri_http", "tokeninfo_url",
     "token_uri_not_json", "token_uri_no_access_token", "token_uri_unreachable",
     "auth_uri", "microsoft_account", "microsoft_client_id", "microsoft_client_secret", "microsoft_refresh_token",
-    "microsoft_token_uri", "microsoft_auth_uri",
+    "microsoft_token_uri", "microsoft_auth_uri", "microsoft_device_authorization_uri",
+    "device_authorization_uri", "device_verification_uri", "device_approve_uri", "device_deny_uri",
     "smtp_ssl_port", "smtp_starttls_port", "smtp_untrusted_port", "smtp_plain_port", "smtp_relay_port",
     "token_uri_fault", "revoke_uri",
     "smtp_greeting_421_port", "smtp_no_starttls_port", "smtp_small_size_port", "smtp_7bit_port",
@@ -413,6 +415,108 @@ def test_microsoft_consent_gives_a_refresh_token_for_offline_access(settings: di
 
     status, answer, _body = authorize(microsoft_uri(settings, "microsoft_auth_uri"), settings, **ms, login_hint="deny@contoso.example")
     assert answer["error"] == "access_denied" and answer["error_description"]
+
+
+# --------------------------------------------------------------------------------------------------
+# device authorization grant (RFC 8628)
+
+
+def device_code(settings: dict[str, t.Any], query: str = "", *, microsoft: bool = False, **form: str) -> dict[str, t.Any]:
+    """A device authorization request with the switches ``query``: its JSON answer (200 expected)."""
+    uri = microsoft_uri(settings, "microsoft_device_authorization_uri") if microsoft else settings["device_authorization_uri"]
+    fields = {"client_id": settings["microsoft_client_id" if microsoft else "client_id"],
+              "scope": MICROSOFT_SCOPES if microsoft else "https://mail.google.com/", **form}
+    status, body = post_form(uri + (f"?{query}" if query else ""), fields, settings)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def device_poll(settings: dict[str, t.Any], code: dict[str, t.Any], *, microsoft: bool = False) -> tuple[int, dict[str, t.Any]]:
+    uri = microsoft_uri(settings, "microsoft_token_uri") if microsoft else settings["token_uri"]
+    form = {"grant_type": xoauth2_sandbox.DEVICE_CODE_GRANT, "device_code": code["device_code"],
+            "client_id": settings["microsoft_client_id" if microsoft else "client_id"]}
+    status, body = post_form(uri, form, settings)
+    return status, json.loads(body)
+
+
+def logged(settings: dict[str, t.Any], tag: str) -> list[dict[str, t.Any]]:
+    """The request log's lines of the device code whose switches carry ``tag``."""
+    lines = Path(settings["token_log"]).read_text(encoding="utf-8").splitlines()
+    return [entry for entry in map(json.loads, lines) if tag in (entry.get("switches") or "")]
+
+
+def test_device_code_is_pending_until_the_user_code_is_approved(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
+    tag = uuid.uuid4().hex
+    code = device_code(settings, f"interval=1&tag={tag}")
+    assert code["device_code"].startswith(xoauth2_sandbox.DEVICE_CODE_PREFIX)
+    assert re.fullmatch(r"[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}", code["user_code"])
+    assert code["verification_uri"] == settings["device_verification_uri"]
+    assert code["verification_uri_complete"] == f"{settings['device_verification_uri']}?user_code={code['user_code']}"
+    assert (code["expires_in"], code["interval"]) == (600, 1)
+    assert device_poll(settings, code) == (400, {"error": "authorization_pending",
+                                                 "error_description": "The user has not yet approved the request."})
+
+    with urllib.request.urlopen(code["verification_uri_complete"], timeout=TIMEOUT, context=client_context(settings)) as page:
+        assert code["user_code"] in page.read().decode()
+    # Typed in lower case without the dash: still the code.
+    status, _body = post_form(settings["device_approve_uri"], {"user_code": code["user_code"].lower().replace("-", "")}, settings)
+    assert status == 200
+    assert post_form(settings["device_deny_uri"], {"user_code": code["user_code"]}, settings)[0] == 400  # decided already
+    time.sleep(1)
+    status, tokens = device_poll(settings, code)
+    assert status == 200 and tokens["refresh_token"].startswith("1//sandbox-")
+    assert sandbox.authority.lookup_access_token(tokens["access_token"]).account == settings["account"]
+    assert device_poll(settings, code)[1]["error"] == "invalid_grant"  # used once
+    assert [entry["outcome"] for entry in logged(settings, tag)] == [
+        "device_code_issued", "authorization_pending", "issued", "invalid_grant"]
+    assert not any(code["device_code"] in line for line in Path(settings["token_log"]).read_text(encoding="utf-8").splitlines())
+
+
+def test_device_polls_sooner_than_the_interval_get_slow_down_and_the_interval_grows(settings: dict[str, t.Any]) -> None:
+    code = device_code(settings, "interval=1&approve_after=0")
+    time.sleep(1)
+    assert device_poll(settings, code)[0] == 200
+    code = device_code(settings, "interval=1&approve_after=5")
+    assert device_poll(settings, code)[1]["error"] == "authorization_pending"
+    assert device_poll(settings, code)[1]["error"] == "slow_down"  # at once: sooner than 1 s
+    time.sleep(1.1)
+    assert device_poll(settings, code)[1]["error"] == "slow_down"  # the interval is 6 s now
+    forced = device_code(settings, "slow_down=1&approve_after=1")
+    assert device_poll(settings, forced)[1]["error"] == "slow_down"
+
+
+def test_device_switches_deny_and_expire(settings: dict[str, t.Any]) -> None:
+    denied = device_code(settings, "deny_after=0")
+    assert device_poll(settings, denied) == (400, {"error": "access_denied",
+                                                   "error_description": "The end user denied the authorization request."})
+    declined = device_code(settings, "deny_after=0", microsoft=True)
+    assert "message" in declined and "verification_uri_complete" not in declined
+    assert device_poll(settings, declined, microsoft=True)[1]["error"] == "authorization_declined"
+    expiring = device_code(settings, "expires_in=1")
+    assert expiring["expires_in"] == 1
+    time.sleep(1.1)
+    assert device_poll(settings, expiring)[1]["error"] == "expired_token"
+    assert post_form(settings["device_approve_uri"], {"user_code": expiring["user_code"]}, settings)[0] == 400
+    status, body = post_form(settings["device_authorization_uri"] + "?approve_after=x", {"client_id": settings["client_id"],
+                                                                                         "scope": "s"}, settings)
+    assert (status, json.loads(body)["error"]) == (400, "unknown_switch")
+
+
+def test_microsoft_device_flow_gives_a_rotating_refresh_token_for_offline_access(settings: dict[str, t.Any]) -> None:
+    code = device_code(settings, "approve_after=0", microsoft=True)
+    status, tokens = device_poll(settings, code, microsoft=True)
+    assert status == 200 and tokens["scope"] == "https://outlook.office.com/SMTP.Send" and "refresh_token" in tokens
+    form = microsoft_refresh_form(settings, refresh_token=tokens["refresh_token"])
+    assert post_form(microsoft_uri(settings, "microsoft_token_uri"), form, settings)[0] == 200
+
+
+def test_device_code_requests_check_the_client(settings: dict[str, t.Any]) -> None:
+    for fields in ({"client_id": "unknown", "scope": "s"}, {"client_id": settings["client_id"], "client_secret": "wrong", "scope": "s"}):
+        status, body = post_form(settings["device_authorization_uri"], fields, settings)
+        assert (status, json.loads(body)["error"]) == (401, "invalid_client")
+    status, body = post_form(settings["device_authorization_uri"], {"client_id": settings["client_id"]}, settings)
+    assert (status, json.loads(body)["error"]) == (400, "invalid_scope")
+    assert device_code(settings, client_secret=settings["client_secret"])["user_code"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import webbrowser
 import urllib.error
@@ -131,3 +132,54 @@ def test_graphical_browsers_are_opened(monkeypatch):
     monkeypatch.setattr(webbrowser.BackgroundBrowser, "open", lambda self, url, new=0, autoraise=True: calls.append(url) or True)
     monkeypatch.setattr(webbrowser, "get", lambda: webbrowser.BackgroundBrowser("xdg-open"))
     assert authorize.open_in_browser("https://example.com/consent") is True and calls == ["https://example.com/consent"]
+
+
+@pytest.fixture()
+def shown(monkeypatch):
+    """What the action displays at the default verbosity."""
+    messages = []
+    monkeypatch.setattr(authorize.display, "display", lambda message, *args, **kwargs: messages.append(message))
+    return messages
+
+
+def device_args(settings, switches, **overrides):
+    return {"provider": "custom", "client_id": settings["client_id"], "client_secret": settings["client_secret"],
+            "device_authorization_uri": f"{settings['device_authorization_uri']}?{switches}",
+            "token_uri": settings["token_uri"], "scopes": ["https://mail.google.com/"], "ca_path": settings["ca_path"],
+            **overrides}
+
+
+def test_device_mode_shows_the_user_code_and_never_the_device_code(settings, shown, make_target, run_ini_action):
+    # `flow` is the alias of mode.
+    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", flow="device",
+                                                         login_hint=settings["account"]), make_target())
+
+    assert result["changed"] is True and result["_ansible_no_log"] is True
+    assert result["refresh_token"].startswith("1//sandbox-") and result["account"] == settings["account"]
+    announcement = shown[0]
+    assert settings["device_verification_uri"] in announcement and "?user_code=" in announcement
+    assert re.search(r"enter the code [B-Z]{4}-[B-Z]{4}\b", announcement) and "waiting up to 300 seconds" in announcement
+    assert "device-sandbox-" not in "".join(shown) + json.dumps(result)
+    assert settings["client_secret"] not in "".join(shown)
+
+
+@pytest.mark.parametrize("switches, error", [("deny_after=0", "device_access_denied"), ("expires_in=1", "device_code_expired")])
+def test_device_mode_failures(settings, shown, make_target, run_ini_action, switches, error):
+    result = run_ini_action(AuthorizeAction, device_args(settings, switches, mode="device"), make_target())
+    assert (result["failed"], result["error"]) == (True, error) and "_ansible_no_log" not in result
+    assert "device-sandbox-" not in json.dumps(result) and "device-sandbox-" not in "".join(shown)
+
+
+def test_device_mode_refuses_google_before_any_request(settings, shown, make_target, run_ini_action):
+    with open(settings["token_log"], encoding="utf-8") as log:
+        before = log.read()
+    args = device_args(settings, "approve_after=0", provider="google", mode="device")
+    result = run_ini_action(AuthorizeAction, args, make_target())
+    assert (result["error"], result["option"]) == ("invalid_option", "mode")
+    assert "https://mail.google.com/" in result["msg"] and "mode=loopback" in result["msg"] and "mode=manual" in result["msg"]
+    with open(settings["token_log"], encoding="utf-8") as log:
+        assert log.read() == before
+    assert not shown
+
+    wrong = run_ini_action(AuthorizeAction, device_args(settings, "", mode="device", authorization_response="x"), make_target())
+    assert (wrong["error"], wrong["option"]) == ("invalid_option", "authorization_response")

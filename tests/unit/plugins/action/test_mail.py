@@ -103,3 +103,21 @@ def test_an_unsupported_option_fails_like_the_module():
 
 def test_the_module_spec_is_the_actions():
     assert MailAction.argument_spec(MailAction.__new__(MailAction)) is mail.ARGUMENT_SPEC
+
+
+@pytest.mark.parametrize("task_vars", [{}, {"smail_xoauth2_in_process": False}], ids=["worker", "module process"])
+def test_a_misspelt_option_is_named_with_the_option_meant_before_anything_runs(monkeypatch, task_vars):
+    monkeypatch.setattr(_in_process.ActionBase, "run", lambda self, tmp=None, task_vars=None: {})
+    plugin = action(args={"subjet": "Deployed", "recipient": ["ops@example.com"], "zzz": 1, "client_secret": "cs-secret-value"})
+    plugin._execute_module = MagicMock(side_effect=AssertionError("the module must not run"))
+    plugin.run_module = MagicMock(side_effect=AssertionError("the module must not run"))
+    result = plugin.run(task_vars=task_vars)
+    assert result["failed"] is True
+    assert result["msg"].startswith("Unsupported parameters for (smail.xoauth2.mail) module: "
+                                    "recipient (did you mean 'recipients'?), subjet (did you mean 'subject'?), zzz. "
+                                    "Supported parameters include: ")
+    assert "to (recipients)" in result["msg"] and "cs-secret-value" not in str(result)
+
+
+def test_known_options_and_aliases_pass_the_check():
+    assert _in_process.unsupported_options_message("m", {"to": [], "recipients": [], "msg": "s"}, mail.ARGUMENT_SPEC) is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import email
+import email.header
 import email.headerregistry
 import email.message
 import json
@@ -215,6 +216,63 @@ class TestBuildMessage:
         with pytest.raises(OptionError) as info:
             _smtp.build_message(self.spec(attachments=(str(path),)))
         assert info.value.option == "attach"
+
+    JAPANESE_NAME = "令和七年度_月次報告書_システム監視結果のまとめ_東京第二データセンター.pdf"
+
+    def japanese_attachment(self, tmp_path, **kwargs):
+        path = tmp_path / self.JAPANESE_NAME
+        path.write_bytes(b"%PDF-1.4\n")
+        wire = _smtp.message_bytes(_smtp.build_message(self.spec(attachments=(str(path),), **kwargs)))
+        part = next(email.message_from_bytes(wire, policy=policy.default).iter_attachments())
+        return wire, part
+
+    @staticmethod
+    def quoted_parameter(raw_header: str, parameter: str) -> str:
+        """The quoted value of ``parameter`` as a Japanese mail client reads it: unfolded, the encoded words decoded."""
+        unfolded = "".join(raw_header.splitlines())
+        quoted = unfolded.split(f'{parameter}="', 1)[1].split('"', 1)[0]
+        return str(email.header.make_header(email.header.decode_header(quoted)))
+
+    @pytest.mark.parametrize("kwargs", [{"charset": "iso-2022-jp"}, {"charset": "ISO_2022_JP", "attachment_name_encoding": "auto"},
+                                        {"attachment_name_encoding": "rfc2047"}])
+    def test_a_japanese_attachment_name_as_rfc_2047_encoded_words_decodes_back(self, tmp_path, kwargs):
+        wire, part = self.japanese_attachment(tmp_path, **kwargs)
+        charset = kwargs.get("charset", "utf-8")
+        raw = part.get("Content-Disposition").split(";", 1)
+        assert raw[0] == "attachment" and b"filename*" not in wire
+        for header, parameter in (("Content-Disposition", "filename"), ("Content-Type", "name")):
+            raw_header = next(value for name, value in part.raw_items() if name == header)
+            assert f'{parameter}="=?{charset}?b?' in raw_header
+            assert self.quoted_parameter(raw_header, parameter) == self.JAPANESE_NAME
+        assert part.get_content_type() == "application/pdf" and part.get_content() == b"%PDF-1.4\n"
+        assert all(len(line) <= 78 for line in wire.split(b"\r\n")), "a header line longer than 78 characters"
+        if charset.lower().startswith("iso"):
+            words = [word for word in wire.split() if word.startswith(b'filename="=?') or word.startswith(b"=?")]
+            assert all(base64.b64decode(word.split(b"?")[3]).decode("iso-2022-jp") for word in words)
+
+    @pytest.mark.parametrize("kwargs", [{}, {"charset": "iso-2022-jp", "attachment_name_encoding": "rfc2231"}])
+    def test_otherwise_the_name_is_rfc_2231(self, tmp_path, kwargs):
+        wire, part = self.japanese_attachment(tmp_path, **kwargs)
+        assert b"filename*0*=utf-8''" in wire and b"=?" not in wire.split(b"\r\n\r\n", 1)[1].split(b"%PDF")[0]
+        assert part.get_filename() == self.JAPANESE_NAME
+
+    def test_an_ascii_name_stays_plain_in_every_encoding(self, tmp_path):
+        path = tmp_path / "report.csv"
+        path.write_text("a\n")
+        wire = _smtp.message_bytes(_smtp.build_message(self.spec(attachments=(str(path),), charset="iso-2022-jp")))
+        assert b'filename="report.csv"' in wire and b"=?iso-2022-jp?b?" not in wire
+
+    def test_a_name_iso_2022_jp_cannot_hold_names_attach(self, tmp_path):
+        path = tmp_path / "報告_\u00e9t\u00e9.pdf"
+        path.write_bytes(b"x")
+        with pytest.raises(OptionError) as info:
+            _smtp.build_message(self.spec(attachments=(str(path),), charset="iso-2022-jp"))
+        assert info.value.option == "attach" and "attachment_name_encoding=rfc2231" in str(info.value)
+
+    def test_an_unknown_attachment_name_encoding_is_refused(self):
+        with pytest.raises(OptionError) as info:
+            _smtp.build_message(self.spec(attachment_name_encoding="rfc822"))
+        assert info.value.option == "attachment_name_encoding"
 
     def test_a_batch_names_the_message(self):
         with pytest.raises(OptionError) as info:
