@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import ssl
 import webbrowser
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 from ansible.errors import AnsibleActionSkip
@@ -20,6 +22,7 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 
 from ansible_collections.smail.xoauth2.plugins.action import authorize
 from ansible_collections.smail.xoauth2.plugins.action.authorize import ActionModule as AuthorizeAction
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
 
 
 def test_documentation_matches_argspec(docs_match_argspec):
@@ -183,3 +186,47 @@ def test_device_mode_refuses_google_before_any_request(settings, shown, make_tar
 
     wrong = run_ini_action(AuthorizeAction, device_args(settings, "", mode="device", authorization_response="x"), make_target())
     assert (wrong["error"], wrong["option"]) == ("invalid_option", "authorization_response")
+
+
+def expiring_token_uri(settings, seconds):
+    """The sandbox's token URI that states ``seconds`` as the refresh token's lifetime (a unique tag per call)."""
+    return settings["token_uri_fault"].replace("{fault}", f"rtexpires{seconds}-{uuid.uuid4().hex[:12]}")
+
+
+def test_device_mode_records_the_stated_expiry_in_the_token_cache(settings, shown, tmp_path, make_target, run_ini_action):
+    cache_dir = tmp_path / "tokens"
+    started = datetime.datetime.now(datetime.timezone.utc)
+    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", mode="device",
+                                                         token_uri=expiring_token_uri(settings, 86400),
+                                                         token_cache_dir=str(cache_dir)), make_target())
+
+    expires_at = datetime.datetime.fromisoformat(result["refresh_token_expires_at"].replace("Z", "+00:00"))
+    assert started + datetime.timedelta(seconds=86399) <= expires_at <= started + datetime.timedelta(seconds=86460)
+    assert f"expires at {result['refresh_token_expires_at']}" in shown[-1]
+    # What a later task on this controller finds, under a hash of the refresh token: two times, no secret.
+    record = _oauth2.TokenCache(str(cache_dir)).load_refresh_record(result["refresh_token"])
+    assert record.expires_at.replace(microsecond=0) == expires_at and record.obtained_at < record.expires_at
+    stored = "".join(path.read_text(encoding="utf-8") for path in cache_dir.iterdir())
+    assert result["refresh_token"] not in stored and settings["client_secret"] not in stored
+    assert [oct(path.stat().st_mode & 0o777) for path in cache_dir.glob("*.refresh")] == ["0o600"]
+
+
+def test_device_mode_without_a_stated_expiry_records_when_it_was_obtained(settings, shown, tmp_path, make_target,
+                                                                        run_ini_action):
+    cache_dir = tmp_path / "tokens"
+    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", mode="device",
+                                                         token_cache_dir=str(cache_dir)), make_target())
+
+    assert "refresh_token_expires_at" not in result and "expires at" not in shown[-1]
+    record = _oauth2.TokenCache(str(cache_dir)).load_refresh_record(result["refresh_token"])
+    assert record.expires_at is None and record.obtained_at is not None
+
+
+def test_device_mode_with_the_token_cache_off_writes_nothing(settings, shown, tmp_path, make_target, run_ini_action):
+    cache_dir = tmp_path / "tokens"
+    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", mode="device", token_cache=False,
+                                                         token_uri=expiring_token_uri(settings, 86400),
+                                                         token_cache_dir=str(cache_dir)), make_target())
+
+    assert result["changed"] is True and "refresh_token_expires_at" in result
+    assert not cache_dir.exists()

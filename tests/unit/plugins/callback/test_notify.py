@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import types
 
@@ -18,7 +19,7 @@ from ansible.parsing.vault import VaultLib, VaultSecret, VaultSecretsContext
 from ansible.playbook.task import Task
 
 from ansible_collections.smail.xoauth2.plugins.callback import notify
-from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _refresh_expiry, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _oauth2, _refresh_expiry, _smtp
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 
 CLIENT_SECRET = "GOCSPX-client-secret-value"
@@ -388,3 +389,39 @@ class TestSpool:
     def test_a_spool_dir_of_its_own_and_off(self, deliveries):
         assert make_callback(spool_dir="/srv/spool").connection_options()["spool_dir"] == "/srv/spool"
         assert make_callback(spool=False, spool_dir="/srv/spool").connection_options()["spool_dir"] is None
+
+
+class TestRefreshTokenExpiry:
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=5)
+
+    def test_a_near_expiry_heads_the_summary_and_is_warned_of_once(self, deliveries):
+        deliveries.expiry = _refresh_expiry.report(self.soon, days=2, now=datetime.datetime.now(datetime.timezone.utc))
+        callback = make_callback()
+        run_playbook(callback, fail_on=("web1",))
+
+        spec = deliveries[0].spec
+        notice = f"Notice: {deliveries.expiry.warning}"
+        assert spec.text_body.splitlines()[2] == notice
+        assert "<b>Notice:</b> The refresh token expires at" in spec.body
+        assert callback._display.warnings == [f"smail.xoauth2.notify: {deliveries.expiry.warning}"]
+        assert REFRESH_TOKEN not in spec.text_body + spec.body
+
+    def test_no_notice_without_a_near_expiry(self, deliveries):
+        run_playbook(make_callback(), fail_on=("web1",))
+        assert "Notice:" not in deliveries[0].spec.text_body and "Notice:" not in deliveries[0].spec.body
+
+    def test_a_run_without_a_summary_still_warns_from_the_token_cache(self, deliveries, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        cache.store_refresh_record(REFRESH_TOKEN, _refresh_expiry.RefreshTokenRecord(expires_at=self.soon))
+        callback = make_callback(token_cache_dir=str(tmp_path / "tokens"))
+        run_playbook(callback)  # a clean run: on=failure sends nothing
+
+        assert deliveries == []
+        assert len(callback._display.warnings) == 1
+        assert "The refresh token expires at" in callback._display.warnings[0]
+        assert REFRESH_TOKEN not in callback._display.warnings[0]
+
+    def test_a_run_without_a_summary_and_no_record_is_quiet(self, deliveries, tmp_path):
+        callback = make_callback(token_cache_dir=str(tmp_path / "tokens"))
+        run_playbook(callback)
+        assert deliveries == [] and callback._display.warnings == []

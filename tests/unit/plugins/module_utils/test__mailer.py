@@ -2,14 +2,20 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The send path end to end: a Microsoft send whose rotated refresh token is written back into the token INI."""
+"""The send path end to end: a Microsoft send whose rotated refresh token is written back into the token INI, and a
+refresh token whose stated expiry is returned and warned of."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import uuid
 from pathlib import Path
 
+import pytest
+
 from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _token_ini
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
 
 def write(tmp_path: Path, data: bytes, mode: int = 0o600) -> Path:
@@ -76,3 +82,62 @@ def test_a_rotated_token_that_cannot_be_stored_is_a_warning_not_a_failure(settin
     spec = _smtp.MessageSpec(sender=settings["microsoft_account"], to=("ops@example.com",), subject="warning")
     delivery = _mailer.deliver(options, spec)
     assert delivery.result["sent"] and len(delivery.warnings) == 1 and "token_ini" in delivery.warnings[0]
+
+
+def expiring_token_uri(settings, seconds):
+    """The sandbox's token URI that states ``seconds`` as the refresh token's lifetime (a unique tag per call)."""
+    return settings["token_uri_fault"].replace("{fault}", f"rtexpires{seconds}-{uuid.uuid4().hex[:12]}")
+
+
+def google_options(settings, tmp_path, **overrides):
+    return {"provider": "custom", "client_id": settings["client_id"], "client_secret": settings["client_secret"],
+            "refresh_token": settings["refresh_token"], "token_uri": settings["token_uri"],
+            "token_cache_dir": str(tmp_path / "cache"), "host": settings["host"], "port": settings["smtp_starttls_port"],
+            "secure": "starttls", "username": settings["account"], "ca_path": settings["ca_path"], "timeout": 10, **overrides}
+
+
+class TestRefreshTokenExpiry:
+    spec = _smtp.MessageSpec(sender="ops@example.com", to=("ops@example.com",), subject="expiry")
+
+    def test_a_stated_expiry_is_returned_and_warned_of(self, settings, tmp_path):
+        started = datetime.datetime.now(datetime.timezone.utc)
+        delivery = _mailer.deliver(google_options(settings, tmp_path, token_uri=expiring_token_uri(settings, 3600)),
+                                   self.spec)
+
+        expires_at = datetime.datetime.fromisoformat(delivery.result["refresh_token_expires_at"].replace("Z", "+00:00"))
+        assert started + datetime.timedelta(seconds=3598) <= expires_at <= started + datetime.timedelta(seconds=3660)
+        assert len(delivery.warnings) == 1
+        assert f"expires at {delivery.result['refresh_token_expires_at']}" in delivery.warnings[0]
+        assert "refresh_token_warn_days=2" in delivery.warnings[0] and "smail.xoauth2.authorize" in delivery.warnings[0]
+        assert settings["refresh_token"] not in delivery.warnings[0]
+
+    def test_the_record_serves_a_later_send_through_another_token_endpoint(self, settings, tmp_path):
+        first = _mailer.deliver(google_options(settings, tmp_path, token_uri=expiring_token_uri(settings, 3600)), self.spec)
+        later = _mailer.deliver(google_options(settings, tmp_path), self.spec)
+
+        assert later.result["token_source"] == "refresh"  # another endpoint, another access token
+        assert later.result["refresh_token_expires_at"] == first.result["refresh_token_expires_at"]
+        assert later.warnings == first.warnings
+
+    def test_far_expiry_or_zero_days_do_not_warn(self, settings, tmp_path):
+        far = _mailer.deliver(google_options(settings, tmp_path, token_uri=expiring_token_uri(settings, 30 * 86400)),
+                              self.spec)
+        off = _mailer.deliver(google_options(settings, tmp_path, token_uri=expiring_token_uri(settings, 3600),
+                                             token_cache_dir=str(tmp_path / "other"), refresh_token_warn_days=0),
+                              self.spec)
+
+        assert "refresh_token_expires_at" in far.result and far.warnings == []
+        assert "refresh_token_expires_at" in off.result and off.warnings == []
+
+    def test_nothing_stated_nothing_returned(self, settings, tmp_path):
+        delivery = _mailer.deliver(google_options(settings, tmp_path), self.spec)
+        assert "refresh_token_expires_at" not in delivery.result and delivery.warnings == []
+
+    @pytest.mark.parametrize("days", [-1, "2"])
+    def test_a_bad_window_fails_before_the_token_endpoint_is_asked(self, settings, tmp_path, days):
+        log = Path(settings["token_log"])
+        before = log.read_text(encoding="utf-8")
+        with pytest.raises(OptionError) as error:
+            _mailer.deliver(google_options(settings, tmp_path, refresh_token_warn_days=days), self.spec)
+        assert "refresh_token_warn_days" in str(error.value)
+        assert log.read_text(encoding="utf-8") == before
