@@ -25,7 +25,6 @@ import time
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
-from ansible_collections.smail.xoauth2.plugins.module_utils._refresh_expiry import RefreshTokenRecord, record_key
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
     InsecurePathError,
@@ -35,6 +34,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import
     remove_private_file,
     write_private_file,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._refresh_expiry import RefreshTokenRecord, record_key
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
 
 try:
