@@ -86,8 +86,8 @@ def record_refresh_token(args: t.Mapping[str, t.Any], authorization: _consent.Au
     if not args.get("token_cache", True):
         return None
     try:
-        _oauth2.TokenCache(args.get("token_cache_dir")).store_refresh_record(authorization.refresh_token,
-                                                                           authorization.record())
+        cache = _oauth2.TokenCache(args.get("token_cache_dir"))
+        cache.store_refresh_record(authorization.refresh_token, authorization.record())
     except SmailError as exc:
         return f"When the refresh token was obtained is not recorded in the token cache: {exc.full_msg}"
     return None

@@ -24,7 +24,7 @@ ENTRY_POINTS = [
     for path in sorted(COLLECTION_ROOT.glob("roles/*/meta/argument_specs.yml"))
     for name, entry in yaml.safe_load(path.read_text(encoding="utf-8"))["argument_specs"].items()
 ]
-IDS = [f"{role}:{name}" for role, name, _ in ENTRY_POINTS]
+IDS = [f"{role}:{name}" for role, name, _entry in ENTRY_POINTS]
 
 
 def role_uses(plays: list[dict], fqcn: str) -> list[dict]:

@@ -374,7 +374,8 @@ class TestRefreshTokenRecords:
         # A refused cached token forces a second refresh, which states nothing: the recorded expiry stays.
         second = _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings), refused=first.token)
         assert second.source == "refresh" and second.token != first.token
-        assert second.refresh_token_expires_at == first.refresh_token_expires_at is not None
+        assert first.refresh_token_expires_at is not None
+        assert second.refresh_token_expires_at == first.refresh_token_expires_at
         assert [entry["outcome"] for entry in fault_requests(settings, tagged)] == ["issued", "issued"]
 
 
