@@ -315,7 +315,7 @@ def authorization_from_token(token: t.Mapping[str, t.Any], *, requested_scopes: 
     The refresh token counts as obtained ``now`` (by default, when this is called, right after the answer), and
     expires then plus the answer's ``refresh_token_expires_in`` when it has one.
     """
-    obtained_at = now or datetime.datetime.now(datetime.UTC)
+    obtained_at = now or _oauth2._utcnow()  # pylint: disable=protected-access
     refresh_token = token.get("refresh_token")
     if not refresh_token:
         raise ConsentError("no_refresh_token", "The token endpoint issued an access token but no refresh token.",

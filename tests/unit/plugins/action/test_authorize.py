@@ -211,8 +211,8 @@ def test_device_mode_records_the_stated_expiry_in_the_token_cache(settings, show
     assert [oct(path.stat().st_mode & 0o777) for path in cache_dir.glob("*.refresh")] == ["0o600"]
 
 
-def test_device_mode_without_a_stated_expiry_records_when_it_was_obtained(settings, shown, tmp_path, make_target,
-                                                                         run_ini_action):
+def test_device_mode_without_a_stated_expiry_records_when_it_was_obtained(
+        settings, shown, tmp_path, make_target, run_ini_action):
     cache_dir = tmp_path / "tokens"
     result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", mode="device",
                                                          token_cache_dir=str(cache_dir)), make_target())
