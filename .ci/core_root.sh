@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run make suites on one ansible-core line: .ci/core_root.sh CORE [SUITE...]   (CORE: 2.19, 2.20 or 2.21)
+# Run make suites on one ansible-core line: .ci/core_root.sh CORE [SUITE...]   (CORE: 2.19, 2.20, 2.21 or 2.22)
 #
 # SUITE is a make target (demo, units, sanity, integration, lint; `test` means lint sanity units integration); each
 # runs on its own, so one failure does not hide the others, and a table of results and times ends the run.
@@ -26,7 +26,8 @@ packages=python3,python3-venv,python3-pip,ca-certificates,git,make,dovecot-core,
 case $core in
   2.19) min_python=3.11 ;;
   2.20 | 2.21) min_python=3.12 ;;
-  *) echo "core_root.sh: unknown ansible-core line $core (2.19, 2.20 or 2.21)" >&2; exit 2 ;;
+  2.22) min_python=3.13 ;;
+  *) echo "core_root.sh: unknown ansible-core line $core (2.19, 2.20, 2.21 or 2.22)" >&2; exit 2 ;;
 esac
 
 python_at_least() {

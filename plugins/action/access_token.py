@@ -9,31 +9,26 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
+from ansible_collections.smail.xoauth2.plugins.module_utils._tasks import access_token
+from ansible_collections.smail.xoauth2.plugins.plugin_utils._core_adapter import keep_tokens_out_of_output
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._in_process import InProcessModuleAction
-from ansible_collections.smail.xoauth2.plugins.plugin_utils._secret_results import hide_from_output
-
-if t.TYPE_CHECKING:
-    from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 
 class ActionModule(InProcessModuleAction):
-    """Run the access_token module (see plugin_utils._in_process), then hide a result holding a token from the output."""
+    """Run the access_token module (see plugin_utils._in_process), then keep the tokens of its result out of the output."""
 
     MODULE = "smail.xoauth2.access_token"
     # An async job's result would reach the output through async_status, unmasked.
     _supports_async = False
 
     def argument_spec(self) -> dict[str, t.Any]:
-        from ansible_collections.smail.xoauth2.plugins.modules import access_token  # pylint: disable=import-outside-toplevel
-
         return access_token.ARGUMENT_SPEC
 
     def run_module(self, params: dict[str, t.Any], *, check_mode: bool) -> TaskResult:
-        from ansible_collections.smail.xoauth2.plugins.modules import access_token  # pylint: disable=import-outside-toplevel
-
         return access_token.run(params, check_mode=check_mode)
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         host = (task_vars or {}).get("inventory_hostname", "")
-        return hide_from_output(result, label=f"{host}: {self.MODULE}")
+        return keep_tokens_out_of_output(result, label=f"{host}: {self.MODULE}")

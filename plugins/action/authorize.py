@@ -10,7 +10,6 @@ import os
 import typing as t
 import webbrowser
 
-from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -18,7 +17,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _ref
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _client_secrets, _consent, _device_flow
-from ansible_collections.smail.xoauth2.plugins.plugin_utils._secret_results import hide_from_output
+from ansible_collections.smail.xoauth2.plugins.plugin_utils._core_adapter import keep_tokens_out_of_output, mask_result
 
 display = Display()
 
@@ -63,7 +62,7 @@ def open_in_browser(url: str) -> bool:
 
 
 def authorized_result(authorization: _consent.Authorization) -> dict[str, t.Any]:
-    """The task result of a consent that produced a refresh token: registered in full, hidden from the output."""
+    """The task result of a consent that produced a refresh token: registered in full, the token out of the output."""
     result = {
         "changed": True,
         "refresh_token": authorization.refresh_token,
@@ -74,7 +73,7 @@ def authorized_result(authorization: _consent.Authorization) -> dict[str, t.Any]
     expires_at = _refresh_expiry.iso_utc(authorization.refresh_token_expires_at)
     if expires_at:
         result[_refresh_expiry.RESULT_KEY] = expires_at
-    return hide_from_output(result, label="smail.xoauth2.authorize")
+    return keep_tokens_out_of_output(result, label="smail.xoauth2.authorize")
 
 
 def record_refresh_token(args: t.Mapping[str, t.Any], authorization: _consent.Authorization) -> str | None:
@@ -112,7 +111,7 @@ class ActionModule(ActionBase):
         except SmailError as exc:
             result.update(failed=True, **exc.as_result())
         # Nothing above echoes a secret of the task's arguments; this keeps it so if a message ever did.
-        return remove_values(result, secrets)
+        return mask_result(result, secrets)
 
     def _authorize(self, args: dict[str, t.Any], secrets: set[str]) -> dict[str, t.Any]:
         from_file = _client_secrets.read_client_secrets(self, args["client_secrets_file"]) if args.get("client_secrets_file") else None

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
+from ansible_collections.smail.xoauth2.plugins.module_utils._tasks import spool
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._in_process import InProcessModuleAction
-
-if t.TYPE_CHECKING:
-    from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
+from ansible_collections.smail.xoauth2.plugins.plugin_utils._smtp_sessions import worker_sessions
 
 
 class ActionModule(InProcessModuleAction):
@@ -21,12 +21,7 @@ class ActionModule(InProcessModuleAction):
     MODULE = "smail.xoauth2.spool"
 
     def argument_spec(self) -> dict[str, t.Any]:
-        from ansible_collections.smail.xoauth2.plugins.modules import spool  # pylint: disable=import-outside-toplevel
-
         return spool.ARGUMENT_SPEC
 
     def run_module(self, params: dict[str, t.Any], *, check_mode: bool) -> TaskResult:
-        from ansible_collections.smail.xoauth2.plugins.modules import spool  # pylint: disable=import-outside-toplevel
-        from ansible_collections.smail.xoauth2.plugins.plugin_utils._smtp_sessions import worker_sessions  # pylint: disable=import-outside-toplevel
-
         return spool.run(params, check_mode=check_mode, sessions=worker_sessions())

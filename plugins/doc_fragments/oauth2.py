@@ -184,6 +184,9 @@ options:
 """
 
     # Where plugins, which have no task arguments, read these options: environment variables and ansible.cfg.
+    # secret: ansible-core 2.22 masks the value in all output (older lines ignore the key; the plugin masks it too).
+    # service_account_key is not marked: ansible-core takes the key for str and list options only, and the collection
+    # registers the private key it holds when it parses it.
     # Only the sources; a plugin extends both smail.xoauth2.oauth2 and smail.xoauth2.oauth2.plugins. The ini section is
     # the smail.xoauth2.notify callback's, the only plugin using this group.
     PLUGINS = r"""
@@ -201,12 +204,14 @@ options:
       - section: callback_smail_xoauth2_notify
         key: client_id
   client_secret:
+    secret: true
     env:
       - name: SMAIL_XOAUTH2_CLIENT_SECRET
     ini:
       - section: callback_smail_xoauth2_notify
         key: client_secret
   refresh_token:
+    secret: true
     env:
       - name: SMAIL_XOAUTH2_REFRESH_TOKEN
     ini:
@@ -231,6 +236,7 @@ options:
       - section: callback_smail_xoauth2_notify
         key: scopes
   access_token:
+    secret: true
     env:
       - name: SMAIL_XOAUTH2_ACCESS_TOKEN
     ini:
@@ -279,6 +285,7 @@ options:
     env:
       - name: SMAIL_XOAUTH2_CLIENT_CERTIFICATE
   client_certificate_key:
+    secret: true
     env:
       - name: SMAIL_XOAUTH2_CLIENT_CERTIFICATE_KEY
   token_ini_section:

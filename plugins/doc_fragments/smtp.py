@@ -142,6 +142,7 @@ options:
       - section: callback_smail_xoauth2_notify
         key: username
   password:
+    secret: true
     env:
       - name: SMAIL_XOAUTH2_PASSWORD
     ini:

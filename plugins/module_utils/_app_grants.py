@@ -14,7 +14,7 @@ import hashlib
 import json
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
+from ansible_collections.smail.xoauth2.plugins.module_utils import _providers, _secrets
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
 
@@ -71,6 +71,7 @@ def parse_service_account_key(value: t.Any) -> dict[str, t.Any]:
         raise OptionError("service_account_key", "must be the JSON key of a service account (a dict or JSON text)")
     if value.get("type") != "service_account":
         raise OptionError("service_account_key", f"is a key of type {value.get('type')!r}, not 'service_account'")
+    _secrets.register(value.get("private_key"), value.get("private_key_id"))  # as JSON text, only the whole text was registered
     missing = [field for field in ("client_email", "private_key") if not value.get(field)]
     if missing:
         raise OptionError("service_account_key", f"lacks {', '.join(missing)}")

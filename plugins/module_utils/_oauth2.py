@@ -24,7 +24,7 @@ import os
 import time
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
+from ansible_collections.smail.xoauth2.plugins.module_utils import _providers, _secrets
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
     InsecurePathError,
@@ -413,11 +413,11 @@ def obtain_access_token(
     machine one retry budget together, not one each, and the endpoint is asked by one of them only.
     """
     if access_token:
-        return AccessToken(token=access_token, source="given")
+        return _registered(AccessToken(token=access_token, source="given"))
     if grant is None:
         raise OptionError("refresh_token", "either access_token or client_id, client_secret and refresh_token are required")
     if cache is None:
-        return _refresh_with_retries(grant, refresh, tls=tls, retry=retry, sleep=sleep)
+        return _registered(_refresh_with_retries(grant, refresh, tls=tls, retry=retry, sleep=sleep))
     key = grant.cache_key()
 
     def raise_remembered_failure() -> None:
@@ -441,7 +441,7 @@ def obtain_access_token(
     with cache.locked(key, timeout=lock_wait, while_waiting=raise_remembered_failure):
         cached = cache.load(key, margin=margin)
         if cached is not None and cached.token != refused:
-            return _with_refresh_record(cached, cache, grant)
+            return _registered(_with_refresh_record(cached, cache, grant))
         raise_remembered_failure()
         token = _refresh_with_retries(grant, refresh_remembering, tls=tls, retry=retry, sleep=sleep)
         keys = [key]
@@ -452,7 +452,13 @@ def obtain_access_token(
                 cache.store(name, token)
             except OSError:
                 pass  # a cache that cannot be written costs a refresh next time, never the send
-        return _note_refresh_token(token, cache, grant, now=now())
+        return _registered(_note_refresh_token(token, cache, grant, now=now()))
+
+
+def _registered(token: AccessToken) -> AccessToken:
+    """``token``, its access token and rotated refresh token registered as secrets (see ``_secrets``)."""
+    _secrets.register(token.token, token.rotated_refresh_token)
+    return token
 
 
 def _with_refresh_record(token: AccessToken, cache: TokenCache, grant: Grant) -> AccessToken:

@@ -9,7 +9,8 @@ A send is a sequence of steps (connect, tls, ehlo, auth, mail, rcpt, data, quit)
 the message may have been delivered. Every command and reply goes to a :class:`Transcript` (like
 ``smail -d``) in which the AUTH exchange and all secrets read ``*****``.
 
-This file is private to the collection and has no Ansible imports.
+This file is private to the collection. Its one tie to Ansible is ``_secrets``: every secret the transcript masks is
+also handed to ansible-core's own masking where the line has one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from email import policy
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 
+from ansible_collections.smail.xoauth2.plugins.module_utils import _secrets
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._net import is_loopback
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
@@ -93,6 +95,7 @@ class Transcript:
             return
         if isinstance(secret, str) and len(secret) >= 4:
             self._secrets.add(secret)
+            _secrets.register(secret)
 
     @property
     def secrets(self) -> frozenset[str]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.smail.xoauth2.plugins.module_utils import _secrets
+
 if t.TYPE_CHECKING:
     from ansible.module_utils.basic import AnsibleModule
 
@@ -21,7 +23,8 @@ class TaskResult:
     """The result fields of a task (``msg`` among them when it failed), the secrets to mask in them, and its warnings.
 
     ``secrets`` are values the work learnt on the way (a token, a secret read from a file) that must be masked like the
-    values of no_log options; ``warnings`` never hold a secret.
+    values of no_log options (registered with ansible-core's masking where the line has one, 2.22 on, else replaced in
+    the result); ``warnings`` never hold a secret.
     """
 
     def __init__(self, fields: dict[str, t.Any], *, failed: bool = False, secrets: t.Iterable[str] = (),
@@ -29,6 +32,7 @@ class TaskResult:
         self.fields = fields
         self.failed = failed
         self.secrets = {secret for secret in secrets if secret}
+        _secrets.register(*self.secrets)
         self.warnings = list(warnings)
 
     def __repr__(self) -> str:
@@ -42,8 +46,13 @@ class TaskResult:
 
 
 def exit_module(module: AnsibleModule, outcome: TaskResult) -> t.NoReturn:
-    """End the module process with ``outcome``: its secrets masked, its warnings warned, exit_json or fail_json."""
-    module.no_log_values.update(outcome.secrets)
+    """End the module process with ``outcome``: its secrets masked, its warnings warned, exit_json or fail_json.
+
+    From ansible-core 2.22 on, the secrets registered in this process go back with the result and are masked in output;
+    before, AnsibleModule replaces its ``no_log_values`` in the result.
+    """
+    if not _secrets.CORE_MASKS_SECRETS:
+        module.no_log_values.update(outcome.secrets)
     for warning in outcome.warnings:
         module.warn(warning)
     if outcome.failed:

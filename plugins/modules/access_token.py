@@ -155,54 +155,10 @@ error:
   sample: invalid_grant
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _refresh_expiry
-from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
-from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
-from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult, exit_module
-
-
-#: The module's options, validated by AnsibleModule here and by ArgumentSpecValidator in the in-process action.
-ARGUMENT_SPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC)
-
-
-def run(params: dict, *, check_mode: bool = False) -> TaskResult:
-    """An access token for validated ``params``: the task's result (the token in it is not masked; the action hides
-    the result from the output). The module process and the in-process action both call this."""
-    secrets: list[str] = []
-    try:
-        credentials = _credentials.Credentials() if params["access_token"] else _credentials.read_credentials(params)
-        # Secrets read from token_ini are masked like the options' (a new, rotated refresh token is not one of them).
-        secrets = [value for value in (credentials.client_secret, credentials.refresh_token) if value]
-        _refresh_expiry.warn_days(params)  # a bad value fails before the token endpoint is asked
-        token = _credentials.obtain_token(params, credentials)
-        rotation = _credentials.settle_rotation(params, credentials, token, check_only=check_mode)
-        expiry = _credentials.refresh_token_expiry(params, token if token.source != "given" else None)
-    except MissingLibraryError as exc:
-        return TaskResult.failure(missing_required_lib(exc.library), error=exc.code, secrets=secrets)
-    except SmailError as exc:
-        return TaskResult(exc.as_result(), failed=True, secrets=secrets)
-    result = {
-        "changed": bool(rotation and rotation.persisted_to),
-        "expires_in": token.expires_in(),
-        "expires_at": _credentials.expires_at_iso(token),
-        "scopes": list(token.scopes),
-        "token_source": token.source,
-    }
-    result.update(expiry.fields())
-    warnings = list(expiry.warnings)
-    if token.source != "given":
-        result["access_token"] = token.token
-    if rotation is not None:
-        result["refresh_token_rotated"] = True
-        result["refresh_token_persisted"] = bool(rotation.persisted_to)
-        if not rotation.persisted_to:
-            result["refresh_token"] = rotation.new_refresh_token
-        if rotation.warning:
-            warnings.append(rotation.warning)
-    return TaskResult(result, secrets=secrets, warnings=warnings)
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import exit_module
+from ansible_collections.smail.xoauth2.plugins.module_utils._tasks.access_token import ARGUMENT_SPEC, run
 
 
 def main() -> None:

@@ -164,77 +164,10 @@ error:
   type: str
 """
 
-import typing as t
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _spool
-from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
-from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
-    OAUTH2_ARGSPEC,
-    SMTP_ARGSPEC,
-    TLS_ARGSPEC,
-    merge_argspecs,
-)
-from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult, exit_module
-
-
-#: The module's options, validated by AnsibleModule here and by ArgumentSpecValidator in the in-process action.
-ARGUMENT_SPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, {
-    "flush": {"type": "bool", "default": False},
-    "release": {"type": "list", "elements": "str", "default": []},
-    "discard": {"type": "list", "elements": "str", "default": []},
-})
-
-
-def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> TaskResult:
-    """List, release, discard or deliver the spool of validated ``params``: the task's result.
-
-    The module process and the in-process action (``plugins/action/spool.py``) both call this.
-    """
-    if not params["spool_dir"]:
-        return TaskResult.failure("Option 'spool_dir': is required", error="invalid_option", option="spool_dir")
-    both = sorted(set(map(str.casefold, params["release"])) & set(map(str.casefold, params["discard"])))
-    if both:
-        return TaskResult.failure(f"Options 'release' and 'discard': both name {', '.join(both)}",
-                                  error="invalid_option", option="release")
-    spool = _spool.Spool(params["spool_dir"])
-    transcript = _smtp.Transcript()
-    result: dict = {"spool_delivered": [], "spool_refused": [], "attempts": 0}
-    secrets: t.Collection[str] = ()
-    warnings: list[str] = []
-    try:
-        # Every Message-ID is checked before anything changes.
-        released = spool.held_by_id(params["release"], option="release")
-        discarded = spool.held_by_id(params["discard"], option="discard")
-        for message in released:
-            spool.release(message, check_only=True)
-        if not check_mode:
-            for message in released:
-                spool.release(message)
-            for message in discarded:
-                spool.remove(message)
-        if params["flush"] and not check_mode:
-            delivery = _mailer.flush_spool(params, transcript=transcript, sessions=sessions)
-            secrets = delivery.secrets
-            warnings.extend(delivery.warnings)
-            result = delivery.result
-        else:
-            result["spool_pending"] = [message.summary() for message in spool.pending()]
-        result["spool_held"] = [message.summary() for message in spool.held()]
-        result["spool_unreadable"] = spool.unreadable()
-    except MissingLibraryError as exc:
-        return TaskResult.failure(missing_required_lib(exc.library), error=exc.code)
-    except SmailError as exc:
-        return TaskResult(exc.as_result(), failed=True, secrets=transcript.secrets)
-    result["spool_released"] = [message.message_id for message in released]
-    result["spool_discarded"] = [message.message_id for message in discarded]
-    if result["spool_unreadable"]:
-        warnings.append(f"{len(result['spool_unreadable'])} file(s) in the mail spool {params['spool_dir']} are no "
-                        "usable spooled mail and were left as they are: " + ", ".join(result["spool_unreadable"]))
-    changed = bool(result["spool_delivered"] or result["spool_refused"] or released or discarded)
-    return TaskResult({"changed": changed, **result}, secrets=secrets, warnings=warnings)
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import exit_module
+from ansible_collections.smail.xoauth2.plugins.module_utils._tasks.spool import ARGUMENT_SPEC, run
 
 
 def main() -> None:

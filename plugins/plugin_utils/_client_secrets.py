@@ -19,6 +19,7 @@ import typing as t
 
 from ansible.errors import AnsibleError
 
+from ansible_collections.smail.xoauth2.plugins.module_utils import _secrets
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
 OPTION = "client_secrets_file"
@@ -70,6 +71,7 @@ def parse_client_secrets(data: bytes | str) -> ClientSecrets:
     if client_id is None:
         raise OptionError(OPTION, "has no client_id")
     redirect_uris = client.get("redirect_uris")
+    _secrets.register(_text(client, "client_secret"))
     return ClientSecrets(
         client_id=client_id,
         client_secret=_text(client, "client_secret"),

@@ -33,7 +33,7 @@ import time
 import typing as t
 import urllib.parse
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _refresh_expiry, _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _refresh_expiry, _secrets, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
     InsecurePathError,
@@ -325,6 +325,7 @@ def authorization_from_token(token: t.Mapping[str, t.Any], *, requested_scopes: 
         expires_in: int | None = int(float(token["expires_in"]))
     except (KeyError, TypeError, ValueError):
         expires_in = None
+    _secrets.register(str(refresh_token), str(token.get("access_token") or ""))
     return Authorization(
         refresh_token=str(refresh_token),
         access_token=str(token.get("access_token") or ""),

@@ -21,7 +21,7 @@ import dataclasses
 import time
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _secrets, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._consent import (
@@ -153,6 +153,7 @@ def parse_device_authorization(status: int, data: t.Mapping[str, t.Any], *, uri:
             f"The device authorization endpoint {uri} did not answer with device_code, user_code, verification_uri "
             "and expires_in.")
     complete = data.get("verification_uri_complete")
+    _secrets.register(str(fields[0]))  # the device code obtains the tokens
     return DeviceAuthorization(
         device_code=str(fields[0]), user_code=str(fields[1]), verification_uri=str(verification_uri),
         verification_uri_complete=complete if isinstance(complete, str) and complete else None,

@@ -5,10 +5,10 @@
 """An action that runs its module's entry function in the controller's worker process when the task runs there.
 
 A task whose connection is the controller itself (``connection: local``, ``delegate_to: localhost``, ``hosts:
-localhost``) needs no module process: the action validates the arguments with the module's own argument spec
-(``ArgumentSpecValidator``), applies the task's ``environment:`` to ``os.environ`` for the call, runs the module's
-``run()`` and formats its :class:`TaskResult` as ``AnsibleModule`` does (``invocation``, warnings, deprecations, every
-no_log value and every secret of the result masked by ``remove_values``). Anywhere else, and when
+localhost``) needs no module process: the action validates the arguments with the module's own argument spec,
+applies the task's ``environment:`` to ``os.environ`` for the call, runs the entry function (which lives in
+module_utils, beside the module's argument spec) and formats its :class:`TaskResult` as that line's ``AnsibleModule``
+does. What of ansible-core's internals that takes is in ``_core_adapter``. Anywhere else, and when
 ``smail_xoauth2_in_process`` is false, it runs the module as any action would (``_execute_module``).
 """
 
@@ -16,24 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import json
 import os
 import shutil
 import sys
 import typing as t
 
-from ansible import constants as C
-from ansible.errors import AnsibleError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.common.parameters import remove_values
-from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible.release import __version__ as ANSIBLE_VERSION
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
+from ansible_collections.smail.xoauth2.plugins.plugin_utils import _core_adapter
 
 display = Display()
 
@@ -65,19 +59,6 @@ def _same_python(interpreter: str) -> bool:
     return found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
 
 
-#: Whether this ansible-core marks a module's result as parsed (``_ansible_parsed``); 2.21 no longer does.
-_MARKS_PARSED = tuple(int(part) for part in ANSIBLE_VERSION.split(".")[:2]) < (2, 21)
-
-
-def injects_invocation(task_vars: t.Mapping[str, t.Any]) -> bool:
-    """Whether a module of this ansible-core puts ``invocation`` in its result: always before 2.21, from 2.21 as its
-    ``INJECT_INVOCATION`` setting (default off) says."""
-    try:
-        return boolean(C.config.get_config_value("INJECT_INVOCATION", variables=task_vars), strict=False)
-    except AnsibleError:  # a line without the setting
-        return True
-
-
 def unsupported_options_message(module: str, args: t.Mapping[str, t.Any], spec: t.Mapping[str, t.Any]) -> str | None:
     """ansible-core's message for the task arguments that ``spec`` does not know, each followed by the closest option name
     (or alias) when one is near, "subjet (did you mean 'subject'?)"; None when every argument is known."""
@@ -92,36 +73,6 @@ def unsupported_options_message(module: str, args: t.Mapping[str, t.Any], spec: 
     supported = ", ".join(f"{name} ({', '.join(sorted(option['aliases']))})" if option.get("aliases") else name
                           for name, option in sorted(spec.items()))
     return f"Unsupported parameters for ({module}) module: {', '.join(named)}. Supported parameters include: {supported}."
-
-
-def format_result(outcome: TaskResult, *, params: t.Mapping[str, t.Any], no_log_values: t.Iterable[str],
-                  warnings: t.Sequence[str] = (), deprecations: t.Sequence[dict[str, t.Any]] = (),
-                  invocation: bool = True) -> dict[str, t.Any]:
-    """``outcome`` as AnsibleModule's exit_json/fail_json would return it to the controller.
-
-    ``invocation`` holds the validated arguments; the values of no_log options and the outcome's secrets are masked
-    everywhere (booleans and None at the top level kept, as AnsibleModule keeps them); the result is what JSON can
-    carry, as a module's is after its trip over stdout.
-    """
-    fields = dict(outcome.fields)
-    if outcome.failed:
-        fields["failed"] = True
-    if invocation:
-        fields.setdefault("invocation", {"module_args": dict(params)})
-    else:
-        fields.pop("invocation", None)
-    all_warnings = [*warnings, *outcome.warnings]
-    if all_warnings:
-        fields["warnings"] = all_warnings
-    if deprecations:
-        fields["deprecations"] = list(deprecations)
-    preserved = {name: value for name, value in fields.items() if value is None or isinstance(value, bool)}
-    fields = remove_values(fields, set(no_log_values) | outcome.secrets)
-    fields.update(preserved)
-    fields = json.loads(json.dumps(fields))
-    if _MARKS_PARSED:
-        fields["_ansible_parsed"] = True
-    return fields
 
 
 class InProcessModuleAction(ActionBase):
@@ -174,12 +125,13 @@ class InProcessModuleAction(ActionBase):
         task_vars = task_vars or {}
         unsupported = unsupported_options_message(self.MODULE, self._task.args, self.argument_spec())
         if unsupported:  # on either path, before anything runs: with a "did you mean" the module cannot give
-            result.update(format_result(TaskResult.failure(unsupported), params={}, no_log_values=(), invocation=False))
+            result.update(_core_adapter.format_result(TaskResult.failure(unsupported), params={}, no_log_values=(),
+                                                      invocation=False))
             return result
         reason = self.module_process_reason(task_vars)
         if reason is None:
             display.vvv(f"{self.MODULE}: runs in the controller's worker process", host=self._play_context.remote_addr)
-            result.update(self.run_in_process(invocation=injects_invocation(task_vars)))
+            result.update(self.run_in_process(invocation=_core_adapter.injects_invocation(task_vars)))
             return result
         display.vvv(f"{self.MODULE}: runs as a module process ({reason})", host=self._play_context.remote_addr)
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
@@ -195,15 +147,11 @@ class InProcessModuleAction(ActionBase):
         self._compute_environment_string(environment)
         with applied_environment(environment):
             # Inside: an option's environment fallback reads the task's environment, as in the module process.
-            validation = ArgumentSpecValidator(self.argument_spec()).validate(dict(self._task.args))
-            params = validation.validated_parameters
-            warnings = [f"Both option {w['option']} and its alias {w['alias']} are set." for w in validation._warnings]
-            if validation.errors.errors:  # a list: the container itself is always true
-                msg = validation.errors.msg
-                if isinstance(validation.errors[0], UnsupportedError):
-                    msg = f"Unsupported parameters for ({self.MODULE}) module: {msg}"
-                outcome = TaskResult.failure(msg)
+            validation = _core_adapter.validate(self.argument_spec(), self._task.args, module=self.MODULE)
+            if validation.error is not None:
+                outcome = TaskResult.failure(validation.error)
             else:
-                outcome = self.run_module(params, check_mode=bool(self._task.check_mode))
-        return format_result(outcome, params=params, no_log_values=validation._no_log_values, warnings=warnings,
-                             deprecations=validation._deprecations, invocation=invocation)
+                outcome = self.run_module(validation.params, check_mode=bool(self._task.check_mode))
+        return _core_adapter.format_result(outcome, params=validation.params, no_log_values=validation.no_log_values,
+                                           warnings=validation.warnings, deprecations=validation.deprecations,
+                                           invocation=invocation)

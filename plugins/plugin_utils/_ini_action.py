@@ -21,12 +21,12 @@ import tempfile
 import typing as t
 
 from ansible import constants as C
-from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 from ansible.utils.hashing import checksum_s
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.plugin_utils._core_adapter import mask_result
 
 NEWLINES = {"crlf": "\r\n", "lf": "\n"}
 MASK = "********"
@@ -136,7 +136,7 @@ class IniFileAction(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         # Belt and braces: nothing built above carries a secret, but a value could still echo through a message.
-        return remove_values(result, {value for value in secrets if value})
+        return mask_result(result, secrets)
 
     @property
     def is_windows(self) -> bool:
