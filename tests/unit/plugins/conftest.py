@@ -254,3 +254,17 @@ def docs_match_argspec():
         assert _normalised(documented_options(module_name)) == _normalised(argspec)
         return True
     return check
+
+
+@pytest.fixture()
+def secret_masker(monkeypatch):
+    """ansible-core's own masking (2.22 on) with nothing registered before the test: ``mask(text)``, the text with the
+    registered secrets as ``$REDACTED$``; None on a line without it (there results are masked by the collection)."""
+    try:
+        from ansible.module_utils import secrets
+        from ansible.module_utils._internal import _secrets as core_secrets
+    except ImportError:
+        return None
+    # A fresh registry: values registered by earlier tests (any length counts) would mask parts of every word.
+    monkeypatch.setattr(secrets, "_secret_masker", core_secrets.SecretMasker())
+    return secrets.mask_secrets

@@ -65,7 +65,15 @@ def landing_address(url, settings):
     return redirect.value.headers["Location"]
 
 
-def test_manual_mode_in_two_runs(settings, tmp_path, home, vaulted_client_json, make_target, run_ini_action):
+def token_kept_out_of_output(result, mask):
+    """Whether the result's refresh token stays out of every output as this line does it: registered as a secret
+    (ansible-core 2.22 on, ``mask`` is its masking), else the whole result marked no_log."""
+    if mask is not None:
+        return "_ansible_no_log" not in result and mask(result["refresh_token"]) == "$REDACTED$"
+    return result.get("_ansible_no_log") is True
+
+
+def test_manual_mode_in_two_runs(settings, tmp_path, home, vaulted_client_json, make_target, run_ini_action, secret_masker):
     args = {"client_secrets_file": "client_secret_sandbox.json", "provider": "custom", "scopes": ["https://mail.google.com/"],
             "mode": "manual", "ca_path": settings["ca_path"], "login_hint": settings["account"]}
     run = {"loader": vaulted_client_json, "search_path": [str(tmp_path)]}
@@ -81,7 +89,7 @@ def test_manual_mode_in_two_runs(settings, tmp_path, home, vaulted_client_json, 
     landed = landing_address(first["authorization_url"], settings)
     second = run_ini_action(AuthorizeAction, {**args, "authorization_response": landed}, make_target(), **run)
 
-    assert second["changed"] is True and second["_ansible_no_log"] is True
+    assert second["changed"] is True and token_kept_out_of_output(second, secret_masker)
     assert second["refresh_token"].startswith("1//sandbox-")
     assert (second["account"], second["scopes"], second["expires_in"]) == (settings["account"], ["https://mail.google.com/"], 3599)
     assert not list((home / ".ansible" / "smail_xoauth2" / "pending").iterdir())
@@ -152,12 +160,13 @@ def device_args(settings, switches, **overrides):
             **overrides}
 
 
-def test_device_mode_shows_the_user_code_and_never_the_device_code(settings, shown, make_target, run_ini_action):
+def test_device_mode_shows_the_user_code_and_never_the_device_code(settings, shown, make_target, run_ini_action,
+                                                                  secret_masker):
     # `flow` is the alias of mode.
     result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", flow="device",
                                                          login_hint=settings["account"]), make_target())
 
-    assert result["changed"] is True and result["_ansible_no_log"] is True
+    assert result["changed"] is True and token_kept_out_of_output(result, secret_masker)
     assert result["refresh_token"].startswith("1//sandbox-") and result["account"] == settings["account"]
     announcement = shown[0]
     assert settings["device_verification_uri"] in announcement and "?user_code=" in announcement

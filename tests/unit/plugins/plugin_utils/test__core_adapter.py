@@ -22,11 +22,6 @@ from ansible_collections.smail.xoauth2.plugins.plugin_utils import _core_adapter
 
 PLUGINS = pathlib.Path(_core_adapter.__file__).resolve().parents[1]
 
-try:
-    from ansible.module_utils.secrets import mask_secrets
-except ImportError:  # a line before 2.22
-    mask_secrets = None
-
 SPEC = {
     "to": {"type": "list", "elements": "str", "aliases": ["recipients"]},
     "password": {"type": "str", "no_log": True},
@@ -67,12 +62,12 @@ def test_the_parsed_mark_is_what_this_lines_action_base_adds():
     assert ("_ansible_parsed=True" in source) is _core_adapter.MARKS_PARSED
 
 
-def test_the_secret_registry_is_there_from_2_22_on():
+def test_the_secret_registry_is_there_from_2_22_on(secret_masker):
     assert _secrets.CORE_MASKS_SECRETS is (_core_adapter.CORE_VERSION >= (2, 22))
-    assert (mask_secrets is not None) is _secrets.CORE_MASKS_SECRETS
+    assert (secret_masker is not None) is _secrets.CORE_MASKS_SECRETS
 
 
-def test_a_result_is_masked_as_this_lines_module_result():
+def test_a_result_is_masked_as_this_lines_module_result(secret_masker):
     outcome = TaskResult({"changed": True, "msg": "sent with ya29.token-value", "nested": {"note": "pw-secret-value"},
                           "spooled": False, "error": None}, secrets={"ya29.token-value"}, warnings=["kept"])
     result = _core_adapter.format_result(outcome, params={"password": "pw-secret-value", "to": ("a@example.com",)},
@@ -85,7 +80,7 @@ def test_a_result_is_masked_as_this_lines_module_result():
         # 2.22 on: the values stay real in the result; ansible-core masks them wherever they are shown.
         assert result["msg"] == "sent with ya29.token-value"
         assert result["invocation"]["module_args"]["password"] == "pw-secret-value"
-        assert mask_secrets(str(result)).count("$REDACTED$") == 3 and "secret-value" not in mask_secrets(str(result))
+        assert secret_masker(str(result)).count("$REDACTED$") == 3 and "secret-value" not in secret_masker(str(result))
     else:
         # A whole value is replaced by remove_values' placeholder, a part of one by asterisks, as in a module's result.
         assert result["msg"] == "sent with ********"
@@ -94,7 +89,7 @@ def test_a_result_is_masked_as_this_lines_module_result():
     assert result.get("_ansible_parsed") is (True if _core_adapter.MARKS_PARSED else None) and "failed" not in result
 
 
-def test_a_result_with_a_token_keeps_it_for_register_and_out_of_the_output(monkeypatch):
+def test_a_result_with_a_token_keeps_it_for_register_and_out_of_the_output(monkeypatch, secret_masker):
     shown = []
     monkeypatch.setattr(_core_adapter.display, "v", shown.append)
     result = {"changed": False, "access_token": "ya29.kept-secret", "expires_in": 3599, "invocation": {"module_args": {}}}
@@ -105,7 +100,7 @@ def test_a_result_with_a_token_keeps_it_for_register_and_out_of_the_output(monke
     if _secrets.CORE_MASKS_SECRETS:
         # Shown as any result, the token as $REDACTED$.
         assert "_ansible_no_log" not in result and not shown
-        assert mask_secrets("token ya29.kept-secret") == "token $REDACTED$"
+        assert secret_masker("token ya29.kept-secret") == "token $REDACTED$"
     else:
         assert result["_ansible_no_log"] is True
         assert shown == ['host: x: {"changed": false, "expires_in": 3599} (tokens hidden)']
@@ -120,13 +115,13 @@ def test_a_result_without_a_token_is_shown(monkeypatch):
 
 
 @pytest.mark.skipif(not _secrets.CORE_MASKS_SECRETS, reason="ansible-core before 2.22 has no secret registry")
-def test_secrets_learnt_on_the_way_are_registered():
+def test_secrets_learnt_on_the_way_are_registered(secret_masker):
     from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp
 
     transcript = _smtp.Transcript()
     transcript.add_secret("dXNlcj1zYXNsLXN0cmluZy12YWx1ZQ==")
     TaskResult({"changed": False}, secrets={"rt-learnt-secret-value"})
-    assert mask_secrets("a dXNlcj1zYXNsLXN0cmluZy12YWx1ZQ== b rt-learnt-secret-value") == "a $REDACTED$ b $REDACTED$"
+    assert secret_masker("a dXNlcj1zYXNsLXN0cmluZy12YWx1ZQ== b rt-learnt-secret-value") == "a $REDACTED$ b $REDACTED$"
 
 
 def _imports(path: pathlib.Path) -> set[str]:
