@@ -7,7 +7,8 @@
 An action that runs a module's entry function in the controller's worker process must give the result a module
 process would give, on each ansible-core line. That takes a few things ansible-core does not offer as an interface:
 the attributes of an argument validation result (``_warnings``, ``_no_log_values``, ``_deprecations``), the
-``INJECT_INVOCATION`` setting (2.21 on), the ``_ansible_parsed`` mark (before 2.21), the ``_ansible_no_log`` result
+``INJECT_INVOCATION`` setting (2.21 on), the parsed mark of a module result (``_ansible_parsed`` before 2.21,
+``ansible_parsed`` from 2.22 on), the ``_ansible_no_log`` result
 key, and, on lines without ``ansible.module_utils.secrets`` (before 2.22), ``remove_values``. Nothing else of the
 collection touches them: ``tests/unit/plugins/plugin_utils/test__core_adapter.py`` checks each on the line it runs
 on, so that a change in ansible-core fails there first.
@@ -35,8 +36,9 @@ display = Display()
 
 #: This ansible-core's major and minor version.
 CORE_VERSION = tuple(int(part) for part in ANSIBLE_VERSION.split(".")[:2])
-#: Whether this ansible-core marks a module's result as parsed (``_ansible_parsed``); 2.21 no longer does.
-MARKS_PARSED = CORE_VERSION < (2, 21)
+#: The key with which this ansible-core marks a module's result as parsed: ``_ansible_parsed`` before 2.21, none in
+#: 2.21, ``ansible_parsed`` (a field of its task result) from 2.22 on.
+PARSED_MARK = "_ansible_parsed" if CORE_VERSION < (2, 21) else "ansible_parsed" if CORE_VERSION >= (2, 22) else None
 #: Whether this ansible-core masks registered secrets in all output, so that results keep their real values (2.22 on).
 CORE_MASKS_SECRETS = _secrets.CORE_MASKS_SECRETS
 #: Result keys that hold a bearer credential or a refresh token.
@@ -118,8 +120,8 @@ def format_result(outcome: TaskResult, *, params: t.Mapping[str, t.Any], no_log_
     if deprecations:
         fields["deprecations"] = list(deprecations)
     fields = json.loads(json.dumps(mask_result(fields, set(no_log_values) | outcome.secrets)))
-    if MARKS_PARSED:
-        fields["_ansible_parsed"] = True
+    if PARSED_MARK:
+        fields[PARSED_MARK] = True
     return fields
 
 

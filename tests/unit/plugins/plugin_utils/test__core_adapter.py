@@ -59,7 +59,8 @@ def test_inject_invocation_is_the_lines_setting():
 
 def test_the_parsed_mark_is_what_this_lines_action_base_adds():
     source = inspect.getsource(ActionBase._parse_returned_data)
-    assert ("_ansible_parsed=True" in source) is _core_adapter.MARKS_PARSED
+    assert ("_ansible_parsed=True" in source) is (_core_adapter.PARSED_MARK == "_ansible_parsed")
+    assert ("utr.ansible_parsed = True" in source) is (_core_adapter.PARSED_MARK == "ansible_parsed")
 
 
 def test_the_secret_registry_is_there_from_2_22_on(secret_masker):
@@ -86,7 +87,8 @@ def test_a_result_is_masked_as_this_lines_module_result(secret_masker):
         assert result["msg"] == "sent with ********"
         assert result["nested"] == {"note": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}
         assert result["invocation"]["module_args"]["password"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
-    assert result.get("_ansible_parsed") is (True if _core_adapter.MARKS_PARSED else None) and "failed" not in result
+    marks = {key: value for key, value in result.items() if key in ("_ansible_parsed", "ansible_parsed")}
+    assert marks == ({_core_adapter.PARSED_MARK: True} if _core_adapter.PARSED_MARK else {}) and "failed" not in result
 
 
 def test_a_result_with_a_token_keeps_it_for_register_and_out_of_the_output(monkeypatch, secret_masker):
