@@ -94,7 +94,7 @@ mount_into_root() { # mount_into_root SOURCE [ro]: bind SOURCE at the same path 
 
 mount -t proc proc "$root/proc"
 mounts+=("$root/proc")
-[ -e "$root/etc/mtab" ] || ln -s ../proc/self/mounts "$root/etc/mtab"  # doveconf reads it
+[ -e "$root/etc/mtab" ] || ln -sf ../proc/self/mounts "$root/etc/mtab"  # doveconf reads it (-f: lines run side by side)
 mount_into_root /dev
 # The package index and wheel folders that the pip configuration names (large: bound read-only, never copied).
 pip_folders=$(cat /etc/pip.conf "$HOME/.config/pip/pip.conf" 2>/dev/null | grep -oE 'file://[^ ]+' | sed -E 's|^file://||; s|/simple/?$||' || true)

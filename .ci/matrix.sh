@@ -1,33 +1,52 @@
 #!/usr/bin/env bash
-# The ansible-core matrix of README.md, one line after the other, each through .ci/core_root.sh:
+# The ansible-core matrix of README.md, each line through .ci/core_root.sh:
 #   2.22  make demo sanity units integration, Python 3.13 in the Debian 13 root (Dovecot 2.4): the newest line
 #   2.19  make demo test (lint sanity units integration), natively (this machine's Python 3.11, Dovecot 2.3): the
 #         oldest line, and the one that runs lint (the linters check the files, not the line)
 #   2.21, 2.20  make demo units sanity, and the integration targets whose result depends on the line: the
 #         in-process parity, the no-secrets targets and the notify callback
-# Every line runs even when one fails; the times of each line and of the whole run end the output.
+# The two newest and oldest lines run one after the other; then 2.21 and 2.20 side by side (each with its own copy of
+# the checkout, venv, sandbox and Dovecot in the root), their output kept in .build/matrix/CORE.log and printed when
+# both are done. Every line runs even when one fails; the times of each line and of the whole run end the output.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 line_targets="mail_in_process_parity mail_no_secrets no_secrets_anywhere callback_notify"
-# Each leg: the ansible-core line, the integration targets (- for all), the suites.
-legs=("2.22 - demo sanity units integration"
-      "2.19 - demo test"
-      "2.21 line demo units sanity integration"
-      "2.20 line demo units sanity integration")
+logs=.build/matrix
+mkdir -p "$logs"
 summary=()
 failed=0
 start=$SECONDS
-for leg in "${legs[@]}"; do
+
+# run_leg CORE TARGETS SUITE...: one line; TARGETS empty for every integration target.
+run_leg() {
+  local core=$1 targets=$2 leg_start=$SECONDS result
+  shift 2
+  if TARGETS=$targets .ci/core_root.sh "$core" "$@"; then result=ok; else result=FAILED; fi
+  echo "ansible-core $core ($*${targets:+; integration: $targets}): $result in $((SECONDS - leg_start))s" > "$logs/$core.result"
+  [ $result = ok ]
+}
+
+for leg in "2.22 demo sanity units integration" "2.19 demo test"; do
   read -r -a args <<<"$leg"
-  core=${args[0]}
-  targets=${args[1]}
-  suites=("${args[@]:2}")
-  [ "$targets" = - ] && targets="" || targets=$line_targets
-  leg_start=$SECONDS
-  if TARGETS=$targets .ci/core_root.sh "$core" "${suites[@]}"; then result=ok; else result=FAILED; failed=1; fi
-  summary+=("ansible-core $core (${suites[*]}${targets:+; integration: $targets}): $result in $((SECONDS - leg_start))s")
+  run_leg "${args[0]}" "" "${args[@]:1}" || failed=1
+  summary+=("$(cat "$logs/${args[0]}.result")")
 done
+
+pids=()
+for core in 2.21 2.20; do
+  run_leg "$core" "$line_targets" demo units sanity integration > "$logs/$core.log" 2>&1 &
+  pids+=($!)
+done
+for index in "${!pids[@]}"; do
+  wait "${pids[index]}" || failed=1
+done
+for core in 2.21 2.20; do
+  echo "== ansible-core $core (ran side by side; its output from $logs/$core.log)"
+  cat "$logs/$core.log"
+  summary+=("$(cat "$logs/$core.result")")
+done
+
 echo "== matrix"
 printf '   %s\n' "${summary[@]}"
 echo "   total: $((SECONDS - start))s"
