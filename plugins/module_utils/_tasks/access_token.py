@@ -18,7 +18,6 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import Missi
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
-
 #: The module's options, validated by AnsibleModule here and by ArgumentSpecValidator in the in-process action.
 ARGUMENT_SPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC)
 

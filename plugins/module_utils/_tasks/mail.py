@@ -10,6 +10,8 @@ The module (``plugins/modules/mail.py``) and the in-process action (``plugins/ac
 
 from __future__ import annotations
 
+import typing as t
+
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
@@ -23,7 +25,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
-MESSAGE_ARGSPEC = {
+MESSAGE_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "sender": {"type": "str", "aliases": ["from"]},
     "to": {"type": "list", "elements": "str", "default": [], "aliases": ["recipients"]},
     "cc": {"type": "list", "elements": "str", "default": []},
