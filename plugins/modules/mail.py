@@ -108,8 +108,9 @@ options:
       - Images an HTML O(body) shows inline, each referred to from it as C(<img src="cid:CID">) with the image's
         O(inline[].cid), as in M(community.general.mail) (since its 13.3.0); no image is then fetched from an external
         URL, which mail clients block by default.
-      - The HTML part and the images are sent as one C(multipart/related) part (RFC 2387), each image with
-        C(Content-ID: <CID>) and C(Content-Disposition: inline). Only with O(subtype=html); other files go in O(attach).
+      - The HTML part and the images are sent as one C(multipart/related) part (RFC 2387), each image with its cid in
+        angle brackets as C(Content-ID) and with C(Content-Disposition) V(inline). Only with O(subtype=html); other
+        files go in O(attach).
     type: list
     elements: dict
     default: []
