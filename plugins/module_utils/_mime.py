@@ -21,7 +21,7 @@ import re
 import typing as t
 from email import policy
 from email.headerregistry import Address, AddressHeader, Group
-from email.message import EmailMessage, Message
+from email.message import EmailMessage, Message, MIMEPart
 from html.parser import HTMLParser
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
@@ -325,7 +325,7 @@ _CONTENT_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+$")
 _MIME_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`{|}~-]+$")  # RFC 2045 token
 
 
-def relate_inline_images(html_part: EmailMessage, images: t.Sequence[InlineImage]) -> None:
+def relate_inline_images(html_part: MIMEPart, images: t.Sequence[InlineImage]) -> None:
     """Turn the ``text/html`` part ``html_part`` into a ``multipart/related`` (RFC 2387, ``type="text/html"``) of the
     HTML and each image, as a base64 ``image/*`` part with ``Content-ID: <cid>`` and ``Content-Disposition: inline``,
     which the HTML shows with ``<img src="cid:...">`` (RFC 2392). Raise OptionError naming ``inline[N].path``,

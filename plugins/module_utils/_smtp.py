@@ -26,7 +26,7 @@ import time
 import typing as t
 from email import policy
 from email.headerregistry import Address, HeaderRegistry
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._net import is_loopback
@@ -404,7 +404,8 @@ def build_message(spec: MessageSpec) -> EmailMessage:
             msg.add_alternative(spec.body, subtype="html", charset=spec.charset)
             if spec.inline:
                 from ansible_collections.smail.xoauth2.plugins.module_utils import _mime  # pylint: disable=import-outside-toplevel
-                _mime.relate_inline_images(msg.get_body(("html",)), spec.inline)
+                # The HTML part just added: get_body() finds it, a MIMEPart.
+                _mime.relate_inline_images(t.cast(MIMEPart, msg.get_body(("html",))), spec.inline)
         else:
             msg.set_content(spec.body, charset=spec.charset)
     except UnicodeEncodeError:
