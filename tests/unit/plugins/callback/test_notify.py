@@ -408,8 +408,7 @@ class TestAWXJob:
         monkeypatch.setattr(_mailer, "deliver", deliver)
 
     @pytest.mark.parametrize("extra_vars", [AWX_VARS, {"awx_job_id": "17"}, {"tower_job_id": 17}])
-    def test_without_a_spool_dir_nothing_is_spooled_and_no_later_delivery_is_promised(self, monkeypatch, tmp_path,
-                                                                                       extra_vars):
+    def test_without_a_spool_dir_nothing_is_spooled_nor_promised(self, monkeypatch, tmp_path, extra_vars):
         monkeypatch.setenv("HOME", str(tmp_path))
         self.failing_send(monkeypatch)
         callback = make_callback()
