@@ -124,6 +124,10 @@ options:
       - Keep a summary that could not be sent (server or token endpoint unreachable, a 4xx after the retries) in
         O(spool_dir), so that the next run's summary delivers it first; see C(docs/reliability.md).
       - O(spool_dir) defaults to C(~/.ansible/smail_xoauth2/spool) of the controller user when this is on.
+      - In an AWX or Ansible Automation Platform job (one whose extra variables hold AWX's C(awx_job_id) or
+        C(tower_job_id)) without an O(spool_dir) of its own, nothing is spooled, because the job's container, with its
+        home directory, is thrown away when the job ends. A summary that could not be sent is then lost, and the warning
+        says so; give O(spool_dir) a path that outlives the job to keep it (C(docs/awx.md)).
     type: bool
     default: true
     version_added: 0.2.0
@@ -201,7 +205,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import AnsibleVaultError
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _mailer, _smtp, _summary
+from ansible_collections.smail.xoauth2.plugins.module_utils import _awx, _credentials, _mailer, _smtp, _summary
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._spool import default_spool_dir as _spool_default_dir
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
@@ -292,6 +296,10 @@ class CallbackModule(CallbackBase):
         self.run = None
         # The playbook's loader, which holds its vault secrets; set when the playbook starts.
         self.loader = None
+        # The ID of the AWX job this run is, from its extra variables; None outside AWX. Set when a play starts.
+        self.awx_job = None
+        # True once the options say this AWX job would spool into its own throwaway home directory: it does not.
+        self.unkept_in_awx = False
 
     def _current_run(self):
         """The run being recorded; created at the first event, normally v2_playbook_on_start."""
@@ -319,6 +327,8 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_play_start(self, play):
         self._current_run().add_play(play.get_name().strip())
+        if self.awx_job is None:
+            self.awx_job = _awx.job_id(play.get_variable_manager().extra_vars)
 
     def v2_runner_on_ok(self, result):
         host, task, data = _task_result_parts(result)
@@ -399,9 +409,18 @@ class CallbackModule(CallbackBase):
         if path:
             from_file = read_credentials_file(path, loader=self.loader or DataLoader())
             options.update({name: value for name, value in from_file.items() if not self._option_is_set(name)})
-        # A summary is sent at the end of a run, often during the outage it reports: by default it waits in a spool.
-        options["spool_dir"] = (options.get("spool_dir") or _spool_default_dir()) if self.get_option("spool") else None
+        # A summary is sent at the end of a run, often during the outage it reports: by default it waits in a spool,
+        # except in an AWX job, whose home directory is thrown away with its container.
+        self.unkept_in_awx = bool(self.get_option("spool") and not options.get("spool_dir") and self.awx_job is not None)
+        if not self.get_option("spool") or self.unkept_in_awx:
+            options["spool_dir"] = None
+        elif not options.get("spool_dir"):
+            options["spool_dir"] = _spool_default_dir()
         return options
+
+    def _unkept_notice(self):
+        """`` It is not kept ...`` after a failure in an AWX job without spool_dir, else nothing."""
+        return f" {_awx.unkept_summary_notice(self.awx_job)}" if self.unkept_in_awx else ""
 
     def send_summary(self, run):
         """Mail the summary through the collection's one send path; a failure is a warning, never an error."""
@@ -436,11 +455,12 @@ class CallbackModule(CallbackBase):
         except SmailError as exc:
             for notice in notices:
                 self._warn(notice, transcript)
-            self._warn(f"the summary mail was not sent ({exc.code}): {exc.full_msg}", transcript)
+            self._warn(f"the summary mail was not sent ({exc.code}): {exc.full_msg}{self._unkept_notice()}", transcript)
             return
         except Exception as exc:  # pylint: disable=broad-exception-caught
             # A bug must not turn a finished playbook into a crash; the traceback is for -vvv.
-            self._warn(f"the summary mail was not sent (unexpected {type(exc).__name__}): {exc}", transcript)
+            self._warn(f"the summary mail was not sent (unexpected {type(exc).__name__}): {exc}{self._unkept_notice()}",
+                       transcript)
             self._display.vvv(transcript.mask(traceback.format_exc()))
             return
         for warning in delivery.warnings:

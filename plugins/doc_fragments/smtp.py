@@ -101,8 +101,8 @@ options:
         (C(held=true)), so that after checking the mailbox M(smail.xoauth2.spool) can release or discard it. A
         spooled mail that a recipient refuses for good, or that later fails for good, is held too, and reported.
       - Off by default for the modules and the roles; the C(smail.xoauth2.notify) callback spools by default (its
-        C(spool) option), in C(~/.ansible/smail_xoauth2/spool). The M(smail.xoauth2.spool) module lists or flushes a
-        spool, for example from cron.
+        C(spool) option), in C(~/.ansible/smail_xoauth2/spool), except in an AWX job, whose container is thrown away
+        at its end. The M(smail.xoauth2.spool) module lists or flushes a spool, for example from cron.
     type: path
 """
 

@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Wire-format helpers for the SMTP core: a 7bit downgrade for servers without 8BITMIME, and
-ISO-2022-JP encoded headers written the way SMAIL and Japanese mail clients write them.
+"""Wire-format helpers for the SMTP core: a 7bit downgrade for servers without 8BITMIME,
+ISO-2022-JP encoded headers written the way SMAIL and Japanese mail clients write them, and the inline
+images of an HTML body.
 
 Messages use policy ``email.policy.SMTP`` (never compat32). This file is private to the
 collection and has no Ansible imports.
@@ -15,12 +16,18 @@ import base64
 import binascii
 import email
 import functools
+import os
 import re
 import typing as t
 from email import policy
 from email.headerregistry import Address, AddressHeader, Group
-from email.message import EmailMessage, Message
+from email.message import EmailMessage, Message, MIMEPart
 from html.parser import HTMLParser
+
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+
+if t.TYPE_CHECKING:
+    from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import InlineImage
 
 _MAX_LINE = 78  # RFC 5322 line length, the one policy SMTP folds to
 _MAX_WORD = 75  # RFC 2047 limit for one encoded word
@@ -309,6 +316,67 @@ def _quoted_words_parameter(value: str, parameter: str, words: list[str]) -> str
 def _encoded_words(text: str, *, charset: str, name: str) -> list[str]:
     """``text`` as encoded words short enough that `` filename="`` + a word + ``";`` fits a 78-character line."""
     return _HeaderFolder(name=name, charset=charset).encoded_words(text, room=_MAX_LINE - len(' filename="";'))
+
+
+# --- inline images of an HTML body -----------------------------------------------------------
+
+#: The characters of a Content-ID without its angle brackets: RFC 5322 msg-id text (atext, ``.`` and ``@``).
+_CONTENT_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+$")
+_MIME_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`{|}~-]+$")  # RFC 2045 token
+
+
+def relate_inline_images(html_part: MIMEPart, images: t.Sequence[InlineImage]) -> None:
+    """Turn the ``text/html`` part ``html_part`` into a ``multipart/related`` (RFC 2387, ``type="text/html"``) of the
+    HTML and each image, as a base64 ``image/*`` part with ``Content-ID: <cid>`` and ``Content-Disposition: inline``,
+    which the HTML shows with ``<img src="cid:...">`` (RFC 2392). Raise OptionError naming ``inline[N].path``,
+    ``inline[N].cid`` or ``inline[N].mime_type`` - before anything is changed - for a file that cannot be read, a
+    Content-ID that is not one or is given twice, or a type that is not an image's."""
+    parts = [_inline_part(index, image, earlier=images[:index]) for index, image in enumerate(images)]
+    for image, (maintype, subtype, data) in zip(images, parts):
+        html_part.add_related(data, maintype=maintype, subtype=subtype, cid=f"<{image.cid}>", disposition="inline",
+                              filename=os.path.basename(image.path))
+    html_part.set_param("type", "text/html")
+
+
+def _inline_part(index: int, image: InlineImage, *, earlier: t.Sequence[InlineImage]) -> tuple[str, str, bytes]:
+    """The checked type and the bytes of one inline image."""
+    option = f"inline[{index}]"
+    if not image.cid or not _CONTENT_ID.match(image.cid):
+        raise OptionError(f"{option}.cid", f"{image.cid!r} is not a Content-ID: give it without angle brackets, of "
+                                           "letters, digits and !#$%&'*+-/=?^_`{|}~.@ only")
+    for position, other in enumerate(earlier):
+        if other.cid == image.cid:
+            raise OptionError(f"{option}.cid", f"{image.cid!r} is already the cid of inline[{position}]")
+    name = os.path.basename(image.path)
+    if "\x00" in name or len(f"{name}.".splitlines()) > 1:
+        raise OptionError(f"{option}.path", f"the file name {name!r} contains a line break or NUL")
+    maintype, subtype = _image_type(option, image)
+    try:
+        with open(image.path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise OptionError(f"{option}.path", f"cannot read {image.path!r}: {exc.strerror}") from None
+    return maintype, subtype, data
+
+
+def _image_type(option: str, image: InlineImage) -> tuple[str, str]:
+    if image.mime_type is not None:
+        maintype, _slash, subtype = image.mime_type.strip().lower().partition("/")
+        if maintype != "image" or not _MIME_TOKEN.match(subtype):
+            raise OptionError(f"{option}.mime_type", f"{image.mime_type!r} is not an image type such as image/png; "
+                                                     "attach sends other files")
+        return maintype, subtype
+    import mimetypes  # pylint: disable=import-outside-toplevel  # only a mail with images pays for its tables
+
+    guessed, encoding = mimetypes.guess_type(image.path)
+    if guessed is None or encoding is not None:
+        raise OptionError(f"{option}.mime_type", f"is required: the type of {image.path!r} cannot be guessed from its "
+                                                 "name (set it, for example image/png)")
+    maintype, _slash, subtype = guessed.partition("/")
+    if maintype != "image":
+        raise OptionError(f"{option}.path", f"{image.path!r} is not an image by its name ({guessed}); inline takes "
+                                            "images an HTML body shows, attach sends other files")
+    return maintype, subtype
 
 
 # --- the text alternative of an HTML body ----------------------------------------------------

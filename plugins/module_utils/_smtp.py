@@ -27,7 +27,7 @@ import time
 import typing as t
 from email import policy
 from email.headerregistry import Address, HeaderRegistry
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _secrets
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
@@ -245,6 +245,21 @@ def validate_connection(endpoint: SMTPEndpoint, login: SASLLogin) -> None:
 
 # --- message ------------------------------------------------------------------------------------
 
+class InlineImage(t.NamedTuple):
+    """An image of an HTML body (the ``inline`` option, as community.general.mail has it since 13.3.0)."""
+
+    path: str
+    #: The Content-ID without its angle brackets: the body refers to it as ``cid:<cid>``.
+    cid: str
+    #: ``image/png`` and so on; guessed from the file name when None.
+    mime_type: str | None = None
+
+
+def inline_images(items: t.Iterable[t.Mapping[str, t.Any]] | None) -> tuple[InlineImage, ...]:
+    """The ``inline`` option's items (``path``, ``cid``, ``mime_type``) as InlineImage values."""
+    return tuple(InlineImage(path=item["path"], cid=item["cid"], mime_type=item.get("mime_type")) for item in items or ())
+
+
 class MessageSpec(t.NamedTuple):
     """A mail to build; addresses may carry display names (``Name <addr>``)."""
 
@@ -265,6 +280,8 @@ class MessageSpec(t.NamedTuple):
     #: How non-ASCII attachment names are written: ``rfc2231`` (``filename*=utf-8''...``), ``rfc2047`` (encoded words
     #: in ``charset``, as SMAIL and Japanese mail clients write them) or ``auto`` (rfc2047 for ISO-2022-JP).
     attachment_name_encoding: str = "auto"
+    #: Images an HTML body shows with ``<img src="cid:...">``, sent in a ``multipart/related`` with it.
+    inline: tuple[InlineImage, ...] = ()
 
 
 #: Headers whose value repeats across the mails of a batch: the sender, the date (to the second) and the MIME headers
@@ -351,6 +368,9 @@ def build_message(spec: MessageSpec) -> EmailMessage:
         raise OptionError("subtype", "must be 'plain' or 'html'")
     if spec.text_body is not None and spec.subtype != "html":
         raise OptionError("text_body", "is the text alternative of an HTML body: use it with subtype=html")
+    if spec.inline and spec.subtype != "html":
+        raise OptionError("inline", "holds images an HTML body shows with <img src=\"cid:...\">: use it with subtype=html "
+                                    "(attach sends other files)")
     try:
         "".encode(spec.charset)
     except LookupError:
@@ -385,6 +405,10 @@ def build_message(spec: MessageSpec) -> EmailMessage:
                 text = html_to_text(spec.body)
             msg.set_content(text, charset=spec.charset)
             msg.add_alternative(spec.body, subtype="html", charset=spec.charset)
+            if spec.inline:
+                from ansible_collections.smail.xoauth2.plugins.module_utils import _mime  # pylint: disable=import-outside-toplevel
+                # The HTML part just added: get_body() finds it, a MIMEPart.
+                _mime.relate_inline_images(t.cast(MIMEPart, msg.get_body(("html",))), spec.inline)
         else:
             msg.set_content(spec.body, charset=spec.charset)
     except UnicodeEncodeError:

@@ -103,6 +103,34 @@ options:
     type: list
     elements: path
     default: []
+  inline:
+    description:
+      - Images an HTML O(body) shows inline, each referred to from it as C(<img src="cid:CID">) with the image's
+        O(inline[].cid), as in M(community.general.mail) (since its 13.3.0); no image is then fetched from an external
+        URL, which mail clients block by default.
+      - The HTML part and the images are sent as one C(multipart/related) part (RFC 2387), each image with its cid in
+        angle brackets as C(Content-ID) and with C(Content-Disposition) V(inline). Only with O(subtype=html); other
+        files go in O(attach).
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.2.0
+    suboptions:
+      path:
+        description: Path, on the host that runs the task, of the image file.
+        type: path
+        required: true
+      cid:
+        description:
+          - The Content-ID the body refers to, without the angle brackets, for example V(logo) for
+            C(<img src="cid:logo">). Unique within the mail; letters, digits and C(!#$%&'*+-/=?^_`{|}~.@).
+        type: str
+        required: true
+      mime_type:
+        description:
+          - The image's MIME type, for example V(image/png).
+          - Guessed from the file name when not set; the task fails when it cannot be guessed, or is not an image type.
+        type: str
   attachment_name_encoding:
     description:
       - How a non-ASCII attachment file name is written in the mail's headers.
@@ -129,8 +157,8 @@ options:
     description:
       - Send several mails in one task, over ONE authenticated connection with one access token (a batch).
       - Each item is a message; the top-level O(sender), O(to), O(cc), O(bcc), O(reply_to), O(subject), O(body),
-        O(subtype), O(text_body), O(attach) and O(headers) are defaults for every item, and none of them is required at
-        the top level then.
+        O(subtype), O(text_body), O(attach), O(inline) and O(headers) are defaults for every item, and none of them is
+        required at the top level then.
       - After a 421 or a dropped connection between messages the rest go over a new connection; a message the server
         accepted is never sent again. The retry and spool rules (O(retries), O(spool_dir)) apply per message.
       - The task fails when any message failed, unless O(allow_partial=true); RV(results) says what became of each.
@@ -174,6 +202,23 @@ options:
         description: Files to attach.
         type: list
         elements: path
+      inline:
+        description: Images its HTML body shows, as O(inline).
+        type: list
+        elements: dict
+        version_added: 0.2.0
+        suboptions:
+          path:
+            description: Path of the image file.
+            type: path
+            required: true
+          cid:
+            description: The Content-ID the body refers to as C(cid:...), without angle brackets.
+            type: str
+            required: true
+          mime_type:
+            description: The image's MIME type; guessed from the file name when not set.
+            type: str
       headers:
         description: Extra headers.
         type: dict
@@ -231,6 +276,18 @@ EXAMPLES = r"""
     body: "<h1>Report</h1><p>All green.</p>"
     client_id: "{{ vault_m365_client_id }}"
     refresh_token: "{{ vault_m365_refresh_token }}"
+
+- name: An HTML mail with the logo inline (not fetched from a URL)
+  smail.xoauth2.mail:
+    sender: reports@example.com
+    to: team@example.com
+    subject: Weekly report
+    subtype: html
+    body: '<img src="cid:logo" alt="Example Corp"><p>All green.</p>'
+    inline:
+      - path: files/logo.png
+        cid: logo
+    token_ini: /opt/smail/smail_refresh_token.ini
 
 - name: Send as a Workspace user through a Google service account (no refresh token)
   smail.xoauth2.mail:

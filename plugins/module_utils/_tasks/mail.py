@@ -25,6 +25,12 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
+#: An image of an HTML body (``inline``), the suboptions of community.general.mail's option of that name.
+INLINE_OPTIONS = {
+    "path": {"type": "path", "required": True},
+    "cid": {"type": "str", "required": True},
+    "mime_type": {"type": "str"},
+}
 MESSAGE_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "sender": {"type": "str", "aliases": ["from"]},
     "to": {"type": "list", "elements": "str", "default": [], "aliases": ["recipients"]},
@@ -38,6 +44,7 @@ MESSAGE_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "charset": {"type": "str", "default": "utf-8"},
     "attachment_name_encoding": {"type": "str", "default": "auto", "choices": list(_smtp.ATTACHMENT_NAME_ENCODINGS)},
     "attach": {"type": "list", "elements": "path", "default": []},
+    "inline": {"type": "list", "elements": "dict", "default": [], "options": INLINE_OPTIONS},
     "headers": {"type": "dict", "default": {}},
     "message_id_domain": {"type": "str"},
     "messages": {"type": "list", "elements": "dict", "options": {
@@ -51,6 +58,7 @@ MESSAGE_ARGSPEC: dict[str, dict[str, t.Any]] = {
         "subtype": {"type": "str", "choices": ["plain", "html"]},
         "text_body": {"type": "str"},
         "attach": {"type": "list", "elements": "path"},
+        "inline": {"type": "list", "elements": "dict", "options": INLINE_OPTIONS},
         "headers": {"type": "dict"},
     }},
     "debug": {"type": "bool", "default": False},
@@ -81,6 +89,7 @@ def message_spec(params: dict, item: dict | None = None, *, prefix: str = "") ->
         charset=values["charset"],
         attachment_name_encoding=values["attachment_name_encoding"],
         attachments=tuple(values["attach"]),
+        inline=_smtp.inline_images(values["inline"]),
         headers=tuple((str(name), str(value)) for name, value in values["headers"].items()),
         message_id_domain=values["message_id_domain"],
     )

@@ -124,11 +124,13 @@ def result(host, task_, data):
     return TaskResultStandIn(Host(host), task_, data)
 
 
-def run_playbook(callback, *, fail_on=(), no_log=False, unreachable=(), ignored=()):
+def run_playbook(callback, *, fail_on=(), no_log=False, unreachable=(), ignored=(), extra_vars=None):
     """Feed the callback the events of a three-host run of site.yml; returns the stats it ends with."""
     stats = AggregateStats()
     callback.v2_playbook_on_start(types.SimpleNamespace(_file_name="/srv/ansible/site.yml"))
-    callback.v2_playbook_on_play_start(types.SimpleNamespace(get_name=lambda: "Web tier"))
+    variable_manager = types.SimpleNamespace(extra_vars=dict(extra_vars or {}))
+    callback.v2_playbook_on_play_start(types.SimpleNamespace(get_name=lambda: "Web tier",
+                                                             get_variable_manager=lambda: variable_manager))
     for host in ("web1", "web2", "web3"):
         if host in unreachable:
             stats.increment("dark", host)
@@ -389,6 +391,57 @@ class TestSpool:
     def test_a_spool_dir_of_its_own_and_off(self, deliveries):
         assert make_callback(spool_dir="/srv/spool").connection_options()["spool_dir"] == "/srv/spool"
         assert make_callback(spool=False, spool_dir="/srv/spool").connection_options()["spool_dir"] is None
+
+
+class TestAWXJob:
+    """An AWX / AAP job (AWX's job variables among the extra variables) runs in a container thrown away at its end."""
+
+    #: Some of the variables AWX adds to every job's extra variables.
+    AWX_VARS = {"awx_job_id": 4242, "awx_job_launch_type": "manual", "awx_job_template_name": "Deploy",
+                "tower_job_id": 4242, "tower_job_launch_type": "manual"}
+
+    @staticmethod
+    def failing_send(monkeypatch):
+        def deliver(options, spec, *, check_only=False, transcript=None, revise=None):
+            raise SmailError("smtp_connect", "Could not connect to smtp.gmail.com:465: Connection refused.")
+
+        monkeypatch.setattr(_mailer, "deliver", deliver)
+
+    @pytest.mark.parametrize("extra_vars", [AWX_VARS, {"awx_job_id": "17"}, {"tower_job_id": 17}])
+    def test_without_a_spool_dir_nothing_is_spooled_nor_promised(self, monkeypatch, tmp_path, extra_vars):
+        monkeypatch.setenv("HOME", str(tmp_path))
+        self.failing_send(monkeypatch)
+        callback = make_callback()
+        run_playbook(callback, fail_on=("web1",), extra_vars=extra_vars)
+        assert callback.connection_options()["spool_dir"] is None
+        [warning] = callback._display.warnings
+        job = str(extra_vars.get("awx_job_id", extra_vars.get("tower_job_id")))
+        assert warning.startswith("smail.xoauth2.notify: the summary mail was not sent (smtp_connect): Could not connect")
+        assert f"It is not kept for a later run: AWX job {job} runs in a container that is thrown away" in warning
+        assert "no later run will send it" in warning and "docs/awx.md" in warning
+        assert not (tmp_path / ".ansible").exists()
+
+    def test_a_spool_dir_of_its_own_is_used(self, deliveries):
+        callback = make_callback(spool_dir="/srv/spool")
+        run_playbook(callback, fail_on=("web1",), extra_vars=self.AWX_VARS)
+        assert deliveries[0].options["spool_dir"] == "/srv/spool"
+        assert not callback.unkept_in_awx
+
+    def test_spool_off_says_nothing_of_awx(self, monkeypatch):
+        self.failing_send(monkeypatch)
+        callback = make_callback(spool=False)
+        run_playbook(callback, fail_on=("web1",), extra_vars=self.AWX_VARS)
+        [warning] = callback._display.warnings
+        assert "AWX" not in warning
+
+    @pytest.mark.parametrize("extra_vars", [{}, {"awx_job_id": ""}, {"awx_job_id": None}, {"job_id": 5}])
+    def test_outside_awx_the_default_spool_stays(self, deliveries, monkeypatch, tmp_path, extra_vars):
+        # JOB_ID in the environment alone (Grid Engine sets it too) does not make a run an AWX job.
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("JOB_ID", "4242")
+        callback = make_callback()
+        run_playbook(callback, fail_on=("web1",), extra_vars=extra_vars)
+        assert deliveries[0].options["spool_dir"] == str(tmp_path / ".ansible" / "smail_xoauth2" / "spool")
 
 
 class TestRefreshTokenExpiry:

@@ -2,10 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The MIME helpers: 8bit detection, the 7bit downgrade and ISO-2022-JP headers."""
+"""The MIME helpers: 8bit detection, the 7bit downgrade, ISO-2022-JP headers and inline images."""
 
 from __future__ import annotations
 
+import base64
 import email
 from email import policy
 from email.header import Header, decode_header, make_header
@@ -15,6 +16,8 @@ from email.message import EmailMessage
 import pytest
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _mime
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import InlineImage
 
 DATE = "Wed, 02 Dec 2026 02:32:23 +0000"
 MESSAGE_ID = "<1234.5678@example.com>"
@@ -310,3 +313,69 @@ class TestJapaneseHeaders:
         assert back.groups[0].display_name == "営業部"
         assert [(a.display_name, a.addr_spec) for a in back.addresses] == [
             ("鈴木", "s@example.jp"), ("", "b@example.jp"), ("Help", "help@example.com")]
+
+
+# A 1x1 PNG and the start of a GIF: real image bytes, to check they come back unchanged.
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,"
+
+
+class TestInlineImages:
+    def html_message(self, html: str = '<p><img src="cid:logo"></p>') -> EmailMessage:
+        msg = new_message()
+        msg.set_content("text\n")
+        msg.add_alternative(html, subtype="html")
+        return msg
+
+    def images(self, tmp_path, *specs):
+        images = []
+        for name, data, cid, mime_type in specs:
+            path = tmp_path / name
+            if data is not None:
+                path.write_bytes(data)
+            images.append(InlineImage(path=str(path), cid=cid, mime_type=mime_type))
+        return images
+
+    def test_the_html_and_its_images_become_one_related_part(self, tmp_path):
+        msg = self.html_message('<p><img src="cid:logo"><img src="cid:chart.1@example.com"></p>')
+        images = self.images(tmp_path, ("logo.png", PNG, "logo", None), ("chart", GIF, "chart.1@example.com", "image/gif"))
+        _mime.relate_inline_images(msg.get_body(("html",)), images)
+        back = parsed(wire(msg))
+        assert back.get_content_type() == "multipart/alternative"
+        text, related = back.get_payload()
+        assert text.get_content_type() == "text/plain"
+        assert related.get_content_type() == "multipart/related"
+        # RFC 2387: the type parameter names the root part, which comes first.
+        assert related.get_param("type") == "text/html"
+        root, logo, chart = related.get_payload()
+        assert root.get_content_type() == "text/html" and 'src="cid:logo"' in root.get_content()
+        assert (logo.get_content_type(), logo["Content-ID"], logo.get_content_disposition(), logo.get_filename()) == (
+            "image/png", "<logo>", "inline", "logo.png")
+        assert (chart.get_content_type(), chart["Content-ID"], chart.get_content_disposition()) == (
+            "image/gif", "<chart.1@example.com>", "inline")
+        assert logo.get_content() == PNG and chart.get_content() == GIF
+        assert logo["Content-Transfer-Encoding"] == "base64"
+        # get_body() finds the HTML inside the related part, as mail clients do.
+        assert back.get_body(("html",)) is root
+
+    @pytest.mark.parametrize(("spec", "option", "problem"), [
+        (("missing.png", None, "logo", None), "inline[1].path", "cannot read"),
+        (("report.pdf", b"%PDF-1.7", "logo", None), "inline[1].path", "not an image by its name (application/pdf)"),
+        (("logo.noext", PNG, "logo", None), "inline[1].mime_type", "cannot be guessed"),
+        (("logo.png", PNG, "logo", "text/html"), "inline[1].mime_type", "not an image type"),
+        (("logo.png", PNG, "logo", "image/"), "inline[1].mime_type", "not an image type"),
+        (("logo.svgz", PNG, "logo", None), "inline[1].mime_type", "cannot be guessed"),
+        (("logo.png", PNG, "<logo>", None), "inline[1].cid", "without angle brackets"),
+        (("logo.png", PNG, "my logo", None), "inline[1].cid", "is not a Content-ID"),
+        (("logo.png", PNG, "", None), "inline[1].cid", "is not a Content-ID"),
+        (("logo.png", PNG, "first", None), "inline[1].cid", "already the cid of inline[0]"),
+        (("lo\u2028go.png", PNG, "logo", None), "inline[1].path", "line break"),
+    ])
+    def test_bad_images_name_the_option_and_leave_the_message_alone(self, tmp_path, spec, option, problem):
+        msg = self.html_message()
+        before = wire(msg)
+        images = self.images(tmp_path, ("first.png", PNG, "first", None), spec)
+        with pytest.raises(OptionError) as info:
+            _mime.relate_inline_images(msg.get_body(("html",)), images)
+        assert info.value.option == option and problem in info.value.problem
+        assert wire(msg) == before

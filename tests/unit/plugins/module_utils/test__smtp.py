@@ -151,6 +151,29 @@ class TestBuildMessage:
         msg = _smtp.build_message(self.spec(subtype="html", body="<p>x</p>", text_body="* item one\n* item two\n"))
         assert self.parsed(msg).get_body(("plain",)).get_content().replace("\r\n", "\n") == "* item one\n* item two\n"
 
+    def test_inline_images_with_an_attachment(self, tmp_path):
+        logo = tmp_path / "logo.png"
+        logo.write_bytes(b"\x89PNG\r\n\x1a\n")
+        report = tmp_path / "report.csv"
+        report.write_text("a,b\n")
+        spec = self.spec(subtype="html", body='<p><img src="cid:logo"></p>', attachments=(str(report),),
+                         inline=_smtp.inline_images([{"path": str(logo), "cid": "logo"}]))
+        parsed = self.parsed(_smtp.build_message(spec))
+        # multipart/mixed [multipart/alternative [text/plain, multipart/related [text/html, image/png]], text/csv]
+        structure = [part.get_content_type() for part in parsed.walk()]
+        assert structure == ["multipart/mixed", "multipart/alternative", "text/plain", "multipart/related", "text/html",
+                             "image/png", "text/csv"]
+        image = next(part for part in parsed.walk() if part.get_content_type() == "image/png")
+        assert image["Content-ID"] == "<logo>" and image.get_content_disposition() == "inline"
+        assert [part.get_filename() for part in parsed.iter_attachments()] == ["report.csv"]
+
+    def test_inline_images_need_an_html_body(self, tmp_path):
+        logo = tmp_path / "logo.png"
+        logo.write_bytes(b"\x89PNG")
+        with pytest.raises(OptionError) as info:
+            _smtp.build_message(self.spec(inline=_smtp.inline_images([{"path": str(logo), "cid": "logo"}])))
+        assert info.value.option == "inline" and "subtype=html" in info.value.problem
+
     def test_attachments_with_guessed_types(self, tmp_path):
         report = tmp_path / "report.csv"
         report.write_text("a,b\n1,2\n")

@@ -2,11 +2,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Print stored .eml files as a JSON list: headers of interest and the decoded text and HTML parts."""
+"""Print stored .eml files as a JSON list: headers of interest, the decoded text and HTML parts, and every part's
+type, Content-ID, disposition and file name in the order of the MIME tree."""
 
 from __future__ import annotations
 
 import email
+import hashlib
 import json
 import sys
 from email import policy
@@ -24,6 +26,14 @@ def read_mail(path: str) -> dict:
         "content_type": msg.get_content_type(),
         "text": parts.get("text/plain"),
         "html": parts.get("text/html"),
+        "parts": [{
+            "content_type": part.get_content_type(),
+            "type_param": part.get_param("type"),
+            "content_id": part["Content-ID"] and str(part["Content-ID"]),
+            "disposition": part.get_content_disposition(),
+            "filename": part.get_filename(),
+            "sha256": None if part.is_multipart() else hashlib.sha256(part.get_payload(decode=True) or b"").hexdigest(),
+        } for part in msg.walk()],
     }
 
 
