@@ -37,6 +37,10 @@ attributes:
     support: none
   platform:
     platforms: posix
+    details:
+      - For a Windows host, run the task on the controller with C(delegate_to) localhost (its O(token_ini), if any, is
+        then a file on the controller); the mail goes from the controller, as it does for any host that has no Python
+        with google-auth.
 options:
   sender:
     description:
@@ -186,7 +190,8 @@ seealso:
   - module: community.general.mail
 notes:
   - Gmail requires the scope C(https://mail.google.com/) for SMTP; Microsoft 365 requires C(SMTP.Send) and SMTP AUTH
-    enabled for the mailbox.  - Where it runs. When the task runs on the controller (the C(local) connection, C(delegate_to) localhost, a play on C(localhost))
+    enabled for the mailbox.
+  - Where it runs. When the task runs on the controller (the C(local) connection, C(delegate_to) localhost, a play on C(localhost))
     the action of the same name runs the module's code in the controller's worker process, with no module process;
     the items of a loop then share one SMTP connection (checked with C(RSET) before each mail, ended with C(QUIT) when
     the task ends or after 30 seconds unused) and the cached token. Anywhere else, and with C(become), C(async) or an
@@ -260,7 +265,33 @@ EXAMPLES = r"""
     spool_dir: /var/spool/smail-xoauth2
     retries: 4
     retry_delay: 2
-    token_ini: 'C:\Tools\smail\smail_refresh_token.ini'
+    token_ini: /opt/smail/smail_refresh_token.ini
+
+- name: Report from Windows hosts - the mail goes from the controller, with a token INI kept there
+  smail.xoauth2.mail:
+    sender: alerts@example.com
+    to: ops@example.com
+    subject: "{{ inventory_hostname }} updated"
+    token_ini: /etc/ansible/smail_refresh_token.ini
+  delegate_to: localhost
+
+- name: One mail per team, in one task over one SMTP connection (a batch)
+  smail.xoauth2.mail:
+    sender: "Deploy bot <deploy@example.com>"
+    subject: "Deployment of {{ release }} finished"
+    client_id: "{{ vault_smail_client_id }}"
+    client_secret: "{{ vault_smail_client_secret }}"
+    refresh_token: "{{ vault_smail_refresh_token }}"
+    messages:
+      - to: [ops@example.com]
+        body: "{{ ansible_play_hosts | length }} hosts updated."
+      - to: [dev@example.com]
+        cc: [qa@example.com]
+        subject: "Release {{ release }} is live"
+        body: "Release notes: https://wiki.example.com/releases/{{ release }}"
+  delegate_to: localhost
+  run_once: true
+  register: batch
 
 - name: Prove the credentials without sending (check mode)
   smail.xoauth2.mail:
