@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail
 short_description: Send mail through SMTP with OAuth 2.0 (XOAUTH2, OAUTHBEARER)
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Sends one mail through an SMTP server, authenticating with an OAuth 2.0 access token (Gmail, Microsoft 365, or any
     XOAUTH2/OAUTHBEARER server), or with an app password.
@@ -95,7 +95,7 @@ options:
     description:
       - The plain-text alternative of an HTML O(body), for O(subtype=html) only.
     type: str
-    version_added: 0.1.0
+    version_added: 1.0.0
   charset:
     description:
       - The character set of the body parts, for example V(utf-8) or V(iso-2022-jp).
@@ -119,7 +119,7 @@ options:
     type: str
     choices: [auto, rfc2231, rfc2047]
     default: auto
-    version_added: 0.2.0
+    version_added: 1.0.0
   headers:
     description:
       - Extra headers, as a dictionary of name to value. Headers that other options set cannot be given here.
@@ -140,7 +140,7 @@ options:
       - The task fails when any message failed, unless O(allow_partial=true); RV(results) says what became of each.
     type: list
     elements: dict
-    version_added: 0.2.0
+    version_added: 1.0.0
     suboptions:
       sender:
         description: The sender of this message.
@@ -344,7 +344,7 @@ refresh_token_expires_at:
   returned: success, when the expiry is known
   type: str
   sample: "2026-01-08T12:00:00Z"
-  version_added: 0.2.0
+  version_added: 1.0.0
 refresh_token_rotated:
   description: True when the token endpoint returned a new refresh token (Microsoft does on every refresh).
   returned: when the refresh token was rotated
