@@ -150,7 +150,7 @@ class _SMTP(_TranscribingMixin, smtplib.SMTP):
     before_greeting: t.Callable[[socket.socket], None] | None = None
 
     def _get_socket(self, host, port, timeout):
-        sock = super()._get_socket(host, port, timeout)
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # smtplib's own, not in its stubs
         if self.before_greeting is not None:
             try:
                 self.before_greeting(sock)
