@@ -53,7 +53,7 @@ def guide_script(text: str, environment: dict[str, str]) -> str:
             lines += [where, part.group("body") or ""]
         elif directive == "stand-ins":
             for entry in (part.group("body") or "").splitlines():
-                placeholder, _, value = entry.partition(" => ")
+                placeholder, _separator, value = entry.partition(" => ")
                 stand_ins[placeholder.strip()] = string.Template(value.strip()).substitute(environment)
         elif directive == "file":
             next_file = part.group("argument").strip()
