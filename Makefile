@@ -27,7 +27,7 @@ USER_PATH := $(PATH)
 export PATH := $(BIN):$(PATH)
 export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 
-.PHONY: help venv build demo test lint sanity units integration sandbox-start sandbox-stop clean reliability-matrix \
+.PHONY: help venv venv-demo build demo test lint sanity units integration sandbox-start sandbox-stop clean reliability-matrix \
   get-pip test-core
 
 help:
@@ -38,15 +38,24 @@ help:
 	@echo "make test-core CORE=2.21 [SUITES='demo units sanity integration lint']"
 	@echo "           the suites on one ansible-core line, in a Debian 13 root when this Python is too old for it"
 
-VENV_STAMP := $(VENV)/.installed$(if $(CORE),-$(CORE))
+# Two layers: what the demo needs (ansible-core, the runtime and the sandbox: requirements-demo.txt), and on top of
+# it what the tests and linters need (requirements-dev.txt). A change of CORE starts both again.
+DEMO_VENV_STAMP := $(VENV)/.installed-demo$(if $(CORE),-$(CORE))
+VENV_STAMP := $(VENV)/.installed-dev$(if $(CORE),-$(CORE))
 
 venv: $(VENV_STAMP)
+venv-demo: $(DEMO_VENV_STAMP)
 
-$(VENV_STAMP): requirements-dev.txt requirements.txt tests/unit/requirements.txt tests/integration/requirements.txt
-	@echo "== venv: installing requirements-dev.txt $(ANSIBLE_CORE_SPEC) into $(VENV)"
+$(DEMO_VENV_STAMP): requirements-demo.txt requirements.txt sandbox/requirements.txt
+	@echo "== venv: installing requirements-demo.txt $(ANSIBLE_CORE_SPEC) into $(VENV)"
 	@$(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(if $(ANSIBLE_CORE_SPEC),'$(ANSIBLE_CORE_SPEC)')
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-demo.txt $(if $(ANSIBLE_CORE_SPEC),'$(ANSIBLE_CORE_SPEC)')
 	@rm -f $(VENV)/.installed*
+	@touch $@
+
+$(VENV_STAMP): $(DEMO_VENV_STAMP) requirements-dev.txt tests/unit/requirements.txt tests/integration/requirements.txt
+	@echo "== venv: installing requirements-dev.txt $(ANSIBLE_CORE_SPEC) into $(VENV)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(if $(ANSIBLE_CORE_SPEC),'$(ANSIBLE_CORE_SPEC)')
 	@touch $@
 
 # ansible-test wants the collection under ansible_collections/NAMESPACE/NAME: copy the working tree there,
@@ -54,7 +63,7 @@ $(VENV_STAMP): requirements-dev.txt requirements.txt tests/unit/requirements.txt
 # ansible-test lists files through git; the copy sits in the checkout's ignored .build, so it gets its own index.
 NOT_COLLECTION := sandbox .ci benchmarks
 
-build: venv
+build: venv-demo
 	@echo "== build: $(COLLECTION)"
 	@rm -rf $(COLLECTION)
 	@mkdir -p $(COLLECTION)
@@ -114,7 +123,7 @@ get-pip: venv
 # playbooks), with the same .ansible-lint: together the two runs cover every file of the repository.
 # ansible-core's own YAML loader warns when a key overrides a `<<:` merge (allowed YAML, used in the tests);
 # real duplicate keys are still caught by ansible-lint's yaml[key-duplicates].
-lint: build
+lint: venv build
 	@echo "== lint: ansible-lint (production profile)"
 	@cd $(COLLECTION) && ANSIBLE_DUPLICATE_YAML_DICT_KEY=ignore $(BIN)/ansible-lint --nocolor -q
 	@echo "== lint: ansible-lint (production profile) on $(NOT_COLLECTION)"
@@ -142,7 +151,7 @@ TARGET_PYTHONS = $(shell $(PY) -c 'from ansible_test._util.target.common import 
 SANITY_SKIP = $(shell $(PY) -c 'from ansible.release import __version__ as v; \
   print("pylint" if v.startswith("2.22.0rc") else "")')
 
-sanity: build get-pip
+sanity: venv build get-pip
 	@echo "== sanity: ansible-test sanity (Python $(TEST_PYTHON))"
 	@$(foreach test,$(SANITY_SKIP),echo "== sanity: $(test) skipped: its requirements name a git archive no registry serves";)
 	@$(ANSIBLE_TEST) sanity --venv --python $(TEST_PYTHON) --color no $(foreach test,$(SANITY_SKIP),--skip-test $(test))
@@ -158,14 +167,14 @@ sanity: build get-pip
 	  fi; \
 	done
 
-units: build
+units: venv build
 	@echo "== units: pytest tests/unit"
 	@cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 # Dovecot's submission server is the third-party XOAUTH2 server: it checks tokens at the sandbox's /tokeninfo.
 # The packaging target builds the collection under test, installs the tarball into an empty path and sends from there.
 # TARGETS="mail packaging" limits the run to those targets.
-integration: sandbox-start
+integration: venv sandbox-start
 	@echo "== integration: ansible-test integration (with Dovecot)"
 	@status=0; \
 	$(PY) sandbox/dovecot_submission.py start --state-dir $(STATE) || status=$$?; \
@@ -179,7 +188,7 @@ integration: sandbox-start
 # Each suite (lint, sanity, units, integration) stops make on failure: reaching the line below means all four passed.
 # The fault matrix of docs/reliability.md: the mail_faults and mail_spool_faults targets against a fresh sandbox, then
 # its table rewritten.
-reliability-matrix: sandbox-start
+reliability-matrix: venv sandbox-start
 	@status=0; \
 	$(PY) sandbox/integration_config.py --state-dir $(STATE) > $(COLLECTION)/tests/integration/integration_config.yml; \
 	( $(ANSIBLE_TEST) integration --local --python $(TEST_PYTHON) --color no mail_faults mail_spool_faults ) || status=$$?; \

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: notify
 type: notification
 short_description: Mail one summary of each playbook run through SMTP with OAuth 2.0
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - At the end of a playbook run, sends one mail summarising it - the playbook, the controller, start and duration,
     the recap per host (ok, changed, failed, unreachable, skipped, rescued, ignored), every failed or unreachable task
@@ -113,7 +113,7 @@ options:
       - A name that is not one of those options, or a value of the wrong type, is an error reported as a warning
         (V(invalid_option)); nothing is sent then.
     type: path
-    version_added: 0.2.0
+    version_added: 1.0.0
     env:
       - name: SMAIL_XOAUTH2_NOTIFY_CREDENTIALS_FILE
     ini:
@@ -130,7 +130,7 @@ options:
         says so; give O(spool_dir) a path that outlives the job to keep it (C(docs/awx.md)).
     type: bool
     default: true
-    version_added: 0.2.0
+    version_added: 1.0.0
     env:
       - name: SMAIL_XOAUTH2_NOTIFY_SPOOL
     ini:

@@ -180,7 +180,7 @@ options:
         refresh token of unknown lifetime never warns.
     type: int
     default: 2
-    version_added: 0.2.0
+    version_added: 1.0.0
 """
 
     # Where plugins, which have no task arguments, read these options: environment variables and ansible.cfg.

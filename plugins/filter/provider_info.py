@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: provider_info
 short_description: What the collection knows about an OAuth 2.0 mail provider
-version_added: 0.2.0
+version_added: 1.0.0
 description:
   - Returns the collection's registry entry of a provider (V(google), V(microsoft), V(custom)), with its SMTP server, port and
     TLS mode, token, authorization and device authorization endpoints, grants and default scopes.

@@ -691,19 +691,9 @@ def _mask_value(content: str, mask: str) -> str:
     return content[:start] + mask + content[end:]
 
 
-def mask_ini_text(text: str, secret_keys: Iterable[tuple[str, str]] | Iterable[str], *, mask: str = "********") -> str:
-    """Return ``text`` with the value of every secret key replaced by ``mask``.
-
-    ``secret_keys`` holds ``(section, key)`` pairs and/or bare key names (any
-    section), compared case-insensitively.  Every occurrence is masked, including
-    repeats and commented-out ``;Key=Value`` lines; empty values stay empty.  All
-    other text, line breaks included, is unchanged.
-    """
-    pairs, anywhere = _secret_sets(secret_keys)
-    if not pairs and not anywhere:
-        return text
+def _secret_lines(text: str, pairs: set[tuple[str, str]], anywhere: set[str]) -> Iterable[tuple[str, str, bool]]:
+    """Each line of ``text`` as (content, line break, whether it holds the value of a secret key)."""
     section = ""
-    output = []
     for content, eol in _split_text(text):
         item = _parse_line(content)
         key = None
@@ -713,7 +703,30 @@ def mask_ini_text(text: str, secret_keys: Iterable[tuple[str, str]] | Iterable[s
             key = item.name
         elif item.kind == "comment":
             key = _commented_key(content)
-        if key is not None and (_fold(key) in anywhere or (section, _fold(key)) in pairs):
-            content = _mask_value(content, mask)
+        yield content, eol, key is not None and (_fold(key) in anywhere or (section, _fold(key)) in pairs)
+
+
+def mask_ini_text(text: str, secret_keys: Iterable[tuple[str, str]] | Iterable[str], *, mask: str = "********",
+                  changed_from: str | None = None) -> str:
+    """Return ``text`` with the value of every secret key replaced by ``mask``.
+
+    ``secret_keys`` holds ``(section, key)`` pairs and/or bare key names (any
+    section), compared case-insensitively.  Every occurrence is masked, including
+    repeats and commented-out ``;Key=Value`` lines; empty values stay empty.  All
+    other text, line breaks included, is unchanged.
+
+    With ``changed_from`` (the text before a change), a secret line that is not in it word for word shows
+    ``mask`` followed by `` (changed)``, so that a diff of the two masked texts still shows the line that changed.
+    """
+    pairs, anywhere = _secret_sets(secret_keys)
+    if not pairs and not anywhere:
+        return text
+    before = ({content.strip(_WHITESPACE) for content, _eol, secret in _secret_lines(changed_from, pairs, anywhere) if secret}
+              if changed_from is not None else None)
+    output = []
+    for content, eol, secret in _secret_lines(text, pairs, anywhere):
+        if secret:
+            changed = before is not None and content.strip(_WHITESPACE) not in before
+            content = _mask_value(content, f"{mask} (changed)" if changed else mask)
         output.append(content + eol)
     return "".join(output)

@@ -359,8 +359,12 @@ def _settle_own(options: t.Mapping[str, t.Any], spool: _spool.Spool | None, enve
         if outcome.accepted:
             error.details["may_have_been_delivered"] = True
         error = add_provider_hint(options, error)
-        if result.get("held"):
+        if result.get("held") and spool is not None:
             error.details.update(held=True, spool_path=result["spool_path"])
+            error.msg = f"{error.msg} It is held in the spool at {result['spool_path']}, never sent again by itself."
+            error.hint = (f"Check the recipients' mailboxes for {envelope.message_id}; then the smail.xoauth2.spool module "
+                          f"with spool_dir={spool.directory} either releases it (release: ['{envelope.message_id}'], sent "
+                          f"once more by flush: true or the next send) or deletes it (discard: ['{envelope.message_id}']).")
         result.update(error=error.code, msg=error.msg)
         return result, error
     if outcome.refused and not options.get("allow_partial"):

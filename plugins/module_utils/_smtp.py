@@ -21,7 +21,9 @@ import functools
 import json
 import os
 import re
+import select
 import smtplib
+import socket
 import ssl
 import time
 import typing as t
@@ -147,7 +149,18 @@ class _TranscribingMixin:
 
 
 class _SMTP(_TranscribingMixin, smtplib.SMTP):
-    pass
+    #: Called with the connected socket before the greeting is read; it may raise to give up on the connection.
+    before_greeting: t.Callable[[socket.socket], None] | None = None
+
+    def _get_socket(self, host, port, timeout):
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # smtplib's own, not in its stubs
+        if self.before_greeting is not None:
+            try:
+                self.before_greeting(sock)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
 
 
 class _SMTPSSL(_TranscribingMixin, smtplib.SMTP_SSL):
@@ -183,6 +196,10 @@ def decode_error_challenge(challenge: str) -> dict[str, t.Any] | None:
 
 
 # --- settings -----------------------------------------------------------------------------------
+
+#: How long a plain connection waits for the greeting before it checks whether the port expects implicit TLS.
+FIRST_GREETING_WAIT = 2.0
+
 
 class SMTPEndpoint(t.NamedTuple):
     """Where and how to connect."""
@@ -631,6 +648,7 @@ class SMTPSession:
                                                   context=self._tls_context)
             else:
                 smtp = _SMTP(local_hostname=endpoint.ehlohost, timeout=endpoint.timeout)
+                smtp.before_greeting = self._refuse_an_implicit_tls_port
             smtp.transcript = self.transcript
             smtp._host = endpoint.host  # pylint: disable=protected-access  # smtplib checks the certificate against it
             self._smtp = smtp
@@ -653,6 +671,22 @@ class SMTPSession:
             self.close()
             raise SMTPError("smtp_connect", f"{endpoint.host}:{endpoint.port} refused the session in its greeting: "
                             f"{code} {reply_text(greeting)}", stage="connect", details={"smtp_code": code})
+
+    def _refuse_an_implicit_tls_port(self, sock: socket.socket) -> None:
+        """Final ``smtp_tls`` at once for a plain connection to a port that waits for a TLS handshake (465).
+
+        Such a port says nothing, as a slow server does: after :data:`FIRST_GREETING_WAIT` without a greeting, a
+        second connection tries a TLS handshake. A port that answers it fails now; any other keeps its whole timeout.
+        """
+        wait = min(FIRST_GREETING_WAIT, self.endpoint.timeout)
+        if select.select([sock], [], [], wait)[0]:
+            return
+        from ansible_collections.smail.xoauth2.plugins.module_utils._smtp_failure import expects_implicit_tls  # pylint: disable=import-outside-toplevel
+
+        error = expects_implicit_tls(self.endpoint, waited=wait)
+        if error is not None:
+            self.transcript.note(f"no greeting within {wait:g} s, and the port answers TLS: implicit TLS expected")
+            raise error
 
     def ehlo(self) -> None:
         """EHLO; the server's extensions are then in ``self.smtp.esmtp_features``."""

@@ -78,11 +78,16 @@ def silent_greeting(endpoint: SMTPEndpoint, error: SMTPError) -> SMTPError:
     An implicit-TLS port waits for the client's handshake as the client waits for the greeting: another attempt would
     wait just as long, so the hint comes after the first.
     """
+    return expects_implicit_tls(endpoint, waited=endpoint.timeout) or error
+
+
+def expects_implicit_tls(endpoint: SMTPEndpoint, *, waited: float) -> SMTPError | None:
+    """Final ``smtp_tls`` when ``endpoint``, silent for ``waited`` seconds on a plain connection, answers TLS instead."""
     if not _answers_tls(endpoint):
-        return error
-    return SMTPError("smtp_tls", f"{endpoint.host}:{endpoint.port} sent no SMTP greeting within {endpoint.timeout:g} s "
+        return None
+    return SMTPError("smtp_tls", f"{endpoint.host}:{endpoint.port} sent no SMTP greeting within {waited:g} s "
                      f"but answers a TLS handshake: it expects implicit TLS, not secure={endpoint.secure}.",
-                     stage=error.stage, transient=False,
+                     stage="connect", transient=False,
                      hint="Use secure=ssl with this port (465 is the implicit-TLS port), or secure=starttls with port 587.")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: access_token
 short_description: Obtain an OAuth 2.0 access token, to check credentials or hand it to other tools
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Obtains an access token the way M(smail.xoauth2.mail) does before it sends - from the token cache while a cached
     token stays valid, else by refreshing the refresh token - and returns it with its lifetime.
@@ -128,7 +128,7 @@ refresh_token_expires_at:
   returned: success, when the expiry is known
   type: str
   sample: "2026-01-08T12:00:00Z"
-  version_added: 0.2.0
+  version_added: 1.0.0
 refresh_token_rotated:
   description: True when the token endpoint returned a new refresh token.
   returned: when the refresh token was rotated

@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: authorize
 short_description: Obtain a refresh token through the OAuth 2.0 consent flow, like SmailRefreshToken.exe
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Runs the consent flow of a desktop OAuth client on the controller and returns the refresh token that
     M(smail.xoauth2.mail), M(smail.xoauth2.token_ini) and SMAIL need - what C(SmailRefreshToken.exe) does on Windows.
@@ -171,13 +171,13 @@ options:
         C(refresh_token_warn_days) says, even when they only reuse a cached access token.
     type: bool
     default: true
-    version_added: 0.2.0
+    version_added: 1.0.0
   token_cache_dir:
     description:
       - The token cache directory, as for M(smail.xoauth2.mail). Defaults to C(~/.ansible/smail_xoauth2/tokens) of the
         controller user.
     type: path
-    version_added: 0.2.0
+    version_added: 1.0.0
 notes:
   - The task blocks for up to O(timeout) seconds in O(mode=loopback) and O(mode=device).
   - Google returns a refresh token on every consent thanks to C(prompt=consent). Apps whose publishing status is
@@ -268,7 +268,7 @@ refresh_token_expires_at:
   returned: success, when the token endpoint stated it
   type: str
   sample: "2026-01-08T12:00:00Z"
-  version_added: 0.2.0
+  version_added: 1.0.0
 expires_in:
   description: Seconds the access token issued with the refresh token stays valid (the access token is not returned).
   returned: success, except the first run of O(mode=manual)

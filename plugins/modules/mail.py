@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: mail
 short_description: Send mail through SMTP with OAuth 2.0 (XOAUTH2, OAUTHBEARER)
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Sends one mail through an SMTP server, authenticating with an OAuth 2.0 access token (Gmail, Microsoft 365, or any
     XOAUTH2/OAUTHBEARER server), or with an app password.
@@ -37,6 +37,10 @@ attributes:
     support: none
   platform:
     platforms: posix
+    details:
+      - For a Windows host, run the task on the controller with C(delegate_to) localhost (its O(token_ini), if any, is
+        then a file on the controller); the mail goes from the controller, as it does for any host that has no Python
+        with google-auth.
 options:
   sender:
     description:
@@ -91,7 +95,7 @@ options:
     description:
       - The plain-text alternative of an HTML O(body), for O(subtype=html) only.
     type: str
-    version_added: 0.1.0
+    version_added: 1.0.0
   charset:
     description:
       - The character set of the body parts, for example V(utf-8) or V(iso-2022-jp).
@@ -114,7 +118,7 @@ options:
     type: list
     elements: dict
     default: []
-    version_added: 0.2.0
+    version_added: 1.0.0
     suboptions:
       path:
         description: Path, on the host that runs the task, of the image file.
@@ -143,7 +147,7 @@ options:
     type: str
     choices: [auto, rfc2231, rfc2047]
     default: auto
-    version_added: 0.2.0
+    version_added: 1.0.0
   headers:
     description:
       - Extra headers, as a dictionary of name to value. Headers that other options set cannot be given here.
@@ -164,7 +168,7 @@ options:
       - The task fails when any message failed, unless O(allow_partial=true); RV(results) says what became of each.
     type: list
     elements: dict
-    version_added: 0.2.0
+    version_added: 1.0.0
     suboptions:
       sender:
         description: The sender of this message.
@@ -206,7 +210,7 @@ options:
         description: Images its HTML body shows, as O(inline).
         type: list
         elements: dict
-        version_added: 0.2.0
+        version_added: 1.0.0
         suboptions:
           path:
             description: Path of the image file.
@@ -231,7 +235,8 @@ seealso:
   - module: community.general.mail
 notes:
   - Gmail requires the scope C(https://mail.google.com/) for SMTP; Microsoft 365 requires C(SMTP.Send) and SMTP AUTH
-    enabled for the mailbox.  - Where it runs. When the task runs on the controller (the C(local) connection, C(delegate_to) localhost, a play on C(localhost))
+    enabled for the mailbox.
+  - Where it runs. When the task runs on the controller (the C(local) connection, C(delegate_to) localhost, a play on C(localhost))
     the action of the same name runs the module's code in the controller's worker process, with no module process;
     the items of a loop then share one SMTP connection (checked with C(RSET) before each mail, ended with C(QUIT) when
     the task ends or after 30 seconds unused) and the cached token. Anywhere else, and with C(become), C(async) or an
@@ -317,7 +322,33 @@ EXAMPLES = r"""
     spool_dir: /var/spool/smail-xoauth2
     retries: 4
     retry_delay: 2
-    token_ini: 'C:\Tools\smail\smail_refresh_token.ini'
+    token_ini: /opt/smail/smail_refresh_token.ini
+
+- name: Report from Windows hosts - the mail goes from the controller, with a token INI kept there
+  smail.xoauth2.mail:
+    sender: alerts@example.com
+    to: ops@example.com
+    subject: "{{ inventory_hostname }} updated"
+    token_ini: /etc/ansible/smail_refresh_token.ini
+  delegate_to: localhost
+
+- name: One mail per team, in one task over one SMTP connection (a batch)
+  smail.xoauth2.mail:
+    sender: "Deploy bot <deploy@example.com>"
+    subject: "Deployment of {{ release }} finished"
+    client_id: "{{ vault_smail_client_id }}"
+    client_secret: "{{ vault_smail_client_secret }}"
+    refresh_token: "{{ vault_smail_refresh_token }}"
+    messages:
+      - to: [ops@example.com]
+        body: "{{ ansible_play_hosts | length }} hosts updated."
+      - to: [dev@example.com]
+        cc: [qa@example.com]
+        subject: "Release {{ release }} is live"
+        body: "Release notes: https://wiki.example.com/releases/{{ release }}"
+  delegate_to: localhost
+  run_once: true
+  register: batch
 
 - name: Prove the credentials without sending (check mode)
   smail.xoauth2.mail:
@@ -370,7 +401,7 @@ refresh_token_expires_at:
   returned: success, when the expiry is known
   type: str
   sample: "2026-01-08T12:00:00Z"
-  version_added: 0.2.0
+  version_added: 1.0.0
 refresh_token_rotated:
   description: True when the token endpoint returned a new refresh token (Microsoft does on every refresh).
   returned: when the refresh token was rotated

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: slurp_stat
 short_description: Read a file and its mode, owner and group in one go; a missing file is an answer, not a failure
-version_added: 0.2.0
+version_added: 1.0.0
 description:
   - Returns whether O(path) exists and, when it does, its mode, owner and group and (unless it is a directory) its
     content, base64-encoded - what M(ansible.builtin.stat) and M(ansible.builtin.slurp) return, in one module run.

@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: smail_ini
 short_description: Merge settings into SMAIL's smail.ini, keeping everything else byte for byte
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Sets keys of SMAIL's own settings file C(smail.ini) (for example the SMTP server and C(OAUTH-XOAUTH2)
     authentication) on Windows and POSIX hosts.

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: spool
 short_description: List or deliver the mail waiting in a smail.xoauth2 spool
-version_added: 0.2.0
+version_added: 1.0.0
 description:
   - Mail that M(smail.xoauth2.mail) or the C(smail.xoauth2.notify) callback could not send for a reason that proves the
     server did not take it is kept in O(spool_dir) (see O(spool_dir) and C(docs/reliability.md)). Every later send
@@ -153,7 +153,7 @@ refresh_token_expires_at:
   returned: after a flush that obtained a token, when the expiry is known
   type: str
   sample: "2026-01-08T12:00:00Z"
-  version_added: 0.2.0
+  version_added: 1.0.0
 attempts:
   description: How many connections the flush took (0 when nothing waited, or when only listing).
   returned: always

@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: token_ini
 short_description: Write SMAIL's refresh-token INI (smail_refresh_token.ini) from vaulted credentials
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Writes the file that C(SmailRefreshToken.exe) would write next to C(smail.exe) - the mail account, the OAuth client
     ID and secret, the refresh token, the token endpoint (C(TokenURI)) and the authorization endpoint - so that SMAIL can

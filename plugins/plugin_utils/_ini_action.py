@@ -62,12 +62,13 @@ class TargetFile:
 
 
 def masked_diff(merged: _ini.MergeResult, *, dest: str, existed: bool, secret_keys: list[t.Any]) -> dict[str, str]:
-    """The diff of a merge with every secret value replaced by ``********``."""
+    """The diff of a merge with every secret value replaced by ``********``; a changed one shows ``******** (changed)``."""
     return {
         "before_header": dest if existed else f"{dest} (absent)",
         "after_header": dest,
         "before": _ini.mask_ini_text(merged.before_text, secret_keys, mask=MASK) if existed else "",
-        "after": _ini.mask_ini_text(merged.after_text, secret_keys, mask=MASK),
+        "after": _ini.mask_ini_text(merged.after_text, secret_keys, mask=MASK,
+                                    changed_from=merged.before_text if existed else None),
     }
 
 

@@ -66,7 +66,7 @@ def test_secret_keys_are_masked_in_the_diff(make_target, run_ini_action):
     result = run_ini_action(SmailIniAction, {"dest": DEST, "settings": {"SMTP": {"Password": "new-password"}}, "secret_keys": ["password"]},
                             target, diff=True)
     assert result["diff"]["before"] == "[SMTP]\r\nPassword=********\r\n"
-    assert result["diff"]["after"] == "[SMTP]\r\nPassword=********\r\n"
+    assert result["diff"]["after"] == "[SMTP]\r\nPassword=******** (changed)\r\n"
     assert "new-password" not in repr(result)
     assert "old-password" not in repr(result)
 

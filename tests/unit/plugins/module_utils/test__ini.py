@@ -396,6 +396,13 @@ def test_mask_ini_text_hides_secrets():
     assert "RefreshToken = \"abc\"" in only_pair
 
 
+def test_mask_ini_text_marks_a_secret_that_changed():
+    before = "[OAUTH]\r\nRefreshToken=old\r\nClientSecret=same\r\n"
+    after = "[OAUTH]\r\nRefreshToken=new\r\nClientSecret=same\r\nToken=added\r\n"
+    masked = _ini.mask_ini_text(after, ["refreshtoken", "clientsecret", "token"], mask="***", changed_from=before)
+    assert masked == "[OAUTH]\r\nRefreshToken=*** (changed)\r\nClientSecret=***\r\nToken=*** (changed)\r\n"
+
+
 def test_mask_merge_diff_never_shows_secret():
     result = _ini.merge_ini(FIXTURE, {"OAUTH": {"RefreshToken": SECRET}})
     secrets = [("OAUTH", "RefreshToken"), ("OAUTH", "ClientSecret")]

@@ -196,6 +196,11 @@ def test_a_mail_whose_fate_is_unknown_is_kept_held(settings, tmp_path):
     assert error.details["held"] is True and error.details["spool_path"] == held.path
     assert held.message_id == error.details["message_id"] and held.recipients == ("drop-after-data-unknown@example.com",)
     assert "check the recipients' mailboxes" in held.held_reason
+    # The task's message says where the mail is held and how to release or discard it.
+    shown = error.as_result()["msg"]
+    assert f"held in the spool at {held.path}" in shown
+    assert f"spool_dir={tmp_path / 'spool'}" in shown
+    assert f"release: ['{held.message_id}']" in shown and f"discard: ['{held.message_id}']" in shown
     assert len(copies_for(settings, "unknown fate")) == 1
     # Not resent by itself.
     assert _mailer.flush_spool(options(settings, tmp_path)).result["attempts"] == 0

@@ -304,8 +304,8 @@ class TestBuildMessage:
 
 
 def endpoint(settings, port_key, secure, **kwargs):
-    return _smtp.SMTPEndpoint(host=settings["host"], port=settings[port_key], secure=secure, timeout=10,
-                              ca_path=settings["ca_path"], **kwargs)
+    return _smtp.SMTPEndpoint(host=settings["host"], port=settings[port_key], secure=secure,
+                              ca_path=settings["ca_path"], **{"timeout": 10, **kwargs})
 
 
 def stored_messages(settings):
@@ -535,3 +535,29 @@ class TestReplyClasses:
 
     def test_auth_over_clear_text_gets_the_tls_hint(self):
         assert "secure" in _smtp._auth_hint("plain", 538, "5.7.11 Encryption required for requested authentication mechanism")
+
+
+class TestImplicitTlsPort:
+    """A plain session to a port that waits for a TLS handshake (465) fails at once, not after its whole timeout."""
+
+    @pytest.mark.parametrize("secure", ["starttls", "never"])
+    def test_it_fails_after_the_first_greeting_wait(self, settings, bearer, monkeypatch, secure):
+        # No clock: with a first wait of 0 the port is checked at once, long before the session's own timeout.
+        monkeypatch.setattr(_smtp, "FIRST_GREETING_WAIT", 0, raising=False)
+        transcript = _smtp.Transcript()
+        session = _smtp.SMTPSession(endpoint(settings, "smtp_ssl_port", secure, timeout=3),
+                                    _smtp.SASLLogin("xoauth2", settings["account"], bearer), transcript=transcript)
+        with session, pytest.raises(_smtp.SMTPError) as info:
+            session.connect()
+        error = info.value
+        assert (error.code, error.transient, error.stage) == ("smtp_tls", False, "connect")
+        assert "sent no SMTP greeting within 0 s but answers a TLS handshake" in error.msg
+        assert f"not secure={secure}" in error.msg and "secure=ssl" in error.hint
+        assert any("implicit TLS expected" in line for line in transcript.lines)
+
+    def test_a_plain_port_still_gets_its_greeting(self, settings, bearer, monkeypatch):
+        # The check finds no TLS there, and the session goes on with the greeting it then reads.
+        monkeypatch.setattr(_smtp, "FIRST_GREETING_WAIT", 0, raising=False)
+        result = send(settings, _smtp.SASLLogin("xoauth2", settings["account"], bearer),
+                      port_key="smtp_starttls_port", secure="starttls", timeout=3600)
+        assert result.sent and result.recipients == ["ops@example.com"]

@@ -160,6 +160,20 @@ def test_diff_is_masked_and_no_secret_comes_back(make_target, run_ini_action):
     assert result["diff"]["before"] == ""
 
 
+def test_a_changed_secret_alone_shows_a_masked_changed_line(make_target, run_ini_action):
+    target = make_target()
+    run_ini_action(TokenIniAction, {**TOKEN_ARGS, "refresh_token": "1//the-old-refresh-token"}, target)
+    result = run_ini_action(TokenIniAction, TOKEN_ARGS, target, check_mode=True, diff=True)
+    assert result["changed"] is True
+    assert result["diff"]["before"] != result["diff"]["after"]
+    assert "RefreshToken=********\r\n" in result["diff"]["before"]
+    assert "RefreshToken=******** (changed)\r\n" in result["diff"]["after"]
+    # The unchanged secret stays masked as before: only the line that changed differs.
+    assert "ClientSecret=********\r\n" in result["diff"]["after"]
+    assert "1//the-old-refresh-token" not in repr(result)
+    assert REFRESH not in repr(result)
+
+
 # --- Windows ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("action_class, args, secret_line", [

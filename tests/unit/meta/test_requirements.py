@@ -1,0 +1,62 @@
+# Copyright (c) 2026, smail.xoauth2 contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The project venv's requirement files: `make demo` installs the runtime and the sandbox, `make test` the rest too."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+# The checkout (the built copy holds no sandbox/): named by the Makefile, or above the tests.
+CHECKOUT = (Path(os.environ["SMAIL_XOAUTH2_SANDBOX_DIR"]).parent if os.environ.get("SMAIL_XOAUTH2_SANDBOX_DIR")
+            else Path(__file__).resolve().parents[3])
+TOOLS = {"ansible-lint", "ruff", "mypy", "antsibull-changelog", "antsibull-docs", "ansible-builder", "pytest"}
+DEMO_NEEDS = {"ansible-core", "google-auth", "requests", "google-auth-oauthlib", "aiosmtpd", "trustme", "cryptography"}
+
+
+def requirement_names(path: Path) -> set[str]:
+    """The distribution names a requirement file installs, its ``-r`` includes followed."""
+    names: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r"):
+            names |= requirement_names(path.parent / line[2:].strip())
+        elif line:
+            names.add(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def test_the_demo_requirements_are_the_runtime_and_the_sandbox():
+    demo = requirement_names(CHECKOUT / "requirements-demo.txt")
+    assert DEMO_NEEDS <= demo
+    assert demo & TOOLS == set()
+
+
+def test_the_dev_requirements_add_the_tools():
+    assert DEMO_NEEDS | TOOLS <= requirement_names(CHECKOUT / "requirements-dev.txt")
+
+
+def pip_installs(target: str, tmp_path: Path) -> list[str]:
+    """The requirement files that ``make TARGET`` installs into a new venv, from its dry run."""
+    env = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    done = subprocess.run(["make", "-n", "--no-print-directory", f"VENV={tmp_path / 'venv'}", f"BUILD={tmp_path / 'build'}",
+                           target], cwd=CHECKOUT, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return re.findall(r"pip install .*?-r (\S+)", done.stdout)
+
+
+@pytest.mark.parametrize("target", ["sandbox-start", "playground"])
+def test_the_demo_installs_no_tools(target, tmp_path):
+    # sandbox-start is the demo's first prerequisite (a dry run of `demo` itself would run its recursive makes).
+    assert pip_installs(target, tmp_path) == ["requirements-demo.txt"]
+
+
+@pytest.mark.parametrize("target", ["lint", "units"])
+def test_the_tests_install_the_tools_too(target, tmp_path):
+    assert pip_installs(target, tmp_path) == ["requirements-demo.txt", "requirements-dev.txt"]
