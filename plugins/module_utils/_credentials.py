@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _refresh_expiry
+from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _providers, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
 if t.TYPE_CHECKING:
@@ -103,10 +103,10 @@ def token_cache(options: t.Mapping[str, t.Any]) -> _oauth2.TokenCache | None:
 
 
 def expiry_margin(options: t.Mapping[str, t.Any]) -> float:
-    """Seconds a cached token must stay valid to be used (``token_expiry_margin``)."""
+    """Seconds a cached token must stay valid to be used: ``token_expiry_margin``, else the provider's."""
     margin = options.get("token_expiry_margin")
     if margin is None:
-        return _oauth2.EXPIRY_MARGIN_SECONDS
+        return float(_providers.get_provider(options.get("provider")).token_expiry_margin)
     if margin < 0:
         raise OptionError("token_expiry_margin", "must be 0 or more seconds")
     return float(margin)

@@ -100,14 +100,17 @@ _Error = t.TypeVar("_Error", bound=SmailError)
 
 
 def add_provider_hint(options: t.Mapping[str, t.Any], error: _Error) -> _Error:
-    """``error`` with the provider's hint for the server's reply, where the registry has one (AUTH and MAIL refusals)."""
+    """``error`` with the provider's hint for the server's reply, where the registry has one (AUTH and MAIL refusals),
+    and the registry's own error code for an AUTH refusal that means something of its own (``basic_auth_disabled``)."""
     if error.code not in ("smtp_auth", "sender_refused"):
         return error
     challenge = error.details.get("auth_challenge")
     reply = error.msg + (json.dumps(challenge, separators=(",", ":")) if challenge else "")
-    hint = _providers.get_provider(options.get("provider")).reply_hint(reply)
-    if hint:
-        error.hint = hint
+    entry = _providers.get_provider(options.get("provider")).reply_entry(reply)
+    if entry is not None:
+        error.hint = entry.hint
+        if entry.code and error.code == "smtp_auth":
+            error.code = entry.code
     return error
 
 

@@ -141,3 +141,43 @@ class TestRefreshTokenExpiry:
             _mailer.deliver(google_options(settings, tmp_path, refresh_token_warn_days=days), self.spec)
         assert "refresh_token_warn_days" in str(error.value)
         assert log.read_text(encoding="utf-8") == before
+
+
+def test_exchange_refusing_basic_auth_is_basic_auth_disabled_not_retried_nor_spooled(sandbox, settings, tmp_path):
+    # Exchange Online answers 550 5.7.30 to a password login once Basic authentication is off for the tenant.
+    username = f"fault-basicauth-{uuid.uuid4().hex}@contoso.example"
+    options = {"provider": "microsoft", "auth": "login", "username": username, "password": settings["app_password"],
+               "host": settings["host"], "port": settings["smtp_starttls_port"], "ca_path": settings["ca_path"],
+               "timeout": 10, "retries": 3, "retry_delay": 0, "spool_dir": str(tmp_path / "spool")}
+    spec = _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="basic auth ends")
+
+    with pytest.raises(_smtp.SMTPError) as info:
+        _mailer.deliver(options, spec)
+
+    assert info.value.code == "basic_auth_disabled"
+    assert "550 5.7.30" in info.value.msg
+    assert "xoauth2" in info.value.hint and "docs/migration.md" in info.value.hint
+    assert "SMTP.SendAsApp" not in info.value.full_msg
+    assert sandbox.faults.seen(username.lower()) == 1  # one login, no retry
+    assert not list((tmp_path / "spool").rglob("*.eml"))
+
+
+def test_microsoft_renews_a_cached_token_with_less_than_ten_minutes_left(sandbox, settings, tmp_path):
+    # High Volume Email refuses a token with less than 10 minutes left (501 5.5.127); the first refresh here issues a
+    # token of 480 seconds, which the next send must not use.
+    tag = uuid.uuid4().hex
+    options = {"provider": "microsoft", "client_id": settings["client_id"], "client_secret": settings["client_secret"],
+               "refresh_token": settings["refresh_token"],
+               "token_uri": settings["token_uri_fault"].replace("{fault}", f"lifetime480x1-{tag}"),
+               "token_cache_dir": str(tmp_path / "cache"), "host": settings["host"],
+               "port": settings["smtp_starttls_port"], "ca_path": settings["ca_path"], "timeout": 10, "debug": True}
+    spec = _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="hve")
+    first = _mailer.deliver(options, spec)
+    assert first.result["token_source"] == "refresh"
+
+    hve_user = f"fault-hve-{tag}@contoso.example"
+    second = _mailer.deliver({**options, "username": hve_user}, spec)
+
+    assert second.result["sent"] and second.result["token_source"] == "refresh"
+    assert sandbox.faults.seen(hve_user) == 0, "the server refused the cached token with 501 5.5.127"
+    assert not any("5.5.127" in line for line in second.transcript.lines)
