@@ -572,6 +572,9 @@ class OAuthError(Exception):
 class OAuthClient:
     client_id: str
     client_secret: str = dataclasses.field(repr=False)
+    #: A public client (Entra ID: registered without a secret, "Allow public client flows"): it authenticates with
+    #: nothing but its client_id, and must not present a secret.
+    public: bool = False
 
 
 @dataclasses.dataclass
@@ -714,11 +717,14 @@ class TokenAuthority:
         self._service_accounts: dict[str, ServiceAccount] = {}
         self._apps: dict[str, MicrosoftApp] = {}
 
-    def register_client(self, client_id: str | None = None, client_secret: str | None = None) -> OAuthClient:
-        """Register (and return) a client; random Google-looking credentials when none are given."""
+    def register_client(self, client_id: str | None = None, client_secret: str | None = None, *,
+                        public: bool = False) -> OAuthClient:
+        """Register (and return) a client; random Google-looking credentials when none are given, no secret for a
+        ``public`` one."""
         client = OAuthClient(
             client_id=client_id or f"{secrets.randbelow(10**12):012d}-{secrets.token_hex(16)}.apps.googleusercontent.com",
-            client_secret=client_secret or f"GOCSPX-{secrets.token_urlsafe(21)}",
+            client_secret="" if public else client_secret or f"GOCSPX-{secrets.token_urlsafe(21)}",
+            public=public,
         )
         with self._lock:
             self._clients[client.client_id] = client
@@ -749,16 +755,39 @@ class TokenAuthority:
         """The registered client with this secret; raises ``invalid_client`` (401) otherwise."""
         with self._lock:
             client = self._clients.get(client_id or "")
-        if client is None or not hmac.compare_digest(client.client_secret.encode(), (client_secret or "").encode()):
+        if client is None or client.public or not hmac.compare_digest(client.client_secret.encode(), (client_secret or "").encode()):
             raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
         return client
+
+    def authenticate_microsoft_client(self, client_id: str | None, client_secret: str | None) -> OAuthClient:
+        """Entra ID's client authentication at its token endpoint: a confidential client (registered with a secret)
+        must send it; a public client must not, an empty ``client_secret=`` included. Raises ``invalid_client``.
+
+        https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token :
+        client_secret is required for web apps and not to be used by native apps, which cannot keep a secret; Entra
+        answers a public client that presents one with AADSTS700025.
+        """
+        client = self.find_client(client_id)
+        if client is None:
+            raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
+        if client.public:
+            if client_secret is not None:
+                raise OAuthError(401, "invalid_client", "AADSTS700025: Client is public so neither 'client_assertion' nor "
+                                                        "'client_secret' should be presented.")
+            return client
+        if not client_secret:
+            raise OAuthError(401, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: "
+                                                    "'client_assertion' or 'client_secret'.")
+        return self.authenticate_client(client_id, client_secret)
 
     def authenticate_public_client(self, client_id: str | None, client_secret: str | None) -> OAuthClient:
         """The registered client ``client_id``, with this secret when one is given: a public client (Entra ID's
         device flow with "Allow public client flows") sends none. Raises ``invalid_client`` (401)."""
+        client = self.find_client(client_id)
+        if client is not None and client.public:
+            return self.authenticate_microsoft_client(client_id, client_secret)
         if client_secret:
             return self.authenticate_client(client_id, client_secret)
-        client = self.find_client(client_id)
         if client is None:
             raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
         return client
@@ -1086,7 +1115,13 @@ def pkce_challenge(verifier: str, method: str) -> str:
 
 
 def resource_scope(scope: str) -> str:
-    """``scope`` without the OpenID Connect scopes, as Azure AD reports what a token is for."""
+    """``scope`` without the OpenID Connect scopes, as Azure AD reports what a token is for.
+
+    Entra ID's token answers list "the scopes that the access_token is valid for"
+    (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#successful-response-2), never
+    ``offline_access``, which asks for a refresh token and is no permission of the token
+    (https://learn.microsoft.com/en-us/entra/identity-platform/scopes-oidc#offline_access).
+    """
     return " ".join(item for item in scope.split() if item not in MICROSOFT_OIDC_SCOPES)
 
 
@@ -1370,7 +1405,8 @@ class TokenEndpointApp:
             return self._device_token(form, client_id, client_secret, tenant=tenant)
         if grant_type not in ("refresh_token", "authorization_code"):
             raise OAuthError(400, "unsupported_grant_type")
-        client = self.authority.authenticate_client(client_id, client_secret)
+        client = (self.authority.authenticate_client(client_id, client_secret) if tenant is None
+                  else self.authority.authenticate_microsoft_client(client_id, client_secret))
         if grant_type == "refresh_token":
             return self._refresh(client, form, tenant=tenant)
         return self._exchange_code(client, form, tenant=tenant)
@@ -2092,6 +2128,9 @@ class Sandbox:
             microsoft_client = self.authority.register_client(str(uuid.uuid4()), f"sandbox~{secrets.token_urlsafe(30)}")
             microsoft_refresh_token = self.authority.grant_refresh_token(
                 microsoft_client.client_id, MICROSOFT_ACCOUNT, scope=f"{MICROSOFT_SMTP_SCOPE} offline_access")
+            microsoft_public_client = self.authority.register_client(str(uuid.uuid4()), public=True)
+            microsoft_public_refresh_token = self.authority.grant_refresh_token(
+                microsoft_public_client.client_id, MICROSOFT_ACCOUNT, scope=f"{MICROSOFT_SMTP_SCOPE} offline_access")
             app_password = secrets.token_urlsafe(12)
             app_only = AppOnlyGrants.register(self.authority, workspace_user=self.account, app_mailbox=MICROSOFT_ACCOUNT)
 
@@ -2152,6 +2191,8 @@ class Sandbox:
             "microsoft_client_id": microsoft_client.client_id,
             "microsoft_client_secret": microsoft_client.client_secret,
             "microsoft_refresh_token": microsoft_refresh_token,
+            "microsoft_public_client_id": microsoft_public_client.client_id,
+            "microsoft_public_refresh_token": microsoft_public_refresh_token,
             # Keep {tenant}: the collection fills it in from its tenant option, as for login.microsoftonline.com.
             "microsoft_token_uri": f"{https}{MICROSOFT_TOKEN_PATH}",
             "microsoft_auth_uri": f"{https}{MICROSOFT_AUTHORIZE_PATH}",

@@ -143,6 +143,15 @@ def obtain_token(options: t.Mapping[str, t.Any], credentials: Credentials | None
                                        retry=_connection.retry_policy(options))
 
 
+def scope_warnings(token: _oauth2.AccessToken) -> list[str]:
+    """The warning of a refresh whose answer left out a requested scope (never a secret); none otherwise."""
+    if not token.missing_scopes:
+        return []
+    return [f"The token endpoint did not grant {' '.join(token.missing_scopes)} (it granted "
+            f"{' '.join(token.scopes) or 'nothing it listed'}): the mail server may refuse the token. Authorize again "
+            "with these scopes, and check that the app registration has the permission."]
+
+
 def settle_rotation(options: t.Mapping[str, t.Any], credentials: Credentials, token: _oauth2.AccessToken, *,
                     check_only: bool = False) -> RotationOutcome | None:
     """What became of a refresh token the endpoint rotated (see ``_rotation``, imported only then); None when it did not."""

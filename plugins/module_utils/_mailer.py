@@ -21,6 +21,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import 
     obtain_token,
     read_credentials,
     refresh_token_expiry,
+    scope_warnings,
     settle_rotation,
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
@@ -57,6 +58,7 @@ class BearerLogins:
         token = obtain_token(self.options, self.credentials, refused=refused, default_user=self.username)
         self.transcript.add_secret(token.token)
         self.transcript.add_secret(token.rotated_refresh_token)
+        self.warnings.extend(scope_warnings(token))
         rotation = settle_rotation(self.options, self.credentials, token, check_only=self.check_only)
         if rotation is not None:
             self.rotated = True

@@ -105,6 +105,8 @@ class AccessToken(t.NamedTuple):
     rotated_refresh_token: str | None = None
     #: When the refresh token expires (the rotated one, if rotated), as a token endpoint stated it; None when unknown.
     refresh_token_expires_at: datetime.datetime | None = None
+    #: Requested scopes the token endpoint's answer left out (beyond those the provider never lists), after a refresh.
+    missing_scopes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (f"AccessToken(source={self.source!r}, expires_at={self.expires_at!r}, scopes={self.scopes!r}, "

@@ -85,6 +85,8 @@ class Provider(t.NamedTuple):
     device_flow_refusal: str | None = None
     #: Seconds a cached access token must still be valid to be used when ``token_expiry_margin`` is not given.
     token_expiry_margin: int = DEFAULT_TOKEN_EXPIRY_MARGIN
+    #: Scopes the provider grants without ever listing them in a token answer's ``scope``.
+    unlisted_scopes: tuple[str, ...] = ()
 
     @property
     def grants(self) -> tuple[str, ...]:
@@ -204,6 +206,10 @@ PROVIDERS: t.Mapping[str, Provider] = {
         device_authorization_uri="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
         # High Volume Email refuses a token with less than 10 minutes left (501 5.5.127).
         token_expiry_margin=600,
+        # A token answer lists "the scopes that the access_token is valid for": offline_access asks for the refresh
+        # token and the OpenID Connect scopes for the ID token, so Entra ID never lists them.
+        # https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#successful-response-2
+        unlisted_scopes=("offline_access", "openid", "profile", "email"),
     ),
     "custom": Provider(
         name="custom",
