@@ -162,11 +162,11 @@ def parse_device_authorization(status: int, data: t.Mapping[str, t.Any], *, uri:
 
 
 def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _shown(shown_at: datetime.datetime | None) -> str:
-    return f"The code was shown at {shown_at.astimezone(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC. " if shown_at else ""
+    return f"The code was shown at {shown_at.astimezone(datetime.UTC):%Y-%m-%d %H:%M:%S} UTC. " if shown_at else ""
 
 
 def _gave_up(authorization: DeviceAuthorization, *, timeout: float, expired: bool,

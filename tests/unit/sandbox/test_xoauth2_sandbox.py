@@ -1608,3 +1608,37 @@ def test_microsoft_public_client_device_flow_gives_a_token_that_refreshes_withou
     refresh = {"grant_type": "refresh_token", "client_id": settings["microsoft_public_client_id"],
                "refresh_token": json.loads(body)["refresh_token"], "scope": MICROSOFT_SCOPES}
     assert post_form(microsoft_uri(settings, "microsoft_token_uri"), refresh, settings)[0] == 200
+
+
+# --------------------------------------------------------------------------------------------------
+# Exchange Online: the end of Basic authentication, High Volume Email
+
+
+def test_basicauth_identity_gets_exchange_onlines_550_5_7_30(settings: dict[str, t.Any]) -> None:
+    user = f"fault-basicauthx1-{uuid.uuid4().hex[:12]}@contoso.example"
+    with smtplib.SMTP(settings["host"], settings["smtp_plain_port"], timeout=TIMEOUT) as client:
+        client.ehlo()
+        client.user, client.password = user, "any password"
+        assert client.auth("LOGIN", client.auth_login) == (
+            550, b"5.7.30 Basic authentication is not supported for Client Submission")
+        # x1: the next login with that identity is checked as usual (and refused: it is not the account).
+        assert client.auth("PLAIN", client.auth_plain)[0] == 535
+
+
+def test_lifetime_fault_issues_a_short_token_and_hve_refuses_it(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
+    tagged, uri = fault_uri(settings, "lifetime480x1")
+    status, body = post_form(uri, refresh_form(settings), settings)
+    short = json.loads(body)
+    assert status == 200 and short["expires_in"] == 480
+    assert 470 <= sandbox.authority.lookup_access_token(short["access_token"]).seconds_left() <= 480
+    normal = json.loads(post_form(uri, refresh_form(settings), settings)[1])
+    assert normal["expires_in"] == xoauth2_sandbox.ACCESS_TOKEN_LIFETIME_SECONDS
+    assert logged_outcomes(settings, tagged) == ["issued", "issued"]
+
+    hve = f"fault-hve-{uuid.uuid4().hex[:12]}@contoso.example"
+    with smtplib.SMTP(settings["host"], settings["smtp_plain_port"], timeout=TIMEOUT) as client:
+        client.ehlo()
+        assert client.docmd("AUTH", "XOAUTH2 " + xoauth2_response(hve, short["access_token"])) == (
+            501, b"5.5.127 The access token expires in less than 10 minutes (sandbox)")
+        assert client.docmd("AUTH", "XOAUTH2 " + xoauth2_response(hve, normal["access_token"]))[0] == 235
+    assert sandbox.faults.seen(hve) == 1
