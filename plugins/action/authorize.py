@@ -205,8 +205,8 @@ class ActionModule(ActionBase):
             complete = (f"\nor open {authorization.verification_uri_complete} , which carries the code"
                         if authorization.verification_uri_complete else "")
             show_now(f"smail.xoauth2.authorize: on any device, open {authorization.verification_uri} and enter "
-                            f"the code {authorization.user_code}{complete}\nthen sign in and allow access; waiting up "
-                            f"to {wait} seconds.")
+                     f"the code {authorization.user_code}{complete}\nthen sign in and allow access; waiting up "
+                     f"to {wait} seconds.")
 
         return _device_flow.run_device_flow(client, timeout=args["timeout"], tls=tls, announce=announce,
                                             login_hint=args.get("login_hint"))
