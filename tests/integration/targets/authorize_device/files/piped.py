@@ -8,7 +8,8 @@ Usage: piped.py APPROVE-URI CA-PATH ANSIBLE-PLAYBOOK ARGS...
 
 stdout and stderr go into one pipe (``2>&1 | tee``), without PYTHONUNBUFFERED. The first user code read from the pipe
 is approved at APPROVE-URI (the sandbox's device_approve_uri) while the playbook still runs; nothing is approved when
-the code only comes with the end of the run. Prints JSON: ``rc`` (the playbook's), ``code_read_while_running`` and
+the code only comes after the playbook ended. Prints JSON: ``rc`` (the playbook's), ``code_read_while_running``
+(approved before the playbook ended; whether its task still waited then, the sandbox's log and ``rc`` tell) and
 ``output`` (all of it).
 """
 
