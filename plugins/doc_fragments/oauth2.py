@@ -70,7 +70,7 @@ options:
     description:
       - The OAuth client secret; with O(grant=client_credentials), the Entra app's client secret (its Value).
       - Leave it out for a public client, such as a Microsoft Entra ID app with "Allow public client flows" and no
-        secret (what M(smail.xoauth2.authorize) with O(smail.xoauth2.authorize#module:mode=device) needs): its refresh
+        secret (what M(smail.xoauth2.authorize) with O(smail.xoauth2.authorize#module:mode=device) needs); its refresh
         token refreshes without one, and the request then carries no C(client_secret) field at all.
       - If not set, the environment variable E(SMAIL_XOAUTH2_CLIENT_SECRET) is used, then the O(token_ini) file.
     type: str

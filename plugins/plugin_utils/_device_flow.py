@@ -22,7 +22,7 @@ import datetime
 import time
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _refresh_expiry, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._consent import (
@@ -161,12 +161,8 @@ def parse_device_authorization(status: int, data: t.Mapping[str, t.Any], *, uri:
     )
 
 
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 def _shown(shown_at: datetime.datetime | None) -> str:
-    return f"The code was shown at {shown_at.astimezone(datetime.UTC):%Y-%m-%d %H:%M:%S} UTC. " if shown_at else ""
+    return f"The code was shown at {_refresh_expiry.iso_utc(shown_at)}. " if shown_at else ""
 
 
 def _gave_up(authorization: DeviceAuthorization, *, timeout: float, expired: bool,
@@ -225,7 +221,7 @@ def run_device_flow(client: DeviceClient, *, timeout: float, tls: _oauth2.TLSSet
                     login_hint: str | None = None, post: PostForm | None = None,
                     clock: t.Callable[[], float] = time.monotonic,
                     sleep: t.Callable[[float], t.Any] = time.sleep,
-                    now: t.Callable[[], datetime.datetime] = _utcnow) -> Authorization:
+                    now: t.Callable[[], datetime.datetime] = _oauth2._utcnow) -> Authorization:  # pylint: disable=protected-access
     """The whole device flow: ask for the codes, ``announce`` them, poll until approved, return the refresh token.
 
     A wait that ends without tokens says when (``now()`` after ``announce``) the code was shown."""

@@ -297,5 +297,5 @@ def test_giving_up_says_when_the_code_was_shown(timeout, code):
         _device_flow.run_device_flow(CLIENT, timeout=timeout, post=post, clock=endpoint.clock, sleep=endpoint.sleep,
                                      now=lambda: shown)
     assert info.value.code == code
-    assert "The code was shown at 2026-12-06 14:03:09 UTC." in info.value.hint
+    assert "The code was shown at 2026-12-06T14:03:09Z." in info.value.hint
     assert "DEVICE-CODE-SECRET" not in info.value.full_msg
