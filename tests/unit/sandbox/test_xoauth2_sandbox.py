@@ -1619,10 +1619,14 @@ def test_basicauth_identity_gets_exchange_onlines_550_5_7_30(settings: dict[str,
     with smtplib.SMTP(settings["host"], settings["smtp_plain_port"], timeout=TIMEOUT) as client:
         client.ehlo()
         client.user, client.password = user, "any password"
-        assert client.auth("LOGIN", client.auth_login) == (
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            client.auth("LOGIN", client.auth_login)
+        assert (refused.value.smtp_code, refused.value.smtp_error) == (
             550, b"5.7.30 Basic authentication is not supported for Client Submission")
         # x1: the next login with that identity is checked as usual (and refused: it is not the account).
-        assert client.auth("PLAIN", client.auth_plain)[0] == 535
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            client.auth("PLAIN", client.auth_plain)
+        assert refused.value.smtp_code == 535
 
 
 def test_lifetime_fault_issues_a_short_token_and_hve_refuses_it(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
