@@ -78,7 +78,8 @@ def test_a_rotated_token_that_cannot_be_stored_is_a_warning_not_a_failure(settin
     options = {"provider": "microsoft", "tenant": "contoso.example", "client_id": settings["microsoft_client_id"],
                "client_secret": settings["microsoft_client_secret"], "refresh_token": settings["microsoft_refresh_token"],
                "token_uri": settings["microsoft_token_uri"], "persist_rotated_token": True, "token_cache": False,
-               "host": settings["host"], "port": settings["smtp_starttls_port"], "ca_path": settings["ca_path"], "timeout": 10}
+               "host": settings["host"], "port": settings["smtp_starttls_port"], "secure": "starttls", "ca_path": settings["ca_path"],
+               "timeout": 10}
     spec = _smtp.MessageSpec(sender=settings["microsoft_account"], to=("ops@example.com",), subject="warning")
     delivery = _mailer.deliver(options, spec)
     assert delivery.result["sent"] and len(delivery.warnings) == 1 and "token_ini" in delivery.warnings[0]
@@ -181,3 +182,20 @@ def test_microsoft_renews_a_cached_token_with_less_than_ten_minutes_left(sandbox
     assert second.result["sent"] and second.result["token_source"] == "refresh"
     assert sandbox.faults.seen(hve_user) == 0, "the server refused the cached token with 501 5.5.127"
     assert not any("5.5.127" in line for line in second.transcript.lines)
+
+
+def test_a_scope_the_token_endpoint_left_out_is_a_warning(settings, tmp_path):
+    # The Google-like endpoint grants the Gmail scope whatever is asked: SMTP.Send is really missing from its answer.
+    options = {"provider": "custom", "client_id": settings["client_id"], "client_secret": settings["client_secret"],
+               "refresh_token": settings["refresh_token"], "token_uri": settings["token_uri"],
+               "scopes": ["https://mail.google.com/", "https://outlook.office.com/SMTP.Send"], "token_cache": False,
+               "host": settings["host"], "port": settings["smtp_starttls_port"], "secure": "starttls", "ca_path": settings["ca_path"],
+               "timeout": 10}
+    spec = _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="scopes")
+
+    delivery = _mailer.deliver(options, spec)
+
+    assert delivery.result["sent"]
+    (warning,) = [text for text in delivery.warnings if "did not grant" in text]
+    assert "https://outlook.office.com/SMTP.Send" in warning and "offline_access" not in warning
+    assert settings["client_secret"] not in warning and settings["refresh_token"] not in warning
