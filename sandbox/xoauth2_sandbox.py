@@ -180,6 +180,13 @@ UNDECODABLE_RESPONSE_REPLY = "501 5.5.2 Cannot Decode response"
 MALFORMED_RESPONSE_REPLY = "501 5.5.2 Syntax error in SASL client response"
 #: Exchange Online's answer to an app token used for a mailbox the app may not send as (no challenge first).
 APP_TOKEN_REFUSED_REPLY = "535 5.7.3 Authentication unsuccessful [sandbox]"
+#: Exchange Online's answer to a password login once Basic authentication for SMTP AUTH is off for the tenant:
+#: https://techcommunity.microsoft.com/t5/exchange-team-blog/exchange-online-to-retire-basic-auth-for-client-submission-smtp/ba-p/4114750
+BASIC_AUTH_DISABLED_REPLY = "550 5.7.30 Basic authentication is not supported for Client Submission"
+#: High Volume Email (https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/high-volume-mails-m365)
+#: refuses an access token with less than 10 minutes left; the text after the code is the sandbox's.
+HVE_TOKEN_TOO_SHORT_REPLY = "501 5.5.127 The access token expires in less than 10 minutes (sandbox)"
+HVE_MIN_TOKEN_SECONDS = 600
 UNKNOWN_RECIPIENT_REPLY = "550 5.1.1 The email account that you tried to reach does not exist."
 REFUSED_SENDER_REPLY = "553 5.7.1 Sender address rejected"
 
@@ -250,9 +257,13 @@ def same_account(a: str, b: str) -> bool:
 MAIL_FAULTS = frozenset({"mail421"})
 RCPT_FAULTS = frozenset({"rcpt451", "rcpt452", "rcpt552", "rcpt421", "rcptslow"})
 DATA_FAULTS = frozenset({"data451", "data550", "dataslow"})
-TOKEN_FAULTS = frozenset({"status500", "status503", "hang", "notjson", "noaccesstoken", "redirect307", "rtexpires"})
+TOKEN_FAULTS = frozenset({"status500", "status503", "hang", "notjson", "noaccesstoken", "redirect307", "rtexpires",
+                          "lifetime"})
+#: Kinds of the AUTH identity (the user name of PLAIN/LOGIN, XOAUTH2's user=, OAUTHBEARER's a=), as Exchange Online
+#: answers: ``basicauth`` a password login, ``hve`` a bearer token close to its expiry.
+AUTH_FAULTS = frozenset({"basicauth", "hve"})
 #: Kinds followed by a number of seconds (``rcptslow5``).
-TIMED_FAULTS = frozenset({"rcptslow", "dataslow", "hang", "rtexpires"})
+TIMED_FAULTS = frozenset({"rcptslow", "dataslow", "hang", "rtexpires", "lifetime"})
 SMTP_FAULT_REPLIES = {
     "mail421": CLOSING_REPLY,
     "rcpt451": TEMPORARY_REJECT_REPLY,
@@ -263,7 +274,7 @@ SMTP_FAULT_REPLIES = {
     "data550": MESSAGE_REJECTED_REPLY,
 }
 # Longest first: the alternation must not stop at a shorter kind that prefixes a longer one.
-_FAULT_KINDS = sorted(MAIL_FAULTS | RCPT_FAULTS | DATA_FAULTS | TOKEN_FAULTS, key=len, reverse=True)
+_FAULT_KINDS = sorted(MAIL_FAULTS | RCPT_FAULTS | DATA_FAULTS | TOKEN_FAULTS | AUTH_FAULTS, key=len, reverse=True)
 _FAULT_SPEC_PATTERN = re.compile(
     rf"(?P<kind>{'|'.join(_FAULT_KINDS)})(?P<seconds>\d+(?:\.\d+)?)?(?:x(?P<times>\d+))?(?:-(?P<tag>.*))?",
     re.IGNORECASE | re.DOTALL,
@@ -561,6 +572,9 @@ class OAuthError(Exception):
 class OAuthClient:
     client_id: str
     client_secret: str = dataclasses.field(repr=False)
+    #: A public client (Entra ID: registered without a secret, "Allow public client flows"): it authenticates with
+    #: nothing but its client_id, and must not present a secret.
+    public: bool = False
 
 
 @dataclasses.dataclass
@@ -703,11 +717,14 @@ class TokenAuthority:
         self._service_accounts: dict[str, ServiceAccount] = {}
         self._apps: dict[str, MicrosoftApp] = {}
 
-    def register_client(self, client_id: str | None = None, client_secret: str | None = None) -> OAuthClient:
-        """Register (and return) a client; random Google-looking credentials when none are given."""
+    def register_client(self, client_id: str | None = None, client_secret: str | None = None, *,
+                        public: bool = False) -> OAuthClient:
+        """Register (and return) a client; random Google-looking credentials when none are given, no secret for a
+        ``public`` one."""
         client = OAuthClient(
             client_id=client_id or f"{secrets.randbelow(10**12):012d}-{secrets.token_hex(16)}.apps.googleusercontent.com",
-            client_secret=client_secret or f"GOCSPX-{secrets.token_urlsafe(21)}",
+            client_secret="" if public else client_secret or f"GOCSPX-{secrets.token_urlsafe(21)}",
+            public=public,
         )
         with self._lock:
             self._clients[client.client_id] = client
@@ -738,16 +755,39 @@ class TokenAuthority:
         """The registered client with this secret; raises ``invalid_client`` (401) otherwise."""
         with self._lock:
             client = self._clients.get(client_id or "")
-        if client is None or not hmac.compare_digest(client.client_secret.encode(), (client_secret or "").encode()):
+        if client is None or client.public or not hmac.compare_digest(client.client_secret.encode(), (client_secret or "").encode()):
             raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
         return client
+
+    def authenticate_microsoft_client(self, client_id: str | None, client_secret: str | None) -> OAuthClient:
+        """Entra ID's client authentication at its token endpoint: a confidential client (registered with a secret)
+        must send it; a public client must not, an empty ``client_secret=`` included. Raises ``invalid_client``.
+
+        https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token :
+        client_secret is required for web apps and not to be used by native apps, which cannot keep a secret; Entra
+        answers a public client that presents one with AADSTS700025.
+        """
+        client = self.find_client(client_id)
+        if client is None:
+            raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
+        if client.public:
+            if client_secret is not None:
+                raise OAuthError(401, "invalid_client", "AADSTS700025: Client is public so neither 'client_assertion' nor "
+                                                        "'client_secret' should be presented.")
+            return client
+        if not client_secret:
+            raise OAuthError(401, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: "
+                                                    "'client_assertion' or 'client_secret'.")
+        return self.authenticate_client(client_id, client_secret)
 
     def authenticate_public_client(self, client_id: str | None, client_secret: str | None) -> OAuthClient:
         """The registered client ``client_id``, with this secret when one is given: a public client (Entra ID's
         device flow with "Allow public client flows") sends none. Raises ``invalid_client`` (401)."""
+        client = self.find_client(client_id)
+        if client is not None and client.public:
+            return self.authenticate_microsoft_client(client_id, client_secret)
         if client_secret:
             return self.authenticate_client(client_id, client_secret)
-        client = self.find_client(client_id)
         if client is None:
             raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
         return client
@@ -990,6 +1030,13 @@ class TokenAuthority:
             self._access_tokens[record.token] = record
         return record
 
+    def shorten_access_token(self, token: str, lifetime: float) -> None:
+        """Make an issued access token expire ``lifetime`` seconds from now."""
+        with self._lock:
+            record = self._access_tokens.get(token)
+            if record is not None:
+                self._access_tokens[token] = dataclasses.replace(record, expires_at=time.time() + lifetime)
+
     def revoke_access_token(self, token: str) -> bool:
         """Forget an access token; False when it was unknown."""
         with self._lock:
@@ -1068,7 +1115,13 @@ def pkce_challenge(verifier: str, method: str) -> str:
 
 
 def resource_scope(scope: str) -> str:
-    """``scope`` without the OpenID Connect scopes, as Azure AD reports what a token is for."""
+    """``scope`` without the OpenID Connect scopes, as Azure AD reports what a token is for.
+
+    Entra ID's token answers list "the scopes that the access_token is valid for"
+    (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#successful-response-2), never
+    ``offline_access``, which asks for a refresh token and is no permission of the token
+    (https://learn.microsoft.com/en-us/entra/identity-platform/scopes-oidc#offline_access).
+    """
     return " ".join(item for item in scope.split() if item not in MICROSOFT_OIDC_SCOPES)
 
 
@@ -1176,6 +1229,9 @@ class TokenEndpointApp:
             # Not a failure: the answer states the refresh token's lifetime; logged as an issue (or refusal) of /token.
             return self._token(path, headers, body, endpoint_url, fault=spec,
                                refresh_token_expires_in=max(1, int(fault.seconds)))
+        if fault.kind == "lifetime":
+            # Not a failure either: an access token that lives only S seconds, as issued close to a policy's limit.
+            return self._token(path, headers, body, endpoint_url, fault=spec, access_token_lifetime=max(1, int(fault.seconds)))
         self._log_request(path, parse_form(body), headers, f"fault:{fault.kind}", fault=spec)
         if fault.kind == "hang":
             self.faults.wait(fault.seconds)
@@ -1297,11 +1353,12 @@ class TokenEndpointApp:
 
     def _token(self, path: str, headers: t.Mapping[str, str], body: bytes, endpoint_url: str, *,
                tenant: str | None = None, fault: str | None = None, log: bool = True,
-               refresh_token_expires_in: int | None = None) -> HttpResponse:
+               refresh_token_expires_in: int | None = None, access_token_lifetime: int | None = None) -> HttpResponse:
         """Answer a token request; logged (with ``fault``, the spec of a fault path) unless ``log`` is False.
 
         ``refresh_token_expires_in`` is added to an answer that carries or stands for a refresh token (a refresh, a
-        code exchange, a device grant), as Google states the rest of a time-limited grant.
+        code exchange, a device grant), as Google states the rest of a time-limited grant. ``access_token_lifetime``
+        shortens the life (and ``expires_in``) of the access token issued.
         """
         form = parse_form(body)
         client_id, client_secret = client_credentials(headers, form)
@@ -1325,6 +1382,10 @@ class TokenEndpointApp:
                               subject=subject, switches=switches)
         if refresh_token_expires_in is not None and form.get("grant_type") in ("refresh_token", "authorization_code", DEVICE_CODE_GRANT):
             answer["refresh_token_expires_in"] = refresh_token_expires_in
+        if access_token_lifetime is not None:
+            self.authority.shorten_access_token(answer["access_token"], access_token_lifetime)
+            answer["expires_in"] = access_token_lifetime
+            answer.pop("ext_expires_in", None)
         return HttpResponse.of_json(200, answer)
 
     def _grant(self, form: t.Mapping[str, str], client_id: str | None, client_secret: str | None, endpoint_url: str, *,
@@ -1344,7 +1405,8 @@ class TokenEndpointApp:
             return self._device_token(form, client_id, client_secret, tenant=tenant)
         if grant_type not in ("refresh_token", "authorization_code"):
             raise OAuthError(400, "unsupported_grant_type")
-        client = self.authority.authenticate_client(client_id, client_secret)
+        client = (self.authority.authenticate_client(client_id, client_secret) if tenant is None
+                  else self.authority.authenticate_microsoft_client(client_id, client_secret))
         if grant_type == "refresh_token":
             return self._refresh(client, form, tenant=tenant)
         return self._exchange_code(client, form, tenant=tenant)
@@ -1732,15 +1794,26 @@ def parse_oauthbearer(raw: bytes) -> tuple[str | None, str] | None:
 
 
 class AppPasswordAuthenticator:
-    """aiosmtpd authenticator for PLAIN and LOGIN: the account with its app password."""
+    """aiosmtpd authenticator for PLAIN and LOGIN: the account with its app password.
 
-    def __init__(self, account: str, app_password: str) -> None:
+    The user name ``fault-basicauth[xN]-<tag>@...`` is answered as Exchange Online answers any password login once
+    Basic authentication is off for the tenant.
+    """
+
+    def __init__(self, account: str, app_password: str, *, faults: FaultRegistry | None = None) -> None:
         self.account = account
         self.app_password = app_password
+        self.faults = faults if faults is not None else FaultRegistry()
 
     def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: t.Any) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
             login = auth_data.login.decode("utf-8", "replace")
+            try:
+                fault = address_fault(login, allowed=frozenset({"basicauth"}))
+            except FaultSpecError:
+                return AuthResult(success=False, handled=False, message=NOT_A_FAULT_REPLY)
+            if fault is not None and self.faults.fires(fault):
+                return AuthResult(success=False, handled=False, message=BASIC_AUTH_DISABLED_REPLY)
             password_ok = hmac.compare_digest(auth_data.password, self.app_password.encode())
             if same_account(login, self.account) and password_ok:
                 return AuthResult(success=True, auth_data=AuthenticatedAccount(self.account, mechanism), message=AUTH_ACCEPTED_REPLY)
@@ -1859,8 +1932,22 @@ class GmailLikeHandler:
     async def _authenticate_bearer(self, server: SMTP, user: str | None, token: str, mechanism: str,
                                    challenge: dict[str, str]) -> AuthResult:
         """Accept a live token for its own account; refuse an app token for another mailbox as Exchange Online does,
-        and everything else (a service account's own token too: it has no mailbox) as Gmail does."""
+        and everything else (a service account's own token too: it has no mailbox) as Gmail does.
+
+        The identity ``fault-hve[xN]-<tag>@...`` stands for the token's own account on a High Volume Email server: a
+        token with less than 10 minutes left gets ``501 5.5.127`` (counted only then).
+        """
         record = self.authority.lookup_access_token(token)
+        try:
+            fault = address_fault(user or "", allowed=frozenset({"hve"}))
+        except FaultSpecError:
+            await server.push(NOT_A_FAULT_REPLY)
+            return AuthResult(success=False, handled=True)
+        if fault is not None and record is not None:
+            if record.seconds_left() < HVE_MIN_TOKEN_SECONDS and self.faults.fires(fault):
+                await server.push(HVE_TOKEN_TOO_SHORT_REPLY)
+                return AuthResult(success=False, handled=True)
+            user = record.account
         names_account = record is not None and user is not None and same_account(user, record.account)
         if record is not None and record.kind == APP_TOKEN and not names_account:
             await server.push(APP_TOKEN_REFUSED_REPLY)
@@ -2041,6 +2128,9 @@ class Sandbox:
             microsoft_client = self.authority.register_client(str(uuid.uuid4()), f"sandbox~{secrets.token_urlsafe(30)}")
             microsoft_refresh_token = self.authority.grant_refresh_token(
                 microsoft_client.client_id, MICROSOFT_ACCOUNT, scope=f"{MICROSOFT_SMTP_SCOPE} offline_access")
+            microsoft_public_client = self.authority.register_client(str(uuid.uuid4()), public=True)
+            microsoft_public_refresh_token = self.authority.grant_refresh_token(
+                microsoft_public_client.client_id, MICROSOFT_ACCOUNT, scope=f"{MICROSOFT_SMTP_SCOPE} offline_access")
             app_password = secrets.token_urlsafe(12)
             app_only = AppOnlyGrants.register(self.authority, workspace_user=self.account, app_mailbox=MICROSOFT_ACCOUNT)
 
@@ -2051,7 +2141,7 @@ class Sandbox:
             unreachable_port = free_port()
 
             mail_store = MailStore(mail_dir)
-            authenticator = AppPasswordAuthenticator(self.account, app_password)
+            authenticator = AppPasswordAuthenticator(self.account, app_password, faults=self.faults)
 
             def authenticated_smtp(name: str, *, eight_bit: bool = True, **kwargs: t.Any) -> int:
                 handler = GmailLikeHandler(name, self.authority, mail_store, faults=self.faults, eight_bit=eight_bit)
@@ -2101,6 +2191,8 @@ class Sandbox:
             "microsoft_client_id": microsoft_client.client_id,
             "microsoft_client_secret": microsoft_client.client_secret,
             "microsoft_refresh_token": microsoft_refresh_token,
+            "microsoft_public_client_id": microsoft_public_client.client_id,
+            "microsoft_public_refresh_token": microsoft_public_refresh_token,
             # Keep {tenant}: the collection fills it in from its tenant option, as for login.microsoftonline.com.
             "microsoft_token_uri": f"{https}{MICROSOFT_TOKEN_PATH}",
             "microsoft_auth_uri": f"{https}{MICROSOFT_AUTHORIZE_PATH}",

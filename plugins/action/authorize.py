@@ -44,6 +44,16 @@ AUTHORIZE_ARGSPEC = merge_argspecs(
 )
 
 
+def show_now(message: str) -> None:
+    """Show ``message`` at once, whatever stdout is: what the user must act on while the task waits.
+
+    A worker's display goes to the controller, which writes it to its stdout without flushing: to a pipe or a file
+    (CI jobs, ``| tee``, job logs) stdout is block-buffered and nothing would appear before the task ends. Python
+    writes stderr line by line whatever it is, so the message goes there (and to the log file, as any display).
+    """
+    display.display(message, stderr=True)
+
+
 def open_in_browser(url: str) -> bool:
     """Open ``url`` with Python's webbrowser, so BROWSER is honoured; False when no browser was opened.
 
@@ -172,7 +182,7 @@ class ActionModule(ActionBase):
     def _loopback(client: _consent.ConsentClient, args: dict[str, t.Any], tls: _oauth2.TLSSettings) -> _consent.Authorization:
         return _consent.run_loopback(
             client, port=args["port"], timeout=args["timeout"], login_hint=args.get("login_hint"), tls=tls,
-            announce=lambda url: display.display(
+            announce=lambda url: show_now(
                 f"smail.xoauth2.authorize: waiting up to {args['timeout']} seconds for the consent. If no browser "
                 f"opens, open this URL in a browser on this machine:\n{url}"),
             open_browser=open_in_browser if args["open_browser"] else None,
@@ -193,9 +203,9 @@ class ActionModule(ActionBase):
             wait = min(args["timeout"], authorization.expires_in)
             complete = (f"\nor open {authorization.verification_uri_complete} , which carries the code"
                         if authorization.verification_uri_complete else "")
-            display.display(f"smail.xoauth2.authorize: on any device, open {authorization.verification_uri} and enter "
-                            f"the code {authorization.user_code}{complete}\nthen sign in and allow access; waiting up "
-                            f"to {wait} seconds.")
+            show_now(f"smail.xoauth2.authorize: on any device, open {authorization.verification_uri} and enter "
+                     f"the code {authorization.user_code}{complete}\nthen sign in and allow access; waiting up "
+                     f"to {wait} seconds.")
 
         return _device_flow.run_device_flow(client, timeout=args["timeout"], tls=tls, announce=announce,
                                             login_hint=args.get("login_hint"))

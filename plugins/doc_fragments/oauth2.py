@@ -69,6 +69,9 @@ options:
   client_secret:
     description:
       - The OAuth client secret; with O(grant=client_credentials), the Entra app's client secret (its Value).
+      - Leave it out for a public client, such as a Microsoft Entra ID app with "Allow public client flows" and no
+        secret (what M(smail.xoauth2.authorize) with O(smail.xoauth2.authorize#module:mode=device) needs); its refresh
+        token refreshes without one, and the request then carries no C(client_secret) field at all.
       - If not set, the environment variable E(SMAIL_XOAUTH2_CLIENT_SECRET) is used, then the O(token_ini) file.
     type: str
   refresh_token:
@@ -164,12 +167,13 @@ options:
   token_expiry_margin:
     description:
       - Seconds a cached access token must still be valid to be used; a token closer to its expiry is refreshed
-        first, so that it cannot expire during a slow send (Microsoft refuses a token close to expiry with
-        C(501 5.5.127)).
+        first, so that it cannot expire during a slow send.
+      - Unset, the provider decides, V(600) for O(provider=microsoft) (Microsoft's High Volume Email,
+        C(smtp-hve.office365.com), refuses a token with less than 10 minutes left with C(501 5.5.127)) and V(300)
+        for the others.
       - Independently of this, when the server refuses a cached token (revoked by a password change or an admin),
         the cache entry is dropped, the token refreshed once and the login tried once more.
     type: int
-    default: 300
   refresh_token_warn_days:
     description:
       - Warn when the refresh token expires within this many days, naming the expiry time and what to do (authorize

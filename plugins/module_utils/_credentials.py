@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _refresh_expiry
+from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _providers, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 
 if t.TYPE_CHECKING:
@@ -103,10 +103,10 @@ def token_cache(options: t.Mapping[str, t.Any]) -> _oauth2.TokenCache | None:
 
 
 def expiry_margin(options: t.Mapping[str, t.Any]) -> float:
-    """Seconds a cached token must stay valid to be used (``token_expiry_margin``)."""
+    """Seconds a cached token must stay valid to be used: ``token_expiry_margin``, else the provider's."""
     margin = options.get("token_expiry_margin")
     if margin is None:
-        return _oauth2.EXPIRY_MARGIN_SECONDS
+        return float(_providers.get_provider(options.get("provider")).token_expiry_margin)
     if margin < 0:
         raise OptionError("token_expiry_margin", "must be 0 or more seconds")
     return float(margin)
@@ -141,6 +141,15 @@ def obtain_token(options: t.Mapping[str, t.Any], credentials: Credentials | None
     return _oauth2.obtain_access_token(grant=grant, cache=token_cache(options), tls=_connection.tls_settings(options),
                                        refused=refused, margin=expiry_margin(options),
                                        retry=_connection.retry_policy(options))
+
+
+def scope_warnings(token: _oauth2.AccessToken) -> list[str]:
+    """The warning of a refresh whose answer left out a requested scope (never a secret); none otherwise."""
+    if not token.missing_scopes:
+        return []
+    return [f"The token endpoint did not grant {' '.join(token.missing_scopes)} (it granted "
+            f"{' '.join(token.scopes) or 'nothing it listed'}): the mail server may refuse the token. Authorize again "
+            "with these scopes, and check that the app registration has the permission."]
 
 
 def settle_rotation(options: t.Mapping[str, t.Any], credentials: Credentials, token: _oauth2.AccessToken, *,

@@ -21,6 +21,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import 
     obtain_token,
     read_credentials,
     refresh_token_expiry,
+    scope_warnings,
     settle_rotation,
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
@@ -57,6 +58,7 @@ class BearerLogins:
         token = obtain_token(self.options, self.credentials, refused=refused, default_user=self.username)
         self.transcript.add_secret(token.token)
         self.transcript.add_secret(token.rotated_refresh_token)
+        self.warnings.extend(scope_warnings(token))
         rotation = settle_rotation(self.options, self.credentials, token, check_only=self.check_only)
         if rotation is not None:
             self.rotated = True
@@ -100,14 +102,17 @@ _Error = t.TypeVar("_Error", bound=SmailError)
 
 
 def add_provider_hint(options: t.Mapping[str, t.Any], error: _Error) -> _Error:
-    """``error`` with the provider's hint for the server's reply, where the registry has one (AUTH and MAIL refusals)."""
+    """``error`` with the provider's hint for the server's reply, where the registry has one (AUTH and MAIL refusals),
+    and the registry's own error code for an AUTH refusal that means something of its own (``basic_auth_disabled``)."""
     if error.code not in ("smtp_auth", "sender_refused"):
         return error
     challenge = error.details.get("auth_challenge")
     reply = error.msg + (json.dumps(challenge, separators=(",", ":")) if challenge else "")
-    hint = _providers.get_provider(options.get("provider")).reply_hint(reply)
-    if hint:
-        error.hint = hint
+    entry = _providers.get_provider(options.get("provider")).reply_entry(reply)
+    if entry is not None:
+        error.hint = entry.hint
+        if entry.code and error.code == "smtp_auth":
+            error.code = entry.code
     return error
 
 

@@ -43,9 +43,9 @@ except ImportError:  # pragma: no cover - Windows controllers are not supported 
     fcntl = None  # type: ignore[assignment]
 
 
-#: Seconds a cached token must stay valid to be handed out: enough for a slow send (Microsoft refuses a token
-#: close to its expiry with 501 5.5.127).
-EXPIRY_MARGIN_SECONDS = 300
+#: Seconds a cached token must stay valid to be handed out: enough for a slow send. A provider may need more
+#: (``_providers.Provider.token_expiry_margin``: Microsoft refuses a token close to its expiry with 501 5.5.127).
+EXPIRY_MARGIN_SECONDS = _providers.DEFAULT_TOKEN_EXPIRY_MARGIN
 #: Seconds a transient failure of the token endpoint is remembered in the token cache: the tasks and forks that need
 #: the same grant meanwhile fail at once instead of each waiting through retries of their own.
 FAILURE_MEMORY_SECONDS = 30
@@ -105,6 +105,8 @@ class AccessToken(t.NamedTuple):
     rotated_refresh_token: str | None = None
     #: When the refresh token expires (the rotated one, if rotated), as a token endpoint stated it; None when unknown.
     refresh_token_expires_at: datetime.datetime | None = None
+    #: Requested scopes the token endpoint's answer left out (beyond those the provider never lists), after a refresh.
+    missing_scopes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (f"AccessToken(source={self.source!r}, expires_at={self.expires_at!r}, scopes={self.scopes!r}, "

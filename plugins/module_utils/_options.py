@@ -40,7 +40,7 @@ OAUTH2_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "token_cache": {"type": "bool", "default": True},
     "token_cache_dir": {"type": "path"},
     "persist_rotated_token": {"type": "bool", "default": False},
-    "token_expiry_margin": {"type": "int", "default": 300, "no_log": False},
+    "token_expiry_margin": {"type": "int", "no_log": False},
     "refresh_token_warn_days": {"type": "int", "default": 2, "no_log": False},
 }
 

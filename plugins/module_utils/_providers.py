@@ -15,6 +15,7 @@ This file is private to the collection and has no Ansible imports.
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
@@ -30,15 +31,32 @@ GRANTS = (REFRESH_TOKEN, CLIENT_CREDENTIALS, SERVICE_ACCOUNT)
 
 GOOGLE_MAIL_SCOPE = "https://mail.google.com/"
 
+#: Seconds a cached access token must still be valid to be used, unless the provider needs more.
+DEFAULT_TOKEN_EXPIRY_MARGIN = 300
+
 # Google returns a refresh token only for offline access, and a new one only when the consent screen is shown again.
 _OFFLINE_CONSENT = (("access_type", "offline"), ("prompt", "consent"))
 
 
+#: An RFC 3463 enhanced status code (``5.7.3``), as a reply hint's marker.
+_STATUS_CODE = re.compile(r"\d\.\d{1,3}\.\d{1,3}")
+
+
 class ReplyHint(t.NamedTuple):
-    """What to check when the server's reply to AUTH (or MAIL) contains ``marker``."""
+    """What to check when the server's reply to AUTH (or MAIL) contains ``marker``.
+
+    A marker that is an enhanced status code matches that whole code only: ``5.7.3`` is not the start of ``5.7.30``.
+    """
 
     marker: str
     hint: str
+    #: The error code the refusal gets instead of ``smtp_auth``, for a reply that means something of its own.
+    code: str | None = None
+
+    def matches(self, reply: str) -> bool:
+        if _STATUS_CODE.fullmatch(self.marker):
+            return re.search(rf"(?<![\d.]){re.escape(self.marker)}(?!\.?\d)", reply) is not None
+        return self.marker in reply
 
 
 class Provider(t.NamedTuple):
@@ -65,6 +83,10 @@ class Provider(t.NamedTuple):
     device_authorization_uri: str | None = None
     #: Why the provider's device flow cannot issue a token that sends mail; when set, device mode is refused.
     device_flow_refusal: str | None = None
+    #: Seconds a cached access token must still be valid to be used when ``token_expiry_margin`` is not given.
+    token_expiry_margin: int = DEFAULT_TOKEN_EXPIRY_MARGIN
+    #: Scopes the provider grants without ever listing them in a token answer's ``scope``.
+    unlisted_scopes: tuple[str, ...] = ()
 
     @property
     def grants(self) -> tuple[str, ...]:
@@ -76,7 +98,12 @@ class Provider(t.NamedTuple):
 
     def reply_hint(self, reply: str) -> str | None:
         """The hint for a server reply, the first whose marker the reply contains; None when none matches."""
-        return next((entry.hint for entry in self.reply_hints if entry.marker in reply), None)
+        entry = self.reply_entry(reply)
+        return entry.hint if entry else None
+
+    def reply_entry(self, reply: str) -> ReplyHint | None:
+        """The first reply hint that matches a server reply; None when none does."""
+        return next((entry for entry in self.reply_hints if entry.matches(reply)), None)
 
     def endpoint(self, which: str, *, explicit: str | None, tenant: str | None, grant: str = REFRESH_TOKEN,
                  option: str | None = None) -> str:
@@ -121,7 +148,21 @@ GOOGLE_TESTING_EXPIRY_HINT = (
 
 _GOOGLE_REFRESH_ERROR_HINTS = {"invalid_grant": GOOGLE_TESTING_EXPIRY_HINT}
 
+#: Where the collection explains the end of Basic authentication for SMTP AUTH in Exchange Online.
+MIGRATION_GUIDE = "docs/migration.md"
+
 _MICROSOFT_HINTS = (
+    # Exchange Online's answer once Basic authentication for SMTP AUTH is off:
+    # https://techcommunity.microsoft.com/t5/exchange-team-blog/exchange-online-to-retire-basic-auth-for-client-submission-smtp/ba-p/4114750
+    ReplyHint("5.7.30", "Exchange Online no longer accepts a password (Basic authentication) for SMTP AUTH: send with "
+                        "auth=xoauth2 and a token of the mailbox (smail.xoauth2.authorize obtains one), or with "
+                        f"grant=client_credentials for an app; {MIGRATION_GUIDE} shows the move.",
+              code="basic_auth_disabled"),
+    # High Volume Email (https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/high-volume-mails-m365)
+    # refuses a token with less than 10 minutes left.
+    ReplyHint("5.5.127", "The server refused an access token close to its expiry (High Volume Email, "
+                         "smtp-hve.office365.com, wants at least 10 minutes left): leave token_expiry_margin unset "
+                         "(600 seconds for provider microsoft) or set it to 600 or more."),
     ReplyHint("5.7.139", "SMTP AUTH is disabled for the tenant or the mailbox (SmtpClientAuthentication is disabled): "
                          "enable it for the mailbox (Microsoft 365 admin center > user > Mail > Manage email apps > "
                          "Authenticated SMTP, or Set-CASMailbox -SmtpClientAuthenticationDisabled $false)."),
@@ -163,6 +204,12 @@ PROVIDERS: t.Mapping[str, Provider] = {
         tenant_required_for=(CLIENT_CREDENTIALS,),
         reply_hints=_MICROSOFT_HINTS,
         device_authorization_uri="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
+        # High Volume Email refuses a token with less than 10 minutes left (501 5.5.127).
+        token_expiry_margin=600,
+        # A token answer lists "the scopes that the access_token is valid for": offline_access asks for the refresh
+        # token and the OpenID Connect scopes for the ID token, so Entra ID never lists them.
+        # https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#successful-response-2
+        unlisted_scopes=("offline_access", "openid", "profile", "email"),
     ),
     "custom": Provider(
         name="custom",

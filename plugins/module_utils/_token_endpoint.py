@@ -220,8 +220,42 @@ def post_form(uri: str, form: t.Mapping[str, str], *, tls: TLSSettings) -> tuple
     return response.status_code, data
 
 
+#: What google-auth logs when a token answer's ``scope`` lacks a requested scope; the collection reports that itself
+#: (``AccessToken.missing_scopes``), leaving out the scopes a provider never lists (Entra ID's ``offline_access``).
+_GOOGLE_SCOPE_WARNING = "Not all requested scopes were granted"
+
+
+class _WithoutGoogleScopeWarning:
+    """A logging filter that drops google-auth's scope warning: with no logging configured it would reach stderr, which
+    Ansible reports as data a worker process "errantly sent" there."""
+
+    @staticmethod
+    def filter(record: t.Any) -> bool:
+        return not str(record.msg).startswith(_GOOGLE_SCOPE_WARNING)
+
+
+def _hide_google_scope_warning() -> None:
+    import logging  # pylint: disable=import-outside-toplevel
+
+    logger = logging.getLogger("google.oauth2.credentials")
+    if not any(isinstance(existing, _WithoutGoogleScopeWarning) for existing in logger.filters):
+        logger.addFilter(_WithoutGoogleScopeWarning())
+
+
+def missing_scopes(grant: RefreshTokenGrant, granted: t.Sequence[str]) -> tuple[str, ...]:
+    """The scopes ``grant`` asked for that a token answer listing ``granted`` lacks; none when it listed none."""
+    if not granted or not grant.send_scopes:
+        return ()
+    unlisted = _providers.get_provider(grant.provider).unlisted_scopes
+    return tuple(scope for scope in grant.scopes if scope not in granted and scope not in unlisted)
+
+
 def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = None) -> AccessToken:
     """Exchange the refresh token for a new access token at ``grant.token_uri``.
+
+    A grant without a client secret is a public client's (Entra ID's "Allow public client flows"): its request has no
+    ``client_secret`` field at all, as a public client must not send one
+    (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token).
 
     Raises TokenError (with a stable code) or MissingLibraryError; never returns a token without expiry
     unless the endpoint gave none.
@@ -242,7 +276,8 @@ def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = 
         scopes=list(grant.scopes) if grant.send_scopes else None,
     )
     session = _requests_session(grant.token_uri, tls)
-    request = _timeout_request(session, tls.timeout)
+    request = _timeout_request(session, tls.timeout, public_client=not grant.client_secret)
+    _hide_google_scope_warning()
     try:
         credentials.refresh(request)
     except Exception as exc:  # pylint: disable=broad-exception-caught
@@ -255,10 +290,23 @@ def refresh_access_token(grant: RefreshTokenGrant, *, tls: TLSSettings | None = 
     rotated = credentials.refresh_token if credentials.refresh_token not in (None, grant.refresh_token) else None
     # google-auth keeps no field of the answer but the tokens and expiry: the request saw the rest.
     return token._replace(rotated_refresh_token=rotated,
-                          refresh_token_expires_at=expiry_from(_utcnow(), request.refresh_token_expires_in))
+                          refresh_token_expires_at=expiry_from(_utcnow(), request.refresh_token_expires_in),
+                          missing_scopes=missing_scopes(grant, tuple(getattr(credentials, "granted_scopes", None) or ())))
 
 
-def _timeout_request(session, timeout: float):
+def _without_client_secret(body: t.Any) -> t.Any:
+    """A form body (bytes or str) without its ``client_secret`` field; anything else as it is."""
+    if not isinstance(body, (bytes, str)):
+        return body
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    kept = urllib.parse.urlencode([(name, value) for name, value in urllib.parse.parse_qsl(text, keep_blank_values=True)
+                                   if name != "client_secret"])
+    return kept.encode("utf-8") if isinstance(body, bytes) else kept
+
+
+def _timeout_request(session, timeout: float, *, public_client: bool = False):
+    """google-auth's requests transport with ``timeout``; for a ``public_client``, forms leave out ``client_secret``
+    (google-auth always sends the field, empty when there is no secret)."""
     from google.auth.transport.requests import Request  # pylint: disable=import-outside-toplevel
 
     class _RequestWithTimeout(Request):
@@ -267,6 +315,8 @@ def _timeout_request(session, timeout: float):
 
         def __call__(self, *args, **kwargs):  # pylint: disable=signature-differs
             kwargs["timeout"] = timeout
+            if public_client and "body" in kwargs:
+                kwargs["body"] = _without_client_secret(kwargs["body"])
             response = super().__call__(*args, **kwargs)
             self.refresh_token_expires_in = _stated_refresh_lifetime(getattr(response, "data", b""))
             return response

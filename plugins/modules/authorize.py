@@ -26,10 +26,12 @@ description:
     controller user. It is deleted once used and ignored after 10 minutes.
   - In O(mode=device), the device authorization grant (RFC 8628) for a controller without a browser, the task asks
     O(device_authorization_uri) for a code and shows, at the default verbosity, the verification address and the user
-    code. Open that address on any device (a phone will do), enter the code, sign in and allow access. Meanwhile
-    the task polls the token endpoint at the interval the endpoint names (5 seconds unless it says otherwise, 5 more
-    after each C(slow_down) answer) until access is allowed or refused, the code expires, or O(timeout) passes. The
-    device code it polls with is never shown.
+    code. They are written to the controller's standard error at once, so that they appear also when the output goes to
+    a pipe or a file (a CI job, C(| tee), a job log; redirect both with C(2>&1)). Open that address on any device (a
+    phone will do), enter the code, sign in and allow access. Meanwhile the task polls the token endpoint at the
+    interval the endpoint names (5 seconds unless it says otherwise, 5 more after each C(slow_down) answer) until
+    access is allowed or refused, the code expires, or O(timeout) passes. The device code it polls with is never shown.
+    A wait that ends without access says when the code was shown.
   - O(mode=device) works with O(provider=microsoft) (the Entra ID app must allow public client flows) and with
     O(provider=custom) and its O(device_authorization_uri). It is refused for O(provider=google) before any request -
     Google does not allow the Gmail scope C(https://mail.google.com/) on its device flow. Use O(mode=loopback) or

@@ -493,7 +493,7 @@ error:
   description:
     - The stable code of a failure, for example V(invalid_grant), V(invalid_client), V(token_endpoint_unreachable),
       V(token_endpoint_tls), V(token_endpoint_bad_response), V(smtp_connect), V(smtp_tls), V(smtp_timeout),
-      V(token_endpoint_unavailable), V(smtp_auth), V(sender_refused), V(recipients_refused), V(recipients_deferred),
+      V(token_endpoint_unavailable), V(smtp_auth), V(basic_auth_disabled), V(sender_refused), V(recipients_refused), V(recipients_deferred),
       V(data_refused), V(delivery_unknown), V(message_too_large), V(smtputf8_unsupported), V(spool_write),
       V(invalid_option).
   returned: failure

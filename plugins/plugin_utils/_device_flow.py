@@ -18,10 +18,11 @@ This file has no Ansible imports.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _secrets, _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _refresh_expiry, _secrets, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._consent import (
@@ -161,24 +162,31 @@ def parse_device_authorization(status: int, data: t.Mapping[str, t.Any], *, uri:
     )
 
 
-def _gave_up(authorization: DeviceAuthorization, *, timeout: float, expired: bool) -> ConsentError:
+def _shown(shown_at: datetime.datetime | None) -> str:
+    return f"The code was shown at {_refresh_expiry.iso_utc(shown_at)}. " if shown_at else ""
+
+
+def _gave_up(authorization: DeviceAuthorization, *, timeout: float, expired: bool,
+             shown_at: datetime.datetime | None = None) -> ConsentError:
     if expired:
         return ConsentError("device_code_expired", f"The device code expired ({authorization.expires_in} seconds) before "
                                                    "access was allowed: no refresh token was issued.",
-                            hint=f"Run the task again and enter the new code at {authorization.verification_uri} in time.")
+                            hint=f"{_shown(shown_at)}Run the task again and enter the new code at "
+                                 f"{authorization.verification_uri} in time.")
     return ConsentError("timeout", f"Access was not allowed within {timeout:g} seconds.",
-                        hint=f"Enter the code at {authorization.verification_uri} sooner, or raise timeout.")
+                        hint=f"{_shown(shown_at)}Enter the code at {authorization.verification_uri} sooner, or raise timeout.")
 
 
 def poll_for_token(client: DeviceClient, authorization: DeviceAuthorization, *, post: PostForm, timeout: float,
                    clock: t.Callable[[], float] = time.monotonic,
-                   sleep: t.Callable[[float], t.Any] = time.sleep) -> dict[str, t.Any]:
+                   sleep: t.Callable[[float], t.Any] = time.sleep,
+                   shown_at: datetime.datetime | None = None) -> dict[str, t.Any]:
     """Poll the token endpoint every ``interval`` seconds until it answers with tokens, which are returned.
 
     ``authorization_pending`` polls on, ``slow_down`` adds :data:`SLOW_DOWN_STEP` seconds to the interval. Raises
     ConsentError ``device_access_denied`` (refused), ``device_code_expired`` (the endpoint says so, or the next poll
-    would come after the code's ``expires_in``) or ``timeout`` (it would come after ``timeout`` seconds), and the
-    TokenError of any other answer. The clock starts at the call.
+    would come after the code's ``expires_in``) or ``timeout`` (it would come after ``timeout`` seconds), whose hints
+    say when the code was ``shown_at``, and the TokenError of any other answer. The clock starts at the call.
     """
     started = clock()
     expired = timeout >= authorization.expires_in
@@ -187,7 +195,7 @@ def poll_for_token(client: DeviceClient, authorization: DeviceAuthorization, *, 
     form = device_token_form(client, authorization.device_code)
     while True:
         if clock() + interval > gives_up_at:
-            raise _gave_up(authorization, timeout=timeout, expired=expired)
+            raise _gave_up(authorization, timeout=timeout, expired=expired, shown_at=shown_at)
         sleep(interval)
         status, data = post(client.token_uri, form)
         error = str(data.get("error") or "")
@@ -204,7 +212,7 @@ def poll_for_token(client: DeviceClient, authorization: DeviceAuthorization, *, 
                                hint="Run the task again and allow access, signed in as the account that sends the mail.",
                                details={"endpoint_error": error})
         if error == "expired_token":
-            raise _gave_up(authorization, timeout=timeout, expired=True)
+            raise _gave_up(authorization, timeout=timeout, expired=True, shown_at=shown_at)
         raise _token_endpoint.token_endpoint_error(error or str(status), str(data.get("error_description") or ""),
                                                    request="the device code", hints=_DEVICE_HINTS)
 
@@ -213,8 +221,11 @@ def run_device_flow(client: DeviceClient, *, timeout: float, tls: _oauth2.TLSSet
                     announce: t.Callable[[DeviceAuthorization], t.Any] = lambda authorization: None,
                     login_hint: str | None = None, post: PostForm | None = None,
                     clock: t.Callable[[], float] = time.monotonic,
-                    sleep: t.Callable[[float], t.Any] = time.sleep) -> Authorization:
-    """The whole device flow: ask for the codes, ``announce`` them, poll until approved, return the refresh token."""
+                    sleep: t.Callable[[float], t.Any] = time.sleep,
+                    now: t.Callable[[], datetime.datetime] = _oauth2._utcnow) -> Authorization:  # pylint: disable=protected-access
+    """The whole device flow: ask for the codes, ``announce`` them, poll until approved, return the refresh token.
+
+    A wait that ends without tokens says when (``now()`` after ``announce``) the code was shown."""
     tls = tls or _oauth2.TLSSettings()
 
     def post_with_tls(uri: str, form: t.Mapping[str, str]) -> tuple[int, dict[str, t.Any]]:
@@ -224,5 +235,5 @@ def run_device_flow(client: DeviceClient, *, timeout: float, tls: _oauth2.TLSSet
     status, data = post(client.device_authorization_uri, device_authorization_form(client))
     authorization = parse_device_authorization(status, data, uri=client.device_authorization_uri)
     announce(authorization)
-    token = poll_for_token(client, authorization, post=post, timeout=timeout, clock=clock, sleep=sleep)
+    token = poll_for_token(client, authorization, post=post, timeout=timeout, clock=clock, sleep=sleep, shown_at=now())
     return authorization_from_token(token, requested_scopes=client.scopes, login_hint=login_hint)

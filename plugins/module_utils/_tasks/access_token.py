@@ -46,7 +46,7 @@ def run(params: dict, *, check_mode: bool = False) -> TaskResult:
         "token_source": token.source,
     }
     result.update(expiry.fields())
-    warnings = list(expiry.warnings)
+    warnings = list(expiry.warnings) + _credentials.scope_warnings(token)
     if token.source != "given":
         result["access_token"] = token.token
     if rotation is not None:

@@ -53,6 +53,7 @@ SETTINGS_KEYS = {
     "token_uri", "token_uri_untrusted", "token_uri_http", "tokeninfo_url",
     "token_uri_not_json", "token_uri_no_access_token", "token_uri_unreachable",
     "auth_uri", "microsoft_account", "microsoft_client_id", "microsoft_client_secret", "microsoft_refresh_token",
+    "microsoft_public_client_id", "microsoft_public_refresh_token",
     "microsoft_token_uri", "microsoft_auth_uri", "microsoft_device_authorization_uri",
     "device_authorization_uri", "device_verification_uri", "device_approve_uri", "device_deny_uri",
     "smtp_ssl_port", "smtp_starttls_port", "smtp_untrusted_port", "smtp_plain_port", "smtp_relay_port",
@@ -1563,3 +1564,85 @@ def test_dovecot_submission_validates_tokens_with_tokeninfo_and_relays(settings:
     eml_path, sidecar = stored_message(settings, marker)
     assert (sidecar["port"], sidecar["mail_from"], sidecar["rcpt_tos"]) == ("relay", settings["account"], ["friend@example.com"])
     assert b"with ESMTPSA" in eml_path.read_bytes()  # Dovecot's Received: header
+
+
+# --------------------------------------------------------------------------------------------------
+# Entra ID's client authentication: public and confidential clients
+
+
+def test_microsoft_public_client_refreshes_without_a_secret_and_must_not_send_one(settings: dict[str, t.Any]) -> None:
+    uri = microsoft_uri(settings, "microsoft_token_uri")
+    form = {"grant_type": "refresh_token", "client_id": settings["microsoft_public_client_id"],
+            "refresh_token": settings["microsoft_public_refresh_token"], "scope": MICROSOFT_SCOPES}
+    status, body = post_form(uri, form, settings)
+    answer = json.loads(body)
+    assert status == 200, body
+    assert answer["scope"] == "https://outlook.office.com/SMTP.Send"  # Entra never lists offline_access
+    assert "refresh_token" in answer
+    for secret in ("", "anything"):
+        status, body = post_form(uri, {**form, "client_secret": secret}, settings)
+        assert (status, json.loads(body)["error"]) == (401, "invalid_client")
+        assert "AADSTS700025" in json.loads(body)["error_description"]
+
+
+def test_microsoft_confidential_client_still_needs_its_secret_to_refresh(settings: dict[str, t.Any]) -> None:
+    uri = microsoft_uri(settings, "microsoft_token_uri")
+    form = {"grant_type": "refresh_token", "client_id": settings["microsoft_client_id"],
+            "refresh_token": settings["microsoft_refresh_token"], "scope": MICROSOFT_SCOPES}
+    status, body = post_form(uri, form, settings)
+    assert (status, json.loads(body)["error"]) == (401, "invalid_client")
+    assert "AADSTS7000218" in json.loads(body)["error_description"]
+    status, body = post_form(uri, {**form, "client_secret": settings["microsoft_client_secret"]}, settings)
+    assert status == 200, body
+
+
+def test_microsoft_public_client_device_flow_gives_a_token_that_refreshes_without_a_secret(settings: dict[str, t.Any]) -> None:
+    uri = microsoft_uri(settings, "microsoft_device_authorization_uri")
+    status, body = post_form(uri + "?approve_after=0", {"client_id": settings["microsoft_public_client_id"],
+                                                        "scope": MICROSOFT_SCOPES}, settings)
+    assert status == 200, body
+    poll = {"grant_type": xoauth2_sandbox.DEVICE_CODE_GRANT, "device_code": json.loads(body)["device_code"],
+            "client_id": settings["microsoft_public_client_id"]}
+    status, body = post_form(microsoft_uri(settings, "microsoft_token_uri"), poll, settings)
+    assert status == 200, body
+    refresh = {"grant_type": "refresh_token", "client_id": settings["microsoft_public_client_id"],
+               "refresh_token": json.loads(body)["refresh_token"], "scope": MICROSOFT_SCOPES}
+    assert post_form(microsoft_uri(settings, "microsoft_token_uri"), refresh, settings)[0] == 200
+
+
+# --------------------------------------------------------------------------------------------------
+# Exchange Online: the end of Basic authentication, High Volume Email
+
+
+def test_basicauth_identity_gets_exchange_onlines_550_5_7_30(settings: dict[str, t.Any]) -> None:
+    user = f"fault-basicauthx1-{uuid.uuid4().hex[:12]}@contoso.example"
+    with smtplib.SMTP(settings["host"], settings["smtp_plain_port"], timeout=TIMEOUT) as client:
+        client.ehlo()
+        client.user, client.password = user, "any password"
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            client.auth("LOGIN", client.auth_login)
+        assert (refused.value.smtp_code, refused.value.smtp_error) == (
+            550, b"5.7.30 Basic authentication is not supported for Client Submission")
+        # x1: the next login with that identity is checked as usual (and refused: it is not the account).
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            client.auth("PLAIN", client.auth_plain)
+        assert refused.value.smtp_code == 535
+
+
+def test_lifetime_fault_issues_a_short_token_and_hve_refuses_it(sandbox: t.Any, settings: dict[str, t.Any]) -> None:
+    tagged, uri = fault_uri(settings, "lifetime480x1")
+    status, body = post_form(uri, refresh_form(settings), settings)
+    short = json.loads(body)
+    assert status == 200 and short["expires_in"] == 480
+    assert 470 <= sandbox.authority.lookup_access_token(short["access_token"]).seconds_left() <= 480
+    normal = json.loads(post_form(uri, refresh_form(settings), settings)[1])
+    assert normal["expires_in"] == xoauth2_sandbox.ACCESS_TOKEN_LIFETIME_SECONDS
+    assert logged_outcomes(settings, tagged) == ["issued", "issued"]
+
+    hve = f"fault-hve-{uuid.uuid4().hex[:12]}@contoso.example"
+    with smtplib.SMTP(settings["host"], settings["smtp_plain_port"], timeout=TIMEOUT) as client:
+        client.ehlo()
+        assert client.docmd("AUTH", "XOAUTH2 " + xoauth2_response(hve, short["access_token"])) == (
+            501, b"5.5.127 The access token expires in less than 10 minutes (sandbox)")
+        assert client.docmd("AUTH", "XOAUTH2 " + xoauth2_response(hve, normal["access_token"]))[0] == 235
+    assert sandbox.faults.seen(hve) == 1

@@ -78,7 +78,8 @@ def test_a_rotated_token_that_cannot_be_stored_is_a_warning_not_a_failure(settin
     options = {"provider": "microsoft", "tenant": "contoso.example", "client_id": settings["microsoft_client_id"],
                "client_secret": settings["microsoft_client_secret"], "refresh_token": settings["microsoft_refresh_token"],
                "token_uri": settings["microsoft_token_uri"], "persist_rotated_token": True, "token_cache": False,
-               "host": settings["host"], "port": settings["smtp_starttls_port"], "ca_path": settings["ca_path"], "timeout": 10}
+               "host": settings["host"], "port": settings["smtp_starttls_port"], "secure": "starttls", "ca_path": settings["ca_path"],
+               "timeout": 10}
     spec = _smtp.MessageSpec(sender=settings["microsoft_account"], to=("ops@example.com",), subject="warning")
     delivery = _mailer.deliver(options, spec)
     assert delivery.result["sent"] and len(delivery.warnings) == 1 and "token_ini" in delivery.warnings[0]
@@ -141,3 +142,60 @@ class TestRefreshTokenExpiry:
             _mailer.deliver(google_options(settings, tmp_path, refresh_token_warn_days=days), self.spec)
         assert "refresh_token_warn_days" in str(error.value)
         assert log.read_text(encoding="utf-8") == before
+
+
+def test_exchange_refusing_basic_auth_is_basic_auth_disabled_not_retried_nor_spooled(sandbox, settings, tmp_path):
+    # Exchange Online answers 550 5.7.30 to a password login once Basic authentication is off for the tenant.
+    username = f"fault-basicauth-{uuid.uuid4().hex}@contoso.example"
+    options = {"provider": "microsoft", "auth": "login", "username": username, "password": settings["app_password"],
+               "host": settings["host"], "port": settings["smtp_starttls_port"], "ca_path": settings["ca_path"],
+               "timeout": 10, "retries": 3, "retry_delay": 0, "spool_dir": str(tmp_path / "spool")}
+    spec = _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="basic auth ends")
+
+    with pytest.raises(_smtp.SMTPError) as info:
+        _mailer.deliver(options, spec)
+
+    assert info.value.code == "basic_auth_disabled"
+    assert "550 5.7.30" in info.value.msg
+    assert "xoauth2" in info.value.hint and "docs/migration.md" in info.value.hint
+    assert "SMTP.SendAsApp" not in info.value.full_msg
+    assert sandbox.faults.seen(username.lower()) == 1  # one login, no retry
+    assert not list((tmp_path / "spool").rglob("*.eml"))
+
+
+def test_microsoft_renews_a_cached_token_with_less_than_ten_minutes_left(sandbox, settings, tmp_path):
+    # High Volume Email refuses a token with less than 10 minutes left (501 5.5.127); the first refresh here issues a
+    # token of 480 seconds, which the next send must not use.
+    tag = uuid.uuid4().hex
+    options = {"provider": "microsoft", "client_id": settings["client_id"], "client_secret": settings["client_secret"],
+               "refresh_token": settings["refresh_token"],
+               "token_uri": settings["token_uri_fault"].replace("{fault}", f"lifetime480x1-{tag}"),
+               "token_cache_dir": str(tmp_path / "cache"), "host": settings["host"],
+               "port": settings["smtp_starttls_port"], "ca_path": settings["ca_path"], "timeout": 10, "debug": True}
+    spec = _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="hve")
+    first = _mailer.deliver(options, spec)
+    assert first.result["token_source"] == "refresh"
+
+    hve_user = f"fault-hve-{tag}@contoso.example"
+    second = _mailer.deliver({**options, "username": hve_user}, spec)
+
+    assert second.result["sent"] and second.result["token_source"] == "refresh"
+    assert sandbox.faults.seen(hve_user) == 0, "the server refused the cached token with 501 5.5.127"
+    assert not any("5.5.127" in line for line in second.transcript.lines)
+
+
+def test_a_scope_the_token_endpoint_left_out_is_a_warning(settings, tmp_path):
+    # The Google-like endpoint grants the Gmail scope whatever is asked: SMTP.Send is really missing from its answer.
+    options = {"provider": "custom", "client_id": settings["client_id"], "client_secret": settings["client_secret"],
+               "refresh_token": settings["refresh_token"], "token_uri": settings["token_uri"],
+               "scopes": ["https://mail.google.com/", "https://outlook.office.com/SMTP.Send"], "token_cache": False,
+               "host": settings["host"], "port": settings["smtp_starttls_port"], "secure": "starttls", "ca_path": settings["ca_path"],
+               "timeout": 10}
+    spec = _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="scopes")
+
+    delivery = _mailer.deliver(options, spec)
+
+    assert delivery.result["sent"]
+    (warning,) = [text for text in delivery.warnings if "did not grant" in text]
+    assert "https://outlook.office.com/SMTP.Send" in warning and "offline_access" not in warning
+    assert settings["client_secret"] not in warning and settings["refresh_token"] not in warning

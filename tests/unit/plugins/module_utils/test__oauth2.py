@@ -390,6 +390,36 @@ class TestMicrosoftEndpoint:
         assert token.rotated_refresh_token not in (None, settings["microsoft_refresh_token"])
         assert token.rotated_refresh_token not in repr(token)
 
+    def test_a_public_client_refreshes_without_a_client_secret(self, settings):
+        # Entra ID: a public client must not send client_secret, not even an empty one.
+        grant = _oauth2.resolve_grant(provider="microsoft", client_id=settings["microsoft_public_client_id"],
+                                      client_secret=None, refresh_token=settings["microsoft_public_refresh_token"],
+                                      token_uri=settings["microsoft_token_uri"], tenant="contoso.example")
+        token = _token_endpoint.refresh_access_token(grant, tls=tls(settings))
+        assert token.source == "refresh" and token.rotated_refresh_token
+
+    def test_offline_access_left_out_of_the_granted_scope_is_not_reported(self, settings, caplog, capfd):
+        grant = _oauth2.resolve_grant(provider="microsoft", client_id=settings["microsoft_client_id"],
+                                      client_secret=settings["microsoft_client_secret"],
+                                      refresh_token=settings["microsoft_refresh_token"],
+                                      token_uri=settings["microsoft_token_uri"], tenant="contoso.example")
+        assert "offline_access" in grant.scopes
+        with caplog.at_level("DEBUG"):
+            token = _token_endpoint.refresh_access_token(grant, tls=tls(settings))
+        assert token.scopes == ("https://outlook.office.com/SMTP.Send",) and token.missing_scopes == ()
+        assert not [record for record in caplog.records if record.name.startswith("google") and record.levelno >= 30]
+        assert "scopes" not in capfd.readouterr().err
+
+    def test_a_scope_really_missing_is_reported(self, settings, caplog):
+        # The Google-like endpoint grants the Gmail scope whatever is asked: SMTP.Send is really missing.
+        grant = _oauth2.resolve_grant(provider="custom", client_id=settings["client_id"],
+                                      client_secret=settings["client_secret"], refresh_token=settings["refresh_token"],
+                                      token_uri=settings["token_uri"],
+                                      scopes=["https://mail.google.com/", "https://outlook.office.com/SMTP.Send"])
+        token = _token_endpoint.refresh_access_token(grant, tls=tls(settings))
+        assert token.missing_scopes == ("https://outlook.office.com/SMTP.Send",)
+        assert not [record for record in caplog.records if record.name.startswith("google") and record.levelno >= 30]
+
     def test_without_scopes_the_endpoint_refuses(self, settings):
         grant = _oauth2.resolve_grant(provider="custom", client_id=settings["microsoft_client_id"],
                                       client_secret=settings["microsoft_client_secret"],

@@ -102,3 +102,32 @@ def test_describe_feeds_the_roles():
     info = _providers.describe("microsoft")
     assert (info["smtp_host"], info["smtp_port"], info["smtp_secure"]) == ("smtp.office365.com", 587, "starttls")
     assert _providers.describe("custom")["smtp_host"] is None
+
+
+@pytest.mark.parametrize("reply", [
+    "550 5.7.30 Basic authentication is not supported for Client Submission",
+    "550 5.7.30 Basic authentication is not supported for Client Submission.",
+])
+def test_a_status_code_marker_matches_the_whole_code(reply):
+    entry = _providers.get_provider("microsoft").reply_entry(reply)
+    assert entry is not None and entry.marker == "5.7.30"
+    assert entry.code == "basic_auth_disabled"
+    assert "xoauth2" in entry.hint and "docs/migration.md" in entry.hint
+    assert "SMTP.SendAsApp" not in entry.hint
+
+
+@pytest.mark.parametrize("reply, marker", [
+    ("535 5.7.3 Authentication unsuccessful", "5.7.3"),
+    ("535 5.7.3. Authentication unsuccessful", "5.7.3"),
+    ("501 5.5.127 The token expires too soon", "5.5.127"),
+    ("535 5.7.139 Authentication unsuccessful", "5.7.139"),
+])
+def test_status_code_markers(reply, marker):
+    entry = _providers.get_provider("microsoft").reply_entry(reply)
+    assert entry is not None and entry.marker == marker
+
+
+def test_microsoft_renews_tokens_ten_minutes_before_expiry():
+    # High Volume Email refuses a token with less than 10 minutes left (501 5.5.127).
+    assert _providers.get_provider("microsoft").token_expiry_margin >= 600
+    assert _providers.get_provider("google").token_expiry_margin == _providers.DEFAULT_TOKEN_EXPIRY_MARGIN

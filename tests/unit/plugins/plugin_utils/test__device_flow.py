@@ -7,6 +7,7 @@ sandbox's device endpoints (with a thread playing the user who approves)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import ssl
 import threading
@@ -279,3 +280,22 @@ def test_microsoft_public_client_and_the_sandbox_switches(settings):
             _device_flow.DeviceClient("unknown", None, settings["device_authorization_uri"], settings["token_uri"], ("s",)),
             timeout=30, tls=tls(settings))
     assert info.value.code == "invalid_client"
+
+
+@pytest.mark.parametrize("timeout, code", [(12, "timeout"), (300, "device_code_expired")])
+def test_giving_up_says_when_the_code_was_shown(timeout, code):
+    endpoint = Endpoint()
+    answers = {"https://idp.example/device": {"device_code": "DEVICE-CODE-SECRET", "user_code": "BCDF-GHJK",
+                                              "verification_uri": "https://idp.example/activate", "expires_in": 60,
+                                              "interval": 5}}
+
+    def post(uri, form):
+        return (200, dict(answers[uri])) if uri in answers else endpoint.post(uri, form)
+
+    shown = datetime.datetime(2026, 12, 6, 14, 3, 9, tzinfo=datetime.timezone.utc)
+    with pytest.raises(_consent.ConsentError) as info:
+        _device_flow.run_device_flow(CLIENT, timeout=timeout, post=post, clock=endpoint.clock, sleep=endpoint.sleep,
+                                     now=lambda: shown)
+    assert info.value.code == code
+    assert "The code was shown at 2026-12-06T14:03:09Z." in info.value.hint
+    assert "DEVICE-CODE-SECRET" not in info.value.full_msg
