@@ -85,6 +85,7 @@ options:
         C(https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token); it is replaced by O(tenant) (C(common) when
         not set), also when the endpoint comes from the environment, O(token_ini) or the key.
       - It must be C(https://); plain C(http://) is refused (V(invalid_option)) unless the host is a loopback address.
+        Plain C(http://) goes to that address directly, never through a proxy of the environment (E(HTTP_PROXY)).
     type: str
   tenant:
     description:

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Where secrets may go: the loopback test and the https rule for OAuth 2.0 endpoints.
+"""Where secrets may go: the loopback test, the https rule for OAuth 2.0 endpoints, and which requests skip proxies.
 
 This file is private to the collection and has no Ansible imports.
 """
@@ -40,3 +40,13 @@ def require_secure_url(option: str, url: str) -> str:
         raise OptionError(option, f"plain http would send credentials in clear text to {parsed.hostname}; "
                                   "use https (http is allowed only to a loopback host)")
     return url
+
+
+def goes_direct(url: str) -> bool:
+    """True when a request to ``url`` must not go through a proxy of the environment: plain http.
+
+    :func:`require_secure_url` lets plain http reach a loopback host only, where it never leaves the machine; an
+    ``HTTP_PROXY`` would forward it, form and secrets in clear text, over the network. https may use a proxy: the
+    proxy sees the host name only.
+    """
+    return urllib.parse.urlsplit(url).scheme.lower() == "http"

@@ -291,6 +291,7 @@ def exchange_code(client: ConsentClient, code: str, *, redirect_uri: str, code_v
     flow = _flow(client, redirect_uri, code_verifier=code_verifier)
     # A 307 would re-POST the code, its verifier and the client secret to wherever it points.
     _token_endpoint.refuse_redirects(flow.oauth2session, token_uri=client.token_uri)
+    _token_endpoint.bypass_proxies_for_plain_http(flow.oauth2session, uri=client.token_uri)
     verify: bool | str = tls.ca_path if (tls.ca_path and tls.validate_certs) else tls.validate_certs
     try:
         # Client credentials in the body: Google accepts both ways, Azure AD public clients only this one.

@@ -416,3 +416,11 @@ class TestTrust:
             _consent.finish_manual(client, landed, store=store, tls=tls(settings))
         assert info.value.code == "state_mismatch"
         assert planted.exists() and not entry_path.is_symlink()
+
+
+def test_the_code_exchange_over_http_to_loopback_bypasses_the_proxy(settings, standin_proxy):
+    client = sandbox_client(settings, token_uri=settings["token_uri_http"])
+    with pytest.raises(_oauth2.TokenError) as info:
+        _consent.exchange_code(client, "not-a-code", redirect_uri="http://127.0.0.1:9/", code_verifier="v" * 64, tls=tls(settings))
+    assert info.value.code == "invalid_grant"  # the sandbox's answer, not the proxy's 502
+    assert standin_proxy.requests == []
