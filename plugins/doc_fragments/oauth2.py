@@ -86,6 +86,8 @@ options:
         not set), also when the endpoint comes from the environment, O(token_ini) or the key.
       - It must be C(https://); plain C(http://) is refused (V(invalid_option)) unless the host is a loopback address.
         Plain C(http://) goes to that address directly, never through a proxy of the environment (E(HTTP_PROXY)).
+      - It may not contain a backslash, a blank or user information (C(user@) before the host), on which URL parsers
+        disagree (V(invalid_option)).
     type: str
   tenant:
     description:

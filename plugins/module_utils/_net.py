@@ -26,12 +26,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def refuse_ambiguous_url(option: str, url: str) -> None:
+    """OptionError naming ``option`` for a URL whose host two parsers could read differently.
+
+    ``http://evil.example\\@127.0.0.1/`` is loopback to ``urlsplit`` and evil.example to requests (urllib3) and to
+    browsers; ``urlsplit`` also drops tabs and line breaks that others keep. So no backslash, no
+    blank or control character, and no user information (``user:password@``): an OAuth endpoint needs none of them.
+    """
+    if "\\" in url:
+        raise OptionError(option, "must not contain a backslash: URL parsers disagree on the host it names")
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+        raise OptionError(option, "must not contain blanks or control characters")
+    if "@" in urllib.parse.urlsplit(url).netloc:
+        raise OptionError(option, "must not contain user information (user@ or user:password@ before the host); "
+                                  "the client authenticates with client_id and client_secret")
+
+
 def require_secure_url(option: str, url: str) -> str:
     """``url`` when it is https, or http to a loopback host; else OptionError naming ``option``.
 
     Client secrets, refresh tokens and authorization codes are posted to these URLs: plain http would put them on the
     wire in clear text, which is acceptable only when the wire is the loopback interface (a local proxy or sandbox).
+    The URL must also be one that every parser reads alike (:func:`refuse_ambiguous_url`).
     """
+    refuse_ambiguous_url(option, url)
     parsed = urllib.parse.urlsplit(url)
     scheme = parsed.scheme.lower()
     if scheme not in ("https", "http") or not parsed.hostname:

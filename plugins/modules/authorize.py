@@ -99,7 +99,10 @@ options:
   token_uri:
     description:
       - The token endpoint. It must be C(https://); plain C(http://) is refused (V(invalid_option)) unless the host is a
-        loopback address, since the client secret and the code would travel unencrypted.
+        loopback address, since the client secret and the code would travel unencrypted. Plain C(http://) goes to that
+        address directly, never through a proxy of the environment.
+      - This and the other endpoint options (O(auth_uri), O(device_authorization_uri)) may not contain a backslash, a
+        blank or user information (C(user@) before the host): parsers disagree on the host such a URL names.
       - Defaults to the C(token_uri) of O(client_secrets_file), then to the O(provider)'s. C({tenant}) is replaced by
         O(tenant).
     type: str
