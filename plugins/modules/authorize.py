@@ -102,7 +102,7 @@ options:
         loopback address, since the client secret and the code would travel unencrypted. Plain C(http://) goes to that
         address directly, never through a proxy of the environment.
       - This and the other endpoint options (O(auth_uri), O(device_authorization_uri)) may not contain a backslash, a
-        blank or user information (C(user@) before the host): parsers disagree on the host such a URL names.
+        blank or user information (C(user@) before the host), since parsers disagree on the host such a URL names.
       - Defaults to the C(token_uri) of O(client_secrets_file), then to the O(provider)'s. C({tenant}) is replaced by
         O(tenant).
     type: str
