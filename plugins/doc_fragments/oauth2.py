@@ -134,7 +134,7 @@ options:
       - Reuse access tokens across tasks, forks and hosts on the machine that refreshes them, while they stay valid for
         O(token_expiry_margin) seconds. Entries are files of mode C(0600) in a C(0700) directory, named by a hash of token endpoint,
         client ID, client secret, refresh token and scopes (of the grant's own credentials for the app-only grants).
-      - The certificate checks are part of that name too (O(validate_certs), and O(ca_path) as an absolute path):
+      - The certificate checks are part of that name too (O(validate_certs), and O(ca_path) as an absolute path), so
         a token fetched with O(validate_certs=false) or against another CA is never used by a task that checks
         certificates differently, nor is a failure of the token endpoint that such a task remembered.
       - The cache also keeps, per refresh token (under a hash of it, no secret), when it was obtained
