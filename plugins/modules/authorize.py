@@ -18,7 +18,8 @@ description:
     C(state). The browser is sent back to C(http://127.0.0.1:PORT/) after the consent.
   - In O(mode=loopback) the task listens on that address, shows the consent URL, opens the browser (Python's
     C(webbrowser), so E(BROWSER) is honoured), waits for the redirect, checks its C(state), tells the browser it may
-    close the tab, and exchanges the code for the tokens.
+    close the tab, and exchanges the code for the tokens. A request with another C(state), which any local user
+    could send, is answered with an error page and ignored (shown at C(-v)); the task waits on until O(timeout).
   - In O(mode=manual), for a controller without a browser, a first run returns RV(authorization_url). Open it in any
     browser and allow access; the browser then fails to load C(http://127.0.0.1:PORT/...). A second run with that
     address as O(authorization_response) (for example read with M(ansible.builtin.pause)) exchanges the code. The
@@ -289,8 +290,8 @@ redirect_uri:
   sample: "http://127.0.0.1:53682/"
 error:
   description:
-    - The stable code of a failure - V(access_denied) (the consent was refused), V(state_mismatch) (the redirect
-      belongs to another consent, or was already used), V(timeout) (no consent within O(timeout), or more than 10
+    - The stable code of a failure - V(access_denied) (the consent was refused), V(state_mismatch) (in O(mode=manual),
+      the redirect belongs to another consent, or was already used), V(timeout) (no consent within O(timeout), or more than 10
       minutes between the runs of O(mode=manual)), V(invalid_grant) (the code expired or was used, or the PKCE verifier
       does not match), V(redirect_uri_mismatch), V(invalid_client), V(unauthorized_client), V(authorization_error),
       V(no_refresh_token), V(token_endpoint_unreachable), V(token_endpoint_tls), V(token_endpoint_bad_response),
