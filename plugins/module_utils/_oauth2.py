@@ -249,6 +249,8 @@ class TokenCache:
     """
 
     def __init__(self, directory: str | None = None) -> None:
+        if directory and "\0" in directory:
+            raise OptionError("token_cache_dir", "contains a NUL character, which no path can hold")
         self.directory = directory or default_cache_dir()
 
     def _insecure(self, exc: InsecurePathError) -> SmailError:

@@ -204,6 +204,8 @@ class Spool:
     """Undelivered messages in a private directory, one file each (format in the module docstring)."""
 
     def __init__(self, directory: str) -> None:
+        if "\0" in directory:
+            raise OptionError("spool_dir", "contains a NUL character, which no path can hold")
         self.directory = directory
 
     def __repr__(self) -> str:

@@ -141,3 +141,25 @@ class TestRefreshTokenExpiry:
             _mailer.deliver(google_options(settings, tmp_path, refresh_token_warn_days=days), self.spec)
         assert "refresh_token_warn_days" in str(error.value)
         assert log.read_text(encoding="utf-8") == before
+
+
+class TestUnusableOptionsAreNamed:
+    """Input that used to end in a ValueError without a stable code: invalid_option naming the option, nothing sent."""
+
+    spec = _smtp.MessageSpec(sender="ops@example.com", to=("ops@example.com",), subject="named")
+
+    @pytest.mark.parametrize("ehlohost", ["client.example\r\nRCPT TO:<x@example.com>", "クライアント.example", "a b", "host\x00"])
+    def test_an_ehlohost_smtp_cannot_carry(self, settings, tmp_path, ehlohost):
+        with pytest.raises(OptionError) as error:
+            _mailer.deliver(google_options(settings, tmp_path, ehlohost=ehlohost), self.spec)
+        assert error.value.option == "ehlohost" and error.value.code == "invalid_option"
+
+    def test_a_nul_in_token_cache_dir(self, settings, tmp_path):
+        with pytest.raises(OptionError) as error:
+            _mailer.deliver(google_options(settings, tmp_path, token_cache_dir=str(tmp_path / "cache\0dir")), self.spec)
+        assert error.value.option == "token_cache_dir" and error.value.code == "invalid_option"
+
+    def test_a_nul_in_spool_dir(self, settings, tmp_path):
+        with pytest.raises(OptionError) as error:
+            _mailer.deliver(google_options(settings, tmp_path, spool_dir=str(tmp_path / "spool\0dir"), port=1), self.spec)
+        assert error.value.option == "spool_dir" and error.value.code == "invalid_option"
