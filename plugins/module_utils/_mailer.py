@@ -105,7 +105,7 @@ def add_provider_hint(options: t.Mapping[str, t.Any], error: _Error) -> _Error:
         return error
     challenge = error.details.get("auth_challenge")
     reply = error.msg + (json.dumps(challenge, separators=(",", ":")) if challenge else "")
-    hint = _providers.get_provider(options.get("provider")).reply_hint(reply)
+    hint = _providers.get_provider(options.get("provider")).reply_hint(reply, mechanism=options.get("auth") or "xoauth2")
     if hint:
         error.hint = hint
     return error

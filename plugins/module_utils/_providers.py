@@ -34,11 +34,18 @@ GOOGLE_MAIL_SCOPE = "https://mail.google.com/"
 _OFFLINE_CONSENT = (("access_type", "offline"), ("prompt", "consent"))
 
 
+#: The SASL mechanisms that log in with an access token; PLAIN and LOGIN send a password.
+TOKEN_MECHANISMS = ("xoauth2", "oauthbearer")
+PASSWORD_MECHANISMS = ("plain", "login")
+
+
 class ReplyHint(t.NamedTuple):
-    """What to check when the server's reply to AUTH (or MAIL) contains ``marker``."""
+    """What to check when the server's reply to AUTH (or MAIL) contains ``marker``, after a login with one of
+    ``mechanisms`` (any when None)."""
 
     marker: str
     hint: str
+    mechanisms: tuple[str, ...] | None = None
 
 
 class Provider(t.NamedTuple):
@@ -74,9 +81,11 @@ class Provider(t.NamedTuple):
     def default_scopes(self, grant: str) -> tuple[str, ...]:
         return self.scopes.get(grant, ())
 
-    def reply_hint(self, reply: str) -> str | None:
-        """The hint for a server reply, the first whose marker the reply contains; None when none matches."""
-        return next((entry.hint for entry in self.reply_hints if entry.marker in reply), None)
+    def reply_hint(self, reply: str, *, mechanism: str = "xoauth2") -> str | None:
+        """The hint for a server reply after a login with ``mechanism``, the first whose marker the reply contains and
+        that applies to the mechanism; None when none matches."""
+        return next((entry.hint for entry in self.reply_hints if entry.marker in reply
+                     and (entry.mechanisms is None or mechanism in entry.mechanisms)), None)
 
     def endpoint(self, which: str, *, explicit: str | None, tenant: str | None, grant: str = REFRESH_TOKEN,
                  option: str | None = None) -> str:
@@ -103,11 +112,18 @@ def fill_tenant(uri: str, tenant: str | None) -> str:
 _GOOGLE_HINTS = (
     ReplyHint('"status":"400"', "Gmail refused the token (its JSON challenge said 400): the token's scope must include "
                                 "https://mail.google.com/ and username must be the account the token is for (for a "
-                                "service account: the delegated Workspace user, never the service account itself)."),
+                                "service account: the delegated Workspace user, never the service account itself).",
+              TOKEN_MECHANISMS),
     ReplyHint("5.7.8", "Gmail did not accept the token for this username: check that username is the account that "
                        "granted it; with grant=service_account, that delegated_user is set (a token for the service "
                        "account itself is always refused) and that the Admin console's domain-wide delegation lists the "
-                       "service account's client ID with the scope https://mail.google.com/."),
+                       "service account's client ID with the scope https://mail.google.com/.", TOKEN_MECHANISMS),
+    # 535-5.7.8 BadCredentials for a password: Gmail takes an app password of an account with 2-Step Verification
+    # (https://support.google.com/mail/answer/185833), never the account password.
+    ReplyHint("5.7.8", "Gmail did not accept username and password: username must be the whole address and password an "
+                       "app password of that account (Google Account > Security > 2-Step Verification > App passwords), "
+                       "not the account password; a Workspace administrator may have turned app passwords off. "
+                       "auth=xoauth2 needs no password.", PASSWORD_MECHANISMS),
 )
 
 #: Google's refresh errors: a refresh token of an app still in "Testing" dies 7 days after the consent.
@@ -131,7 +147,13 @@ _MICROSOFT_HINTS = (
                        "https://outlook.office.com/SMTP.Send and that username is the signed-in user; with "
                        "grant=client_credentials, check that the app has the SMTP.SendAsApp application permission "
                        "(admin consent granted), that its Exchange service principal exists (New-ServicePrincipal) and "
-                       "has FullAccess on the mailbox (Add-MailboxPermission), and that username is that mailbox."),
+                       "has FullAccess on the mailbox (Add-MailboxPermission), and that username is that mailbox.",
+              TOKEN_MECHANISMS),
+    # 535 5.7.3 "Authentication unsuccessful" for a password: Basic authentication to SMTP AUTH
+    # (https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/authenticated-client-smtp-submission).
+    ReplyHint("5.7.3", "Microsoft 365 did not accept username and password: check both; an account with multi-factor "
+                       "authentication needs an app password, and security defaults or Conditional Access may block "
+                       "passwords for SMTP AUTH altogether. auth=xoauth2 needs no password.", PASSWORD_MECHANISMS),
 )
 
 PROVIDERS: t.Mapping[str, Provider] = {
