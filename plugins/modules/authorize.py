@@ -36,7 +36,8 @@ description:
     Google does not allow the Gmail scope C(https://mail.google.com/) on its device flow. Use O(mode=loopback) or
     O(mode=manual) there.
   - The refresh token is in the registered result. Because an action cannot mask one value and still hand it to the
-    next task, a successful result is hidden from the output as a whole, as with C(no_log), at every verbosity.
+    next task, a successful result is hidden from the output as a whole, as with C(no_log), at every verbosity up to
+    C(-vvvv) (see C(docs/security.md) for what ansible-core's E(ANSIBLE_DEBUG) prints).
     Register it and use it, for example with M(smail.xoauth2.token_ini) or the C(ansible.builtin.vault) filter.
     Failures are shown.
 author:
