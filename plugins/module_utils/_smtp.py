@@ -231,8 +231,8 @@ def validate_connection(endpoint: SMTPEndpoint, login: SASLLogin) -> None:
         raise OptionError("host", "is required (no provider default applies)")
     if not 0 < endpoint.port < 65536:
         raise OptionError("port", f"{endpoint.port} is not a TCP port")
-    if endpoint.ehlohost and (not endpoint.ehlohost.isascii() or any(ord(char) <= 0x20 or ord(char) == 0x7F
-                                                                      for char in endpoint.ehlohost)):
+    ehlohost = endpoint.ehlohost or ""
+    if not ehlohost.isascii() or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in ehlohost):
         # RFC 5321 section 4.1.1.1: EHLO takes a domain or an address literal, ASCII without blanks.
         raise OptionError("ehlohost", "must be an ASCII host name or address literal, without blanks, line breaks or "
                                       "control characters (an IDN in its xn-- form)")
