@@ -293,11 +293,16 @@ def mask_registered_secrets(text):
     return mask_secrets(text, mask_placeholder=_smtp.MASK)
 
 
+def mask_text(text, transcript):
+    """``text`` with every secret of ``transcript`` and every secret registered with ansible-core masked."""
+    return mask_registered_secrets(transcript.mask(text))
+
+
 def mask_html(text, transcript):
     """Rendered HTML with every secret of ``transcript`` masked, also where the rendering escaped it (``&amp;``)."""
     for secret in sorted(transcript.secrets, key=len, reverse=True):
         text = text.replace(html.escape(secret), _smtp.MASK)
-    return mask_registered_secrets(transcript.mask(text))
+    return mask_text(text, transcript)
 
 
 class CallbackModule(CallbackBase):
@@ -360,7 +365,7 @@ class CallbackModule(CallbackBase):
         secrets = self._own_secrets()
 
         def mask(text):
-            return mask_registered_secrets(secrets.mask(text))
+            return mask_text(text, secrets)
 
         # Masked before the output is cut to max_output, so that no part of a secret is left at the cut.
         message = _summary.failure_message(data, max_output=self.get_option("max_output"), no_log=no_log, mask=mask)
@@ -464,9 +469,8 @@ class CallbackModule(CallbackBase):
 
             def masked(spec):
                 # The transcript holds every secret the send knows, the access token once it is had.
-                return spec._replace(subject=mask_registered_secrets(transcript.mask(spec.subject)),
-                                     body=mask_html(spec.body, transcript),
-                                     text_body=mask_registered_secrets(transcript.mask(spec.text_body)))
+                return spec._replace(subject=mask_text(spec.subject, transcript), body=mask_html(spec.body, transcript),
+                                     text_body=mask_text(spec.text_body, transcript))
 
             spec = masked(_smtp.MessageSpec(
                 sender=self.get_option("sender"),

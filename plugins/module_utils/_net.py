@@ -26,6 +26,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def has_blank_or_control(text: str) -> bool:
+    """True when ``text`` holds a blank, a line break or another ASCII control character (NUL and DEL included)."""
+    return any(ord(char) <= 0x20 or ord(char) == 0x7F for char in text)
+
+
 def refuse_ambiguous_url(option: str, url: str) -> None:
     """OptionError naming ``option`` for a URL whose host two parsers could read differently.
 
@@ -35,7 +40,7 @@ def refuse_ambiguous_url(option: str, url: str) -> None:
     """
     if "\\" in url:
         raise OptionError(option, "must not contain a backslash: URL parsers disagree on the host it names")
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+    if has_blank_or_control(url):
         raise OptionError(option, "must not contain blanks or control characters")
     if "@" in urllib.parse.urlsplit(url).netloc:
         raise OptionError(option, "must not contain user information (user@ or user:password@ before the host); "

@@ -29,7 +29,7 @@ from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._net import is_loopback
+from ansible_collections.smail.xoauth2.plugins.module_utils._net import has_blank_or_control, is_loopback
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
 
 SECURE_MODES = ("ssl", "starttls", "never")
@@ -232,7 +232,7 @@ def validate_connection(endpoint: SMTPEndpoint, login: SASLLogin) -> None:
     if not 0 < endpoint.port < 65536:
         raise OptionError("port", f"{endpoint.port} is not a TCP port")
     ehlohost = endpoint.ehlohost or ""
-    if not ehlohost.isascii() or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in ehlohost):
+    if not ehlohost.isascii() or has_blank_or_control(ehlohost):
         # RFC 5321 section 4.1.1.1: EHLO takes a domain or an address literal, ASCII without blanks.
         raise OptionError("ehlohost", "must be an ASCII host name or address literal, without blanks, line breaks or "
                                       "control characters (an IDN in its xn-- form)")
