@@ -186,6 +186,7 @@ class ActionModule(ActionBase):
                 f"smail.xoauth2.authorize: waiting up to {args['timeout']} seconds for the consent. If no browser "
                 f"opens, open this URL in a browser on this machine:\n{url}"),
             open_browser=open_in_browser if args["open_browser"] else None,
+            note=lambda message: display.v(f"smail.xoauth2.authorize: {message}"),
         )
 
     @staticmethod

@@ -195,6 +195,7 @@ EXAMPLES = r"""
 """
 
 import datetime
+import html
 import socket
 import traceback
 from collections.abc import Mapping
@@ -283,6 +284,31 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def mask_registered_secrets(text):
+    """``text`` with every secret registered with ansible-core masked: its no_log values, vault secrets, ...
+
+    ``ansible.module_utils.secrets`` exists from ansible-core 2.22 on; older lines have no such registry, and their
+    callbacks get no_log results censored instead.
+    """
+    try:
+        from ansible.module_utils.secrets import mask_secrets  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return text
+    return mask_secrets(text, mask_placeholder=_smtp.MASK)
+
+
+def mask_text(text, transcript):
+    """``text`` with every secret of ``transcript`` and every secret registered with ansible-core masked."""
+    return mask_registered_secrets(transcript.mask(text))
+
+
+def mask_html(text, transcript):
+    """Rendered HTML with every secret of ``transcript`` masked, also where the rendering escaped it (``&amp;``)."""
+    for secret in sorted(transcript.secrets, key=len, reverse=True):
+        text = text.replace(html.escape(secret), _smtp.MASK)
+    return mask_text(text, transcript)
+
+
 class CallbackModule(CallbackBase):
     """Collects the events of a playbook run into a summary and mails it at the end."""
 
@@ -300,6 +326,8 @@ class CallbackModule(CallbackBase):
         self.awx_job = None
         # True once the options say this AWX job would spool into its own throwaway home directory: it does not.
         self.unkept_in_awx = False
+        # The callback's own secrets, read at the first failure (see _own_secrets).
+        self._secrets = None
 
     def _current_run(self):
         """The run being recorded; created at the first event, normally v2_playbook_on_start."""
@@ -344,8 +372,31 @@ class CallbackModule(CallbackBase):
     def _record_problem(self, result, kind):
         host, task, data = _task_result_parts(result)
         no_log = isinstance(task.no_log, bool) and task.no_log
-        message = _summary.failure_message(data, max_output=self.get_option("max_output"), no_log=no_log)
-        self._current_run().record_problem(_summary.TaskProblem(host=host, task=_task_name(task), message=message, kind=kind))
+        secrets = self._own_secrets()
+
+        def mask(text):
+            return mask_text(text, secrets)
+
+        # Masked before the output is cut to max_output, so that no part of a secret is left at the cut.
+        message = _summary.failure_message(data, max_output=self.get_option("max_output"), no_log=no_log, mask=mask)
+        self._current_run().record_problem(_summary.TaskProblem(host=host, task=mask(_task_name(task)), message=message,
+                                                                kind=kind))
+
+    def _own_secrets(self):
+        """A transcript holding the callback's secret option values (environment, ansible.cfg, credentials_file).
+
+        A task that prints its environment shows them (SMAIL_XOAUTH2_CLIENT_SECRET=...): they are masked in the
+        summary. Read once; options that cannot be read yet leave out what they would add.
+        """
+        if self._secrets is None:
+            self._secrets = _smtp.Transcript()
+            try:
+                options = self.connection_options()
+            except SmailError:
+                options = {name: self.get_option(name) for name in SECRET_OPTIONS}
+            for name in SECRET_OPTIONS:
+                self._secrets.add_secret(options.get(name))
+        return self._secrets
 
     def v2_playbook_on_stats(self, stats):
         run = self._current_run()
@@ -432,7 +483,15 @@ class CallbackModule(CallbackBase):
             # Registered before the send: a failure before the SMTP session would otherwise leave them unmasked.
             for name in SECRET_OPTIONS:
                 transcript.add_secret(options.get(name))
-            spec = _smtp.MessageSpec(
+            for secret in self._own_secrets().secrets:
+                transcript.add_secret(secret)
+
+            def masked(spec):
+                # The transcript holds every secret the send knows, the access token once it is had.
+                return spec._replace(subject=mask_text(spec.subject, transcript), body=mask_html(spec.body, transcript),
+                                     text_body=mask_text(spec.text_body, transcript))
+
+            spec = masked(_smtp.MessageSpec(
                 sender=self.get_option("sender"),
                 to=tuple(self.get_option("to") or ()),
                 cc=tuple(self.get_option("cc") or ()),
@@ -441,15 +500,15 @@ class CallbackModule(CallbackBase):
                 body=_summary.render_html(run),
                 text_body=_summary.render_text(run),
                 headers=SUMMARY_HEADERS,
-            )
+            ))
 
             def add_expiry_notice(expiry):
-                # Once the token is had, before the mail is built for good: the notice goes into the summary itself.
-                if not expiry.warning:
-                    return None
-                notices.append(expiry.warning)
-                run.add_notice(expiry.warning)
-                return [spec._replace(body=_summary.render_html(run), text_body=_summary.render_text(run))]
+                # Once the token is had, before the mail is built for good: the summary is masked again, now also
+                # against the access token, and gets the expiry notice when there is one.
+                if expiry.warning:
+                    notices.append(expiry.warning)
+                    run.add_notice(expiry.warning)
+                return [masked(spec._replace(body=_summary.render_html(run), text_body=_summary.render_text(run)))]
 
             delivery = _mailer.deliver(options, spec, transcript=transcript, revise=add_expiry_notice)
         except SmailError as exc:

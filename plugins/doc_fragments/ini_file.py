@@ -44,6 +44,9 @@ options:
     description:
       - The permissions of the file on POSIX targets, as for M(ansible.builtin.copy) (quote octal modes, V('0600')).
       - A new file is created with this mode before any content is written to it.
+      - When not set, a file that holds a secret (the token INI, or a value under C(secret_keys) of
+        M(smail.xoauth2.smail_ini)) gets V('0600'), also an existing file. A mode set here that lets group or others
+        read such a file is kept, with a warning naming the file.
       - Ignored on Windows targets, where a new file inherits the ACL of its folder.
     type: raw
   owner:

@@ -88,6 +88,9 @@ options:
         C(https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token); it is replaced by O(tenant) (C(common) when
         not set), also when the endpoint comes from the environment, O(token_ini) or the key.
       - It must be C(https://); plain C(http://) is refused (V(invalid_option)) unless the host is a loopback address.
+        Plain C(http://) goes to that address directly, never through a proxy of the environment (E(HTTP_PROXY)).
+      - It may not contain a backslash, a blank or user information (C(user@) before the host), on which URL parsers
+        disagree (V(invalid_option)).
     type: str
   tenant:
     description:
@@ -134,6 +137,9 @@ options:
       - Reuse access tokens across tasks, forks and hosts on the machine that refreshes them, while they stay valid for
         O(token_expiry_margin) seconds. Entries are files of mode C(0600) in a C(0700) directory, named by a hash of token endpoint,
         client ID, client secret, refresh token and scopes (of the grant's own credentials for the app-only grants).
+      - The certificate checks are part of that name too (O(validate_certs), and O(ca_path) as an absolute path), so
+        a token fetched with O(validate_certs=false) or against another CA is never used by a task that checks
+        certificates differently, nor is a failure of the token endpoint that such a task remembered.
       - The cache also keeps, per refresh token (under a hash of it, no secret), when it was obtained
         (M(smail.xoauth2.authorize) on the controller, or a rotation) and the expiry a token endpoint stated for it,
         for O(refresh_token_warn_days). With V(false) no file is read or written; only an expiry stated in the task's

@@ -103,6 +103,9 @@ options:
       - Off by default for the modules and the roles; the C(smail.xoauth2.notify) callback spools by default (its
         C(spool) option), in C(~/.ansible/smail_xoauth2/spool), except in an AWX job, whose container is thrown away
         at its end. The M(smail.xoauth2.spool) module lists or flushes a spool, for example from cron.
+      - As for the token cache, the directory must belong to the user running the task and be writable by nobody else,
+        and a symlink to it must be that user's (or root's); an existing one loses group and other read access. Else
+        the task fails with V(spool_insecure) before anything is written there.
     type: path
 """
 

@@ -108,7 +108,8 @@ def add_provider_hint(options: t.Mapping[str, t.Any], error: _Error) -> _Error:
         return error
     challenge = error.details.get("auth_challenge")
     reply = error.msg + (json.dumps(challenge, separators=(",", ":")) if challenge else "")
-    entry = _providers.get_provider(options.get("provider")).reply_entry(reply)
+    mechanism = options.get("auth") or "xoauth2"
+    entry = _providers.get_provider(options.get("provider")).reply_entry(reply, mechanism=mechanism)
     if entry is not None:
         error.hint = entry.hint
         if entry.code and error.code == "smtp_auth":

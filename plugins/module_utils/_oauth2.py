@@ -94,6 +94,21 @@ class TLSSettings(t.NamedTuple):
     timeout: float = 30.0
 
 
+def cache_key(grant: Grant, tls: TLSSettings | None) -> str:
+    """The token cache's name for what ``grant`` fetches with ``tls``: its access token and its remembered failures.
+
+    How the endpoint's certificate was checked is part of it: a token fetched with ``validate_certs=false`` (or
+    against another ``ca_path``) is never served to a task that trusts only its own CA, and an outage seen through
+    one trust does not stop a task with another. The default trust keeps the grant's own key.
+    """
+    key = grant.cache_key()
+    tls = tls or TLSSettings()
+    if tls.validate_certs and not tls.ca_path:
+        return key
+    trust = os.path.abspath(tls.ca_path) if (tls.validate_certs and tls.ca_path) else None
+    return hashlib.sha256(json.dumps([key, tls.validate_certs, trust]).encode("utf-8")).hexdigest()
+
+
 class AccessToken(t.NamedTuple):
     """An access token and where it came from (``given``, ``cache`` or ``refresh``)."""
 
@@ -236,6 +251,8 @@ class TokenCache:
     """
 
     def __init__(self, directory: str | None = None) -> None:
+        if directory and "\0" in directory:
+            raise OptionError("token_cache_dir", "contains a NUL character, which no path can hold")
         self.directory = directory or default_cache_dir()
 
     def _insecure(self, exc: InsecurePathError) -> SmailError:
@@ -420,7 +437,7 @@ def obtain_access_token(
         raise OptionError("refresh_token", "either access_token or client_id, client_secret and refresh_token are required")
     if cache is None:
         return _registered(_refresh_with_retries(grant, refresh, tls=tls, retry=retry, sleep=sleep))
-    key = grant.cache_key()
+    key = cache_key(grant, tls)
 
     def raise_remembered_failure() -> None:
         failure = cache.remembered_failure(key, endpoint=grant.token_uri)
@@ -448,7 +465,7 @@ def obtain_access_token(
         token = _refresh_with_retries(grant, refresh_remembering, tls=tls, retry=retry, sleep=sleep)
         keys = [key]
         if token.rotated_refresh_token and isinstance(grant, RefreshTokenGrant):
-            keys.append(grant._replace(refresh_token=token.rotated_refresh_token).cache_key())
+            keys.append(cache_key(grant._replace(refresh_token=token.rotated_refresh_token), tls))
         for name in keys:
             try:
                 cache.store(name, token)

@@ -23,9 +23,13 @@ import contextlib
 import errno
 import os
 import stat
+import typing as t
 
 PRIVATE_DIRECTORY_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
+
+#: The mode of a file that holds a secret when the task gives none, as the file and copy modules take it.
+SECRET_FILE_MODE = "0600"
 
 _TEMP_ATTEMPTS = 100
 # Where the platform has O_NOFOLLOW, a symlink planted under the temp name is refused instead of followed.
@@ -44,6 +48,27 @@ class InsecurePathError(Exception):
         super().__init__(f"{path} {reason}")
         self.path = path
         self.reason = reason
+
+
+def mode_for_secret_file(mode: t.Any) -> t.Any:
+    """The mode to give a file that holds a secret: the task's ``mode`` when it sets one, else :data:`SECRET_FILE_MODE`.
+
+    Copying onto an existing file keeps that file's mode, and a new one gets the umask's (often 0644): a secret file
+    is made 0600 explicitly, unless the task chose otherwise.
+    """
+    return SECRET_FILE_MODE if mode is None else mode
+
+
+def others_may_read(mode: t.Any) -> bool | None:
+    """Whether a file mode as the file module takes it (int bits or octal text) lets group or others read.
+
+    None when that cannot be told from the mode alone (a symbolic mode such as ``u=rw,g=r``).
+    """
+    try:
+        bits = mode if isinstance(mode, int) else int(str(mode), 8)
+    except ValueError:
+        return None
+    return bool(bits & 0o044)
 
 
 def ensure_private_directory(path: str) -> None:

@@ -40,20 +40,27 @@ _OFFLINE_CONSENT = (("access_type", "offline"), ("prompt", "consent"))
 
 #: An RFC 3463 enhanced status code (``5.7.3``), as a reply hint's marker.
 _STATUS_CODE = re.compile(r"\d\.\d{1,3}\.\d{1,3}")
+#: The SASL mechanisms that log in with an access token; PLAIN and LOGIN send a password.
+TOKEN_MECHANISMS = ("xoauth2", "oauthbearer")
+PASSWORD_MECHANISMS = ("plain", "login")
 
 
 class ReplyHint(t.NamedTuple):
-    """What to check when the server's reply to AUTH (or MAIL) contains ``marker``.
+    """What to check when the server's reply to AUTH (or MAIL) contains ``marker``, after a login with one of
+    ``mechanisms`` (any when None).
 
     A marker that is an enhanced status code matches that whole code only: ``5.7.3`` is not the start of ``5.7.30``.
     """
 
     marker: str
     hint: str
+    mechanisms: tuple[str, ...] | None = None
     #: The error code the refusal gets instead of ``smtp_auth``, for a reply that means something of its own.
     code: str | None = None
 
-    def matches(self, reply: str) -> bool:
+    def matches(self, reply: str, mechanism: str = "xoauth2") -> bool:
+        if self.mechanisms is not None and mechanism not in self.mechanisms:
+            return False
         if _STATUS_CODE.fullmatch(self.marker):
             return re.search(rf"(?<![\d.]){re.escape(self.marker)}(?!\.?\d)", reply) is not None
         return self.marker in reply
@@ -96,14 +103,14 @@ class Provider(t.NamedTuple):
     def default_scopes(self, grant: str) -> tuple[str, ...]:
         return self.scopes.get(grant, ())
 
-    def reply_hint(self, reply: str) -> str | None:
-        """The hint for a server reply, the first whose marker the reply contains; None when none matches."""
-        entry = self.reply_entry(reply)
+    def reply_hint(self, reply: str, *, mechanism: str = "xoauth2") -> str | None:
+        """The hint for a server reply after a login with ``mechanism``, the first that matches; None when none does."""
+        entry = self.reply_entry(reply, mechanism=mechanism)
         return entry.hint if entry else None
 
-    def reply_entry(self, reply: str) -> ReplyHint | None:
-        """The first reply hint that matches a server reply; None when none does."""
-        return next((entry for entry in self.reply_hints if entry.matches(reply)), None)
+    def reply_entry(self, reply: str, *, mechanism: str = "xoauth2") -> ReplyHint | None:
+        """The first reply hint that matches a server reply after a login with ``mechanism``; None when none does."""
+        return next((entry for entry in self.reply_hints if entry.matches(reply, mechanism)), None)
 
     def endpoint(self, which: str, *, explicit: str | None, tenant: str | None, grant: str = REFRESH_TOKEN,
                  option: str | None = None) -> str:
@@ -130,11 +137,18 @@ def fill_tenant(uri: str, tenant: str | None) -> str:
 _GOOGLE_HINTS = (
     ReplyHint('"status":"400"', "Gmail refused the token (its JSON challenge said 400): the token's scope must include "
                                 "https://mail.google.com/ and username must be the account the token is for (for a "
-                                "service account: the delegated Workspace user, never the service account itself)."),
+                                "service account: the delegated Workspace user, never the service account itself).",
+              TOKEN_MECHANISMS),
     ReplyHint("5.7.8", "Gmail did not accept the token for this username: check that username is the account that "
                        "granted it; with grant=service_account, that delegated_user is set (a token for the service "
                        "account itself is always refused) and that the Admin console's domain-wide delegation lists the "
-                       "service account's client ID with the scope https://mail.google.com/."),
+                       "service account's client ID with the scope https://mail.google.com/.", TOKEN_MECHANISMS),
+    # 535-5.7.8 BadCredentials for a password: Gmail takes an app password of an account with 2-Step Verification
+    # (https://support.google.com/mail/answer/185833), never the account password.
+    ReplyHint("5.7.8", "Gmail did not accept username and password: username must be the whole address and password an "
+                       "app password of that account (Google Account > Security > 2-Step Verification > App passwords), "
+                       "not the account password; a Workspace administrator may have turned app passwords off. "
+                       "auth=xoauth2 needs no password.", PASSWORD_MECHANISMS),
 )
 
 #: Google's refresh errors: a refresh token of an app still in "Testing" dies 7 days after the consent.
@@ -172,7 +186,13 @@ _MICROSOFT_HINTS = (
                        "https://outlook.office.com/SMTP.Send and that username is the signed-in user; with "
                        "grant=client_credentials, check that the app has the SMTP.SendAsApp application permission "
                        "(admin consent granted), that its Exchange service principal exists (New-ServicePrincipal) and "
-                       "has FullAccess on the mailbox (Add-MailboxPermission), and that username is that mailbox."),
+                       "has FullAccess on the mailbox (Add-MailboxPermission), and that username is that mailbox.",
+              TOKEN_MECHANISMS),
+    # 535 5.7.3 "Authentication unsuccessful" for a password: Basic authentication to SMTP AUTH
+    # (https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/authenticated-client-smtp-submission).
+    ReplyHint("5.7.3", "Microsoft 365 did not accept username and password: check both; an account with multi-factor "
+                       "authentication needs an app password, and security defaults or Conditional Access may block "
+                       "passwords for SMTP AUTH altogether. auth=xoauth2 needs no password.", PASSWORD_MECHANISMS),
 )
 
 PROVIDERS: t.Mapping[str, Provider] = {

@@ -33,7 +33,7 @@ from email.message import EmailMessage, MIMEPart
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _secrets
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._net import is_loopback
+from ansible_collections.smail.xoauth2.plugins.module_utils._net import has_blank_or_control, is_loopback
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
 
 SECURE_MODES = ("ssl", "starttls", "never")
@@ -251,6 +251,11 @@ def validate_connection(endpoint: SMTPEndpoint, login: SASLLogin) -> None:
         raise OptionError("host", "is required (no provider default applies)")
     if not 0 < endpoint.port < 65536:
         raise OptionError("port", f"{endpoint.port} is not a TCP port")
+    ehlohost = endpoint.ehlohost or ""
+    if not ehlohost.isascii() or has_blank_or_control(ehlohost):
+        # RFC 5321 section 4.1.1.1: EHLO takes a domain or an address literal, ASCII without blanks.
+        raise OptionError("ehlohost", "must be an ASCII host name or address literal, without blanks, line breaks or "
+                                      "control characters (an IDN in its xn-- form)")
     if endpoint.secure == "never" and login.mechanism != "none" and not is_loopback(endpoint.host):
         raise OptionError("secure", "'never' sends credentials in clear text; it is allowed only to a loopback host or with auth=none")
     if login.mechanism != "none" and not login.username:

@@ -56,7 +56,9 @@ import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
-    ensure_private_directory,
+    InsecurePathError,
+    check_private_directory,
+    ensure_own_private_directory,
     remove_private_file,
     write_locked_private_file,
     write_private_file,
@@ -202,6 +204,8 @@ class Spool:
     """Undelivered messages in a private directory, one file each (format in the module docstring)."""
 
     def __init__(self, directory: str) -> None:
+        if "\0" in directory:
+            raise OptionError("spool_dir", "contains a NUL character, which no path can hold")
         self.directory = directory
 
     def __repr__(self) -> str:
@@ -212,26 +216,27 @@ class Spool:
     def _secure(self, *, create: bool) -> bool:
         """Whether the directory exists (created when ``create``), made private first.
 
-        Raises SmailError ``spool_insecure`` for another user's directory: its messages would go out with this
-        user's credentials.
+        The token cache's rule (:func:`check_private_directory`): the directory must be this user's, writable by
+        nobody else, and not reached through another user's symlink. Raises SmailError ``spool_insecure`` otherwise:
+        its messages would go out with this user's credentials, and a private mode or a message written there would
+        land in a directory someone else chose.
         """
         try:
-            owner: int | None = os.stat(self.directory).st_uid
-        except FileNotFoundError:
-            owner = None
+            if not create:
+                try:
+                    check_private_directory(self.directory)
+                except FileNotFoundError:
+                    return False
+            ensure_own_private_directory(self.directory)
+        except InsecurePathError as exc:
+            raise SmailError("spool_insecure", f"The mail spool {exc.path} {exc.reason}.",
+                             hint="Spooled mail is sent with the credentials of the user running the task, so the spool "
+                                  "must be that user's own, writable by nobody else and not another user's symlink: use "
+                                  "another spool directory, or remove, chown or chmod this one.",
+                             details={"option": "spool_dir"}) from None
         except OSError as exc:
             raise SmailError("spool_write" if create else "spool_read",
-                             f"Cannot reach the mail spool {self.directory}: {exc.strerror}.", hint=_WRITE_HINT) from None
-        if owner is not None and owner != os.geteuid():
-            raise SmailError("spool_insecure", f"The mail spool {self.directory} belongs to another user (uid {owner}).",
-                             hint="Spooled mail is sent with the credentials of the user running the task, so the spool "
-                                  "must be that user's own: use another spool directory, or remove or chown this one.")
-        if owner is None and not create:
-            return False
-        try:
-            ensure_private_directory(self.directory)
-        except OSError as exc:
-            raise SmailError("spool_write", f"Cannot create the mail spool {self.directory}: {exc.strerror}.",
+                             f"Cannot {'create' if create else 'reach'} the mail spool {self.directory}: {exc.strerror}.",
                              hint=_WRITE_HINT) from None
         return True
 

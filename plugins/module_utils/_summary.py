@@ -219,25 +219,27 @@ def is_hidden(result: t.Mapping[str, t.Any]) -> bool:
     return bool(result.get("_ansible_no_log")) or "censored" in result
 
 
-def failure_message(result: t.Mapping[str, t.Any], *, max_output: int, no_log: bool = False) -> str:
+def failure_message(result: t.Mapping[str, t.Any], *, max_output: int, no_log: bool = False,
+                    mask: t.Callable[[str], str] = str) -> str:
     """What a failed or unreachable task result says in at most ``max_output`` characters, or the no_log notice.
 
     ``msg`` and the return code come first, then the end of ``stderr`` (or of ``stdout`` when there is no ``msg``),
-    then the messages of failed loop items, until ``max_output`` characters are used.
+    then the messages of failed loop items, until ``max_output`` characters are used. ``mask`` hides secrets in each
+    text before it is cut.
     """
     if no_log or is_hidden(result):
         return NO_LOG_MESSAGE
-    return "\n".join(_describe(result, _Budget(max_output))) or "(no message)"
+    return "\n".join(_describe(result, _Budget(max_output), mask)) or "(no message)"
 
 
-def _describe(result: t.Mapping[str, t.Any], budget: _Budget) -> list[str]:
+def _describe(result: t.Mapping[str, t.Any], budget: _Budget, mask: t.Callable[[str], str]) -> list[str]:
     lines = []
-    msg = _as_text(result.get("msg") or "").strip()
+    msg = mask(_as_text(result.get("msg") or "")).strip()
     head = "\n".join(part for part in (msg, f"rc: {result['rc']}" if result.get("rc") not in (None, 0) else "") if part)
     if head:
         lines.append(budget.head(head))
-    stderr = _as_text(result.get("stderr") or "").strip()
-    stdout = _as_text(result.get("stdout") or "").strip()
+    stderr = mask(_as_text(result.get("stderr") or "")).strip()
+    stdout = mask(_as_text(result.get("stdout") or "")).strip()
     if stderr:
         lines.append("stderr: " + budget.tail(stderr))
     elif stdout and not msg:
@@ -252,8 +254,8 @@ def _describe(result: t.Mapping[str, t.Any], budget: _Budget) -> list[str]:
             # The label of a no_log item may be the secret itself.
             lines.append(f"item: {NO_LOG_MESSAGE}")
             continue
-        label = shorten(_as_text(item.get("_ansible_item_label", item.get("item"))), 80)
-        lines.append(f"item {label}: " + "\n".join(_describe(item, budget) or ["(no message)"]))
+        label = shorten(mask(_as_text(item.get("_ansible_item_label", item.get("item")))), 80)
+        lines.append(f"item {label}: " + "\n".join(_describe(item, budget, mask) or ["(no message)"]))
     return lines
 
 

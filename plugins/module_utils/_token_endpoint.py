@@ -22,6 +22,7 @@ import urllib.parse
 from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._app_grants import ClientCredentialsGrant, ServiceAccountGrant
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._net import goes_direct
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import (
     AccessToken,
     MissingLibraryError,
@@ -150,6 +151,17 @@ def refuse_redirects(session, *, token_uri: str) -> None:
     session.hooks["response"].append(refuse)
 
 
+def bypass_proxies_for_plain_http(session, *, uri: str) -> None:
+    """Make the requests ``session`` ignore the environment's proxies when ``uri`` is plain http (loopback only).
+
+    requests reads ``HTTP_PROXY`` (and ``.netrc``) per request while ``trust_env`` is on: off, nothing but the
+    session's own (empty) proxies is used, for google-auth's, oauthlib's and this file's requests alike.
+    """
+    if goes_direct(uri):
+        session.trust_env = False
+        session.proxies.clear()
+
+
 def map_refresh_exception(exc: BaseException, *, token_uri: str, request: str = "the refresh",
                           hints: t.Mapping[str, str] | None = None) -> TokenError:
     """Translate what google-auth raises during a refresh into a TokenError with a stable code."""
@@ -187,6 +199,7 @@ def _requests_session(token_uri: str, tls: TLSSettings):
         session.trust_env = False
         session.proxies.update(get_environ_proxies(token_uri))
         session.verify = tls.ca_path if (tls.ca_path and tls.validate_certs) else tls.validate_certs
+    bypass_proxies_for_plain_http(session, uri=token_uri)
     refuse_redirects(session, token_uri=token_uri)
     return session
 

@@ -17,8 +17,10 @@ description:
   - Run on every host, it is a fleet-wide check that the credentials there (options, or a SMAIL refresh-token INI read
     with O(token_ini)) still work. A revoked or expired refresh token fails with RV(error=invalid_grant).
   - The tokens are in the registered result. Because a task cannot mask one value and still hand it to the next task,
-    a result holding a token is hidden from the output as a whole, as with C(no_log), at every verbosity. Failures
-    are shown.
+    a result holding a token is hidden from the output as a whole, as with C(no_log), at every verbosity up to
+    C(-vvvv). Failures are shown. ansible-core's own debug output (E(ANSIBLE_DEBUG=1)) prints a module process's
+    arguments and raw result, tokens included, outside this promise; in the controller's worker process it prints
+    neither (see C(docs/security.md)).
   - When the token endpoint rotates the refresh token (Microsoft does on every refresh), the new one is written back
     into O(token_ini) with O(persist_rotated_token=true), and returned in RV(refresh_token) otherwise, to be stored
     again (for example in Ansible Vault).

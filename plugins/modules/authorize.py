@@ -18,7 +18,8 @@ description:
     C(state). The browser is sent back to C(http://127.0.0.1:PORT/) after the consent.
   - In O(mode=loopback) the task listens on that address, shows the consent URL, opens the browser (Python's
     C(webbrowser), so E(BROWSER) is honoured), waits for the redirect, checks its C(state), tells the browser it may
-    close the tab, and exchanges the code for the tokens.
+    close the tab, and exchanges the code for the tokens. A request with another C(state), which any local user
+    could send, is answered with an error page and ignored (shown at C(-v)); the task waits on until O(timeout).
   - In O(mode=manual), for a controller without a browser, a first run returns RV(authorization_url). Open it in any
     browser and allow access; the browser then fails to load C(http://127.0.0.1:PORT/...). A second run with that
     address as O(authorization_response) (for example read with M(ansible.builtin.pause)) exchanges the code. The
@@ -37,7 +38,8 @@ description:
     Google does not allow the Gmail scope C(https://mail.google.com/) on its device flow. Use O(mode=loopback) or
     O(mode=manual) there.
   - The refresh token is in the registered result. Because an action cannot mask one value and still hand it to the
-    next task, a successful result is hidden from the output as a whole, as with C(no_log), at every verbosity.
+    next task, a successful result is hidden from the output as a whole, as with C(no_log), at every verbosity up to
+    C(-vvvv) (see C(docs/security.md) for what ansible-core's E(ANSIBLE_DEBUG) prints).
     Register it and use it, for example with M(smail.xoauth2.token_ini) or the C(ansible.builtin.vault) filter.
     Failures are shown.
 author:
@@ -101,7 +103,10 @@ options:
   token_uri:
     description:
       - The token endpoint. It must be C(https://); plain C(http://) is refused (V(invalid_option)) unless the host is a
-        loopback address, since the client secret and the code would travel unencrypted.
+        loopback address, since the client secret and the code would travel unencrypted. Plain C(http://) goes to that
+        address directly, never through a proxy of the environment.
+      - This and the other endpoint options (O(auth_uri), O(device_authorization_uri)) may not contain a backslash, a
+        blank or user information (C(user@) before the host), since parsers disagree on the host such a URL names.
       - Defaults to the C(token_uri) of O(client_secrets_file), then to the O(provider)'s. C({tenant}) is replaced by
         O(tenant).
     type: str
@@ -288,8 +293,8 @@ redirect_uri:
   sample: "http://127.0.0.1:53682/"
 error:
   description:
-    - The stable code of a failure - V(access_denied) (the consent was refused), V(state_mismatch) (the redirect
-      belongs to another consent, or was already used), V(timeout) (no consent within O(timeout), or more than 10
+    - The stable code of a failure - V(access_denied) (the consent was refused), V(state_mismatch) (in O(mode=manual),
+      the redirect belongs to another consent, or was already used), V(timeout) (no consent within O(timeout), or more than 10
       minutes between the runs of O(mode=manual)), V(invalid_grant) (the code expired or was used, or the PKCE verifier
       does not match), V(redirect_uri_mismatch), V(invalid_client), V(unauthorized_client), V(authorization_error),
       V(no_refresh_token), V(token_endpoint_unreachable), V(token_endpoint_tls), V(token_endpoint_bad_response),

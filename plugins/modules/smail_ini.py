@@ -49,6 +49,7 @@ options:
     description:
       - Names of keys (in any section, case-insensitive) whose values are secrets, for example a password. Their values
         are shown as C(********) in diffs and scrubbed from the task's result.
+      - When the file holds a value under one of them, it gets mode C(0600) on POSIX targets unless O(mode) is set.
     type: list
     elements: str
     default: []

@@ -20,7 +20,9 @@ description:
   - A new file is a secret file from the start - on POSIX targets it is created with mode C(0600) (or O(mode)) before
     any value is written to it; on Windows targets it inherits the ACL of its folder.
   - The client secret and the refresh token never appear in the task's arguments, its result, its diff (shown as
-    C(********)) or the output of C(-vvvv).
+    C(********)) or the output up to C(-vvvv). ansible-core's own debug output (E(ANSIBLE_DEBUG=1)) prints the raw
+    output of the modules this action runs on the target, the file read back included, outside this promise (see
+    C(docs/security.md)).
 author:
   - smail.xoauth2 maintainers (@smail-xoauth2)
 extends_documentation_fragment:

@@ -291,6 +291,7 @@ def exchange_code(client: ConsentClient, code: str, *, redirect_uri: str, code_v
     flow = _flow(client, redirect_uri, code_verifier=code_verifier)
     # A 307 would re-POST the code, its verifier and the client secret to wherever it points.
     _token_endpoint.refuse_redirects(flow.oauth2session, token_uri=client.token_uri)
+    _token_endpoint.bypass_proxies_for_plain_http(flow.oauth2session, uri=client.token_uri)
     verify: bool | str = tls.ca_path if (tls.ca_path and tls.validate_certs) else tls.validate_certs
     try:
         # Client credentials in the body: Google accepts both ways, Azure AD public clients only this one.
@@ -351,6 +352,10 @@ class _RedirectServer(http.server.HTTPServer):
         self.expected_state = ""
         #: The code, or the error, of every redirect that carried one; the wait ends at the first.
         self.received: list[str | SmailError] = []
+        #: Redirects with another state than the consent's: never the consent's answer, so the wait goes on.
+        self.foreign = 0
+        #: Told of each foreign redirect (without its parameters).
+        self.note: t.Callable[[str], t.Any] = lambda message: None
 
 
 class _RedirectHandler(http.server.BaseHTTPRequestHandler):
@@ -366,6 +371,17 @@ class _RedirectHandler(http.server.BaseHTTPRequestHandler):
             return
         try:
             self.server.received.append(parse_authorization_response(self.path, expected_state=self.server.expected_state))
+        except ConsentError as exc:
+            if exc.code != "state_mismatch":
+                self.server.received.append(exc)
+                self._answer(400, "Authorization failed", exc.msg)
+                return
+            # Any local user can send this request: it must not end (or decide) the consent that is waiting.
+            self.server.foreign += 1
+            self.server.note(f"ignored a request to {loopback_redirect_uri(self.server.server_port)} whose state is not "
+                             "the consent's (a forged request, or the answer to an older consent page); still waiting")
+            self._answer(400, "Not this consent", "This answer does not belong to the consent that is waiting.")
+            return
         except SmailError as exc:
             self.server.received.append(exc)
             self._answer(400, "Authorization failed", exc.msg)
@@ -388,11 +404,12 @@ class _RedirectHandler(http.server.BaseHTTPRequestHandler):
 class LoopbackReceiver:
     """An HTTP server on the loopback address that waits for the browser's redirect back from the consent page."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, note: t.Callable[[str], t.Any] = lambda message: None) -> None:
         try:
             self._server = _RedirectServer((LOOPBACK_HOST, port), _RedirectHandler)
         except OSError as exc:
             raise OptionError("port", f"cannot listen on {LOOPBACK_HOST}:{port}: {exc.strerror}") from None
+        self._server.note = note
 
     @property
     def redirect_uri(self) -> str:
@@ -405,15 +422,21 @@ class LoopbackReceiver:
         self._server.server_close()
 
     def wait(self, *, state: str, timeout: float) -> str:
-        """The code of the first redirect carrying one; ConsentError ``timeout`` after ``timeout`` seconds."""
+        """The code of the first redirect with ``state``; ConsentError ``timeout`` after ``timeout`` seconds.
+
+        Redirects with another state are answered, told to ``note`` and otherwise ignored until the deadline.
+        """
         self._server.expected_state = state
         self._server.received.clear()
+        self._server.foreign = 0
         deadline = time.monotonic() + timeout
         while not self._server.received:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                ignored = (f" ({self._server.foreign} request(s) with another state were ignored)"
+                           if self._server.foreign else "")
                 raise ConsentError("timeout", f"No answer of the consent page reached {self.redirect_uri} within "
-                                              f"{timeout:g} seconds.",
+                                              f"{timeout:g} seconds{ignored}.",
                                    hint="Open the URL shown in a browser on the controller and allow access, raise timeout, "
                                         "or use mode=manual where the controller has no browser.")
             self._server.timeout = remaining
@@ -436,9 +459,13 @@ def _open_in_background(open_browser: t.Callable[[str], t.Any], url: str) -> Non
 def run_loopback(client: ConsentClient, *, port: int = 0, timeout: float = 300, login_hint: str | None = None,
                  announce: t.Callable[[str], t.Any] = lambda url: None,
                  open_browser: t.Callable[[str], t.Any] | None = None,
-                 tls: _oauth2.TLSSettings | None = None) -> Authorization:
-    """The whole consent on this machine: listen, show the URL, open the browser, wait for the redirect, exchange."""
-    with LoopbackReceiver(port) as receiver:
+                 tls: _oauth2.TLSSettings | None = None,
+                 note: t.Callable[[str], t.Any] = lambda message: None) -> Authorization:
+    """The whole consent on this machine: listen, show the URL, open the browser, wait for the redirect, exchange.
+
+    ``note`` is told of each request to the listener with another state, which is ignored.
+    """
+    with LoopbackReceiver(port, note=note) as receiver:
         pending = start_authorization(client, redirect_uri=receiver.redirect_uri, login_hint=login_hint)
         announce(pending.url)
         if open_browser is not None:

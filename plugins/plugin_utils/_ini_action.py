@@ -26,6 +26,7 @@ from ansible.utils.hashing import checksum_s
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import mode_for_secret_file, others_may_read
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._core_adapter import mask_result
 
 NEWLINES = {"crlf": "\r\n", "lf": "\n"}
@@ -70,6 +71,11 @@ def masked_diff(merged: _ini.MergeResult, *, dest: str, existed: bool, secret_ke
         "after": _ini.mask_ini_text(merged.after_text, secret_keys, mask=MASK,
                                     changed_from=merged.before_text if existed else None),
     }
+
+
+def holds_secret_value(merged: _ini.MergeResult, secret_keys: list[t.Any]) -> bool:
+    """Whether the merged file has a value under one of ``secret_keys``, given now or kept from the file."""
+    return bool(secret_keys) and _ini.mask_ini_text(merged.after_text, secret_keys, mask=MASK) != merged.after_text
 
 
 def wanted_attributes(args: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -162,6 +168,10 @@ class IniFileAction(ActionBase):
             raise SmailError("dest_missing", f"{dest} does not exist and create is false.", details={"dest": dest})
         merged = _ini.merge_ini(existing.data if existing else None, request.settings, encoding=args["encoding"],
                                 newline=NEWLINES[args["newline"]], field=request.field, source="dest")
+        holds_secret = bool(request.secret_values) or holds_secret_value(merged, request.secret_keys)
+        task_mode = args.get("mode")
+        if holds_secret and not windows:
+            args = {**args, "mode": mode_for_secret_file(task_mode)}
         result: dict[str, t.Any] = self.before_write(args, merged, secrets)
         if self._task.diff:
             result["diff"] = masked_diff(merged, dest=dest, existed=existing is not None, secret_keys=request.secret_keys)
@@ -175,6 +185,10 @@ class IniFileAction(ActionBase):
             result["backup_file"] = written["backup_file"]
         if windows and any(args.get(name) is not None for name in FILE_ATTRIBUTES):
             result["warnings"] = ["mode, owner and group apply to POSIX targets only; they were ignored."]
+        elif holds_secret and task_mode is not None and others_may_read(written.get("mode", task_mode)):
+            # Never the secret: which file, and what to do.
+            result["warnings"] = [f"{dest} holds a secret, and its mode {written.get('mode', task_mode)} lets other "
+                                  "users read it; leave mode unset (0600) unless they must."]
         return result
 
     def _read_target_file(self, dest: str, windows: bool, task_vars: dict[str, t.Any]) -> TargetFile | None:

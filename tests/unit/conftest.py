@@ -37,3 +37,47 @@ def sandbox(tmp_path_factory):
 @pytest.fixture()
 def settings(sandbox):
     return sandbox.settings
+
+
+class StandInProxy:
+    """An HTTP proxy that counts what reaches it and forwards nothing (it answers 502)."""
+
+    def __init__(self) -> None:
+        import http.server  # pylint: disable=import-outside-toplevel
+        import threading  # pylint: disable=import-outside-toplevel
+
+        self.requests: list[str] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _count(self) -> None:
+                proxy.requests.append(f"{self.command} {self.path}")
+                self.send_response(502)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_CONNECT = _count
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture()
+def standin_proxy(monkeypatch):
+    """A stand-in proxy set in every proxy variable of the environment (and no NO_PROXY): its ``requests`` says what reached it."""
+    proxy = StandInProxy()
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, proxy.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    yield proxy
+    proxy.close()

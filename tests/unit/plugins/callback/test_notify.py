@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime
 import functools
+import sys
 import types
+from html import escape as html_escape
 
 import pytest
 from ansible.executor.stats import AggregateStats
@@ -478,3 +480,55 @@ class TestRefreshTokenExpiry:
         callback = make_callback(token_cache_dir=str(tmp_path / "tokens"))
         run_playbook(callback)
         assert deliveries == [] and callback._display.warnings == []
+
+
+class TestSecretsInTheSummary:
+    """A failing task that prints its environment puts the callback's own credentials into its output."""
+
+    secret = "s3cr&t<GOCSPX>\"value'"  # what HTML escapes, so that the escaped form must be masked too
+    private_key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+    access_token = "ya29.access-token-the-callback-obtained"
+
+    @pytest.fixture()
+    def token_deliveries(self, deliveries, monkeypatch):
+        """The fake send path, which registers the access token it obtains before ``revise``, as the real one does."""
+        real = _mailer.deliver
+
+        def deliver(options, spec, *, transcript=None, **kwargs):
+            transcript.add_secret(self.access_token)
+            return real(options, spec, transcript=transcript, **kwargs)
+
+        monkeypatch.setattr(_mailer, "deliver", deliver)
+        return deliveries
+
+    def run_failing_env_dump(self, callback, *extra):
+        callback.v2_playbook_on_start(types.SimpleNamespace(_file_name="/srv/ansible/site.yml"))
+        dump = "\n".join([f"SMAIL_XOAUTH2_CLIENT_SECRET={self.secret}", f"SMAIL_XOAUTH2_REFRESH_TOKEN={REFRESH_TOKEN}",
+                          f"SMAIL_XOAUTH2_CLIENT_CERTIFICATE_KEY={self.private_key}", f"TOKEN={self.access_token}", *extra])
+        callback.v2_runner_on_failed(result("web1", task("Show the environment"), {"failed": True, "rc": 1, "stdout": dump}))
+        stats = AggregateStats()
+        stats.increment("failures", "web1")
+        callback.v2_playbook_on_stats(stats)
+
+    def test_the_callbacks_secrets_and_access_token_are_masked_in_text_and_html(self, token_deliveries):
+        callback = make_callback(client_secret=self.secret, client_certificate_key=self.private_key)
+        self.run_failing_env_dump(callback)
+        spec = token_deliveries[0].spec
+        rendered = spec.text_body + spec.body + spec.subject
+        assert "SMAIL_XOAUTH2_CLIENT_SECRET=" in spec.text_body  # the output is there, its secrets are not
+        for secret in (self.secret, REFRESH_TOKEN, self.private_key, self.access_token):
+            assert secret not in rendered
+        assert html_escape(self.secret) not in spec.body and html_escape(self.access_token) not in spec.body
+        assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in rendered
+
+    def test_secrets_registered_with_ansible_core_are_masked(self, deliveries, monkeypatch):
+        # ansible-core 2.22's ansible.module_utils.secrets; older lines have no such module.
+        registered = "vault-password-of-another-task"
+        fake = types.ModuleType("ansible.module_utils.secrets")
+        fake.mask_secrets = lambda value, mask_placeholder="$REDACTED$": value.replace(registered, mask_placeholder)
+        monkeypatch.setitem(sys.modules, "ansible.module_utils.secrets", fake)
+        callback = make_callback()
+        self.run_failing_env_dump(callback, f"DB_PASSWORD={registered}")
+        spec = deliveries[0].spec
+        assert "DB_PASSWORD=" in spec.text_body
+        assert registered not in spec.text_body + spec.body

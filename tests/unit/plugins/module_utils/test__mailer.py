@@ -199,3 +199,25 @@ def test_a_scope_the_token_endpoint_left_out_is_a_warning(settings, tmp_path):
     (warning,) = [text for text in delivery.warnings if "did not grant" in text]
     assert "https://outlook.office.com/SMTP.Send" in warning and "offline_access" not in warning
     assert settings["client_secret"] not in warning and settings["refresh_token"] not in warning
+
+
+class TestUnusableOptionsAreNamed:
+    """Input that used to end in a ValueError without a stable code: invalid_option naming the option, nothing sent."""
+
+    spec = _smtp.MessageSpec(sender="ops@example.com", to=("ops@example.com",), subject="named")
+
+    @pytest.mark.parametrize("ehlohost", ["client.example\r\nRCPT TO:<x@example.com>", "クライアント.example", "a b", "host\x00"])
+    def test_an_ehlohost_smtp_cannot_carry(self, settings, tmp_path, ehlohost):
+        with pytest.raises(OptionError) as error:
+            _mailer.deliver(google_options(settings, tmp_path, ehlohost=ehlohost), self.spec)
+        assert error.value.option == "ehlohost" and error.value.code == "invalid_option"
+
+    def test_a_nul_in_token_cache_dir(self, settings, tmp_path):
+        with pytest.raises(OptionError) as error:
+            _mailer.deliver(google_options(settings, tmp_path, token_cache_dir=str(tmp_path / "cache\0dir")), self.spec)
+        assert error.value.option == "token_cache_dir" and error.value.code == "invalid_option"
+
+    def test_a_nul_in_spool_dir(self, settings, tmp_path):
+        with pytest.raises(OptionError) as error:
+            _mailer.deliver(google_options(settings, tmp_path, spool_dir=str(tmp_path / "spool\0dir"), port=1), self.spec)
+        assert error.value.option == "spool_dir" and error.value.code == "invalid_option"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _mailer, _oauth2, _smtp, _spool, _token_ini
+from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _credentials, _mailer, _oauth2, _smtp, _spool, _token_ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 
 
@@ -135,8 +135,8 @@ def test_a_failed_token_renewal_spools_the_own_mail_and_loses_nothing(sandbox, s
     sandbox.authority.revoke_access_token(revoked)
     grant = _credentials.resolve_grant(values, _credentials.read_credentials(values))
     expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
-    _credentials.token_cache(values).store(grant.cache_key(), _oauth2.AccessToken(token=revoked, source="endpoint",
-                                                                                  expires_at=expires))
+    key = _oauth2.cache_key(grant, _connection.tls_settings(values))
+    _credentials.token_cache(values).store(key, _oauth2.AccessToken(token=revoked, source="endpoint", expires_at=expires))
     earlier = spool_mail(settings, tmp_path, "renewal earlier", ["ops@example.com"])
 
     delivery = _mailer.deliver(values, _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",),

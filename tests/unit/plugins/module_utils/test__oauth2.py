@@ -18,6 +18,7 @@ import time
 import uuid
 
 import pytest
+import trustme
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _refresh_expiry, _token_endpoint
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
@@ -513,7 +514,7 @@ class TestCacheTrust:
         directory.mkdir(mode=0o700)
         grant = grant_for(settings)
         victim = tmp_path / "victim"
-        (directory / f"{grant.cache_key()}.lock").symlink_to(victim)
+        (directory / f"{_oauth2.cache_key(grant, tls(settings))}.lock").symlink_to(victim)
         with pytest.raises(SmailError) as info:
             _oauth2.obtain_access_token(grant=grant, cache=_oauth2.TokenCache(str(directory)), tls=tls(settings))
         assert info.value.code == "token_cache_insecure"
@@ -526,7 +527,7 @@ class TestCacheTrust:
         planted = tmp_path / "planted.json"
         later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
         planted.write_text(json.dumps({"access_token": "planted-token", "expires_at": later.timestamp(), "scopes": []}))
-        entry = directory / f"{grant.cache_key()}.json"
+        entry = directory / f"{_oauth2.cache_key(grant, tls(settings))}.json"
         entry.symlink_to(planted)
         token = _oauth2.obtain_access_token(grant=grant, cache=_oauth2.TokenCache(str(directory)), tls=tls(settings))
         assert (token.source, token.token != "planted-token") == ("refresh", True)
@@ -537,12 +538,56 @@ class TestCacheTrust:
         cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
         grant = grant_for(settings)
         later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
-        cache.store(grant.cache_key(), _oauth2.AccessToken(token="planted-token", source="refresh", expires_at=later))
-        entry = tmp_path / "tokens" / f"{grant.cache_key()}.json"
+        key = _oauth2.cache_key(grant, tls(settings))
+        cache.store(key, _oauth2.AccessToken(token="planted-token", source="refresh", expires_at=later))
+        entry = tmp_path / "tokens" / f"{key}.json"
         os.chown(entry, 65534, 65534)
         token = _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings))
         assert (token.source, token.token != "planted-token") == ("refresh", True)
         assert entry.stat().st_uid == os.geteuid()
+
+
+class TestTlsInTheCacheKey:
+    """A token is served only to tasks that check the endpoint's certificate as the task that fetched it did."""
+
+    def test_a_token_fetched_without_checks_is_not_served_to_a_task_that_checks(self, settings, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        unchecked = _oauth2.TLSSettings(validate_certs=False, timeout=10)
+        assert _oauth2.obtain_access_token(grant=grant_for(settings), cache=cache, tls=unchecked).source == "refresh"
+        assert _oauth2.obtain_access_token(grant=grant_for(settings), cache=cache, tls=unchecked).source == "cache"
+        # A CA that did not sign the endpoint's certificate: the endpoint must be asked, and refused.
+        other_ca = tmp_path / "other-ca.pem"
+        other_ca.write_bytes(trustme.CA().cert_pem.bytes())
+        with pytest.raises(_oauth2.TokenError) as info:
+            _oauth2.obtain_access_token(grant=grant_for(settings), cache=cache, tls=_oauth2.TLSSettings(ca_path=str(other_ca), timeout=10))
+        assert info.value.code == "token_endpoint_tls"
+        # Nor to a task with the default trust, which cannot verify the sandbox either.
+        with pytest.raises(_oauth2.TokenError) as info:
+            _oauth2.obtain_access_token(grant=grant_for(settings), cache=cache, tls=_oauth2.TLSSettings(timeout=10))
+        assert info.value.code == "token_endpoint_tls"
+
+    def test_a_failure_remembered_under_one_trust_does_not_stop_another(self, tmp_path):
+        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        grant = _oauth2.resolve_grant(provider="google", client_id="c", client_secret="s", refresh_token="r")
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+
+        def unreachable(_grant, tls=None):
+            raise _oauth2.TokenError("token_endpoint_unreachable", "down", transient=True)
+
+        def answers(_grant, tls=None):
+            return _oauth2.AccessToken(token="t", source="refresh", expires_at=expires)
+
+        with pytest.raises(_oauth2.TokenError):
+            _oauth2.obtain_access_token(grant=grant, cache=cache, tls=_oauth2.TLSSettings(validate_certs=False), refresh=unreachable)
+        assert _oauth2.obtain_access_token(grant=grant, cache=cache, tls=_oauth2.TLSSettings(), refresh=answers).token == "t"
+
+    def test_keys_differ_by_trust_and_the_default_keeps_the_grants_own(self, tmp_path):
+        grant = _oauth2.resolve_grant(provider="google", client_id="c", client_secret="s", refresh_token="r")
+        keys = {_oauth2.cache_key(grant, trust) for trust in (
+            _oauth2.TLSSettings(), _oauth2.TLSSettings(validate_certs=False), _oauth2.TLSSettings(ca_path=str(tmp_path / "a.pem")),
+            _oauth2.TLSSettings(ca_path=str(tmp_path / "b.pem")))}
+        assert len(keys) == 4
+        assert _oauth2.cache_key(grant, _oauth2.TLSSettings(timeout=5)) == _oauth2.cache_key(grant, None) == grant.cache_key()
 
 
 # A fork: one obtain_access_token with a retry policy, its outcome and its own times as one JSON line.
@@ -610,17 +655,17 @@ class TestOutage:
         remembered = []
 
         def refresh(grant, tls=None):
-            remembered.append(cache.remembered_failure(grant.cache_key()) is not None)
+            remembered.append(cache.remembered_failure(_oauth2.cache_key(grant, tls)) is not None)
             return _oauth2.fetch_access_token(grant, tls=tls)
 
         token = _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings), refresh=refresh,
                                             retry=RetryPolicy(retries=1, delay=0.1))
         assert token.source == "refresh" and remembered == [False, True]
-        assert cache.remembered_failure(grant.cache_key()) is None
+        assert cache.remembered_failure(_oauth2.cache_key(grant, tls(settings))) is None
         revoked = grant_for(settings, refresh_token=settings["revoked_refresh_token"])
         with pytest.raises(_oauth2.TokenError) as info:
             _oauth2.obtain_access_token(grant=revoked, cache=cache, tls=tls(settings))
-        assert info.value.code == "invalid_grant" and cache.remembered_failure(revoked.cache_key()) is None
+        assert info.value.code == "invalid_grant" and cache.remembered_failure(_oauth2.cache_key(revoked, tls(settings))) is None
 
     def test_a_remembered_failure_expires(self, tmp_path):
         cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
@@ -635,10 +680,11 @@ class TestOutage:
         grant = grant_for(settings)
         results = []
         (tmp_path / "tokens").mkdir(mode=0o700)
-        with open(tmp_path / "tokens" / f"{grant.cache_key()}.lock", "wb") as holder:
+        trust = _oauth2.TLSSettings(ca_path=settings["ca_path"], timeout=1)
+        with open(tmp_path / "tokens" / f"{_oauth2.cache_key(grant, trust)}.lock", "wb") as holder:
             fcntl.flock(holder.fileno(), fcntl.LOCK_EX)  # a stuck holder
             worker = threading.Thread(target=lambda: results.append(
-                _oauth2.obtain_access_token(grant=grant, cache=cache, tls=_oauth2.TLSSettings(ca_path=settings["ca_path"], timeout=1))))
+                _oauth2.obtain_access_token(grant=grant, cache=cache, tls=trust)))
             started = time.monotonic()
             worker.start()
             worker.join(timeout=10)

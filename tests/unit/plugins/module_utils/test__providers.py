@@ -131,3 +131,24 @@ def test_microsoft_renews_tokens_ten_minutes_before_expiry():
     # High Volume Email refuses a token with less than 10 minutes left (501 5.5.127).
     assert _providers.get_provider("microsoft").token_expiry_margin >= 600
     assert _providers.get_provider("google").token_expiry_margin == _providers.DEFAULT_TOKEN_EXPIRY_MARGIN
+
+
+@pytest.mark.parametrize("provider, reply", [
+    ("google", "535-5.7.8 Username and Password not accepted. For more information, go to 5.7.8 https://support.google.com/mail/?p=BadCredentials"),
+    ("microsoft", "535 5.7.3 Authentication unsuccessful"),
+    ("custom", "535-5.7.8 Username and Password not accepted."),
+])
+@pytest.mark.parametrize("mechanism", ["plain", "login"])
+def test_a_password_login_gets_the_password_hint_not_the_tokens(provider, reply, mechanism):
+    hint = _providers.get_provider(provider).reply_hint(reply, mechanism=mechanism) or ""
+    assert "app password" in hint
+    assert "token" not in hint and "delegation" not in hint and "SMTP.SendAsApp" not in hint
+
+
+def test_the_mailer_names_the_password_for_a_refused_plain_login():
+    from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp  # pylint: disable=import-outside-toplevel
+
+    refused = _smtp.SMTPError("smtp_auth", "The server refused AUTH PLAIN for a@gmail.com: 535 5.7.8 Username and Password "
+                                           "not accepted.", stage="auth", hint="generic")
+    hinted = _mailer.add_provider_hint({"provider": "google", "auth": "plain"}, refused)
+    assert "app password" in hinted.hint and "token" not in hinted.hint

@@ -137,6 +137,41 @@ class TestPrivacy:
             assert info.value.code == "spool_insecure" and str(directory) in info.value.msg
         assert mode_of(directory) == 0o755 and os.listdir(directory) == []
 
+    @pytest.mark.parametrize("mode", [0o777, 0o770, 0o1777], ids=oct)
+    def test_a_directory_others_may_write_to_is_refused_and_left_alone(self, spool, tmp_path, mode):
+        directory = tmp_path / "spool"
+        directory.mkdir()
+        directory.chmod(mode)
+        for operation in (lambda: add(spool), spool.pending, lambda: spool.claim(ACCOUNT).__enter__()):
+            with pytest.raises(SmailError) as info:
+                operation()
+            assert info.value.code == "spool_insecure" and "other users" in info.value.msg
+        assert mode_of(directory) == mode and os.listdir(directory) == []
+
+    def test_another_users_symlink_is_not_followed(self, tmp_path):
+        if os.geteuid() != 0:
+            pytest.skip("only root can give a symlink to another user")
+        victim = tmp_path / "victims_dir"
+        victim.mkdir()
+        victim.chmod(0o755)
+        link = tmp_path / "spool"
+        link.symlink_to(victim)
+        os.lchown(link, 65534, 65534)  # planted by another local user
+        spool = _spool.Spool(str(link))
+        for operation in (lambda: add(spool), spool.pending, lambda: spool.claim(ACCOUNT).__enter__()):
+            with pytest.raises(SmailError) as info:
+                operation()
+            assert info.value.code == "spool_insecure" and "symbolic link" in info.value.msg
+        assert mode_of(victim) == 0o755 and os.listdir(victim) == []
+
+    def test_an_own_symlink_to_an_own_directory_is_used(self, tmp_path):
+        target = tmp_path / "real_spool"
+        target.mkdir(mode=0o700)
+        (tmp_path / "spool").symlink_to(target)
+        spool = _spool.Spool(str(tmp_path / "spool"))
+        added = add(spool)
+        assert spool.pending() == [added] and os.listdir(target) == [os.path.basename(added.path)]
+
     def test_another_users_file_is_never_delivered(self, spool):
         if os.geteuid() != 0:
             pytest.skip("only root can give a file to another user")

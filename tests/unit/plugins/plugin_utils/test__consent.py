@@ -214,11 +214,21 @@ class TestLoopback:
         refreshed = _token_endpoint.refresh_access_token(grant, tls=tls(settings))
         assert sandbox.authority.lookup_access_token(refreshed.token).account == settings["account"]
 
-    def test_wrong_state_is_state_mismatch(self, settings):
+    def test_a_forged_request_does_not_end_the_wait(self, settings):
+        # Any local user can send this before the browser comes back; the consent still completes.
+        notes = []
+        browser = Browser(settings, first="/?state=forged&code=x")
+        authorization = _consent.run_loopback(sandbox_client(settings), timeout=TIMEOUT, open_browser=browser,
+                                              tls=tls(settings), note=notes.append)
+        assert authorization.refresh_token
+        assert [status for status, _page in browser.pages] == [400, 200]
+        assert len(notes) == 1 and "state" in notes[0] and "code=x" not in notes[0]
+
+    def test_only_foreign_states_is_a_timeout_that_says_so(self, settings):
         browser = Browser(settings, rewrite=lambda location: replace_param(location, "state", "forged"))
         with pytest.raises(_consent.ConsentError) as info:
-            _consent.run_loopback(sandbox_client(settings), timeout=TIMEOUT, open_browser=browser, tls=tls(settings))
-        assert info.value.code == "state_mismatch"
+            _consent.run_loopback(sandbox_client(settings), timeout=2, open_browser=browser, tls=tls(settings))
+        assert info.value.code == "timeout" and "1 request(s) with another state were ignored" in info.value.msg
         assert browser.pages[0][0] == 400
 
     def test_refusal_is_access_denied(self, settings):
@@ -416,3 +426,11 @@ class TestTrust:
             _consent.finish_manual(client, landed, store=store, tls=tls(settings))
         assert info.value.code == "state_mismatch"
         assert planted.exists() and not entry_path.is_symlink()
+
+
+def test_the_code_exchange_over_http_to_loopback_bypasses_the_proxy(settings, standin_proxy):
+    client = sandbox_client(settings, token_uri=settings["token_uri_http"])
+    with pytest.raises(_oauth2.TokenError) as info:
+        _consent.exchange_code(client, "not-a-code", redirect_uri="http://127.0.0.1:9/", code_verifier="v" * 64, tls=tls(settings))
+    assert info.value.code == "invalid_grant"  # the sandbox's answer, not the proxy's 502
+    assert standin_proxy.requests == []

@@ -104,7 +104,8 @@ def test_new_posix_secret_file_is_created_0600_before_the_copy(local_tmp, make_t
     touch = target.calls[1][1]
     assert touch == {"path": TOKEN_ARGS["dest"], "state": "touch", "mode": "0600"}
     copy_args = target.calls[2][1]
-    assert set(copy_args) == {"src", "dest", "follow", "checksum"}
+    # The copy sets the mode too: copying onto a file that appeared meanwhile would keep that file's mode.
+    assert set(copy_args) == {"src", "dest", "follow", "checksum", "mode"} and copy_args["mode"] == "0600"
     assert copy_args["src"] == "/remote/tmp/rendered.ini"
     assert copy_args["dest"] == TOKEN_ARGS["dest"]
     assert copy_args["follow"] is True
@@ -306,3 +307,58 @@ def test_wanted_attributes():
     assert wanted_attributes({"mode": None, "owner": "smail", "group": None}) == {"owner": "smail"}
     # copy's "preserve" keeps the mode of the rendered temp file.
     assert wanted_attributes({"mode": "preserve"}) == {"mode": "0600"}
+
+
+# --- files that hold a secret ----------------------------------------------------------------------------------
+
+SECRET_SMAIL_ARGS = {"dest": "/srv/smail/smail.ini", "settings": {"SMTP": {"Server": "smtp.example.jp", "Password": SECRET}},
+                     "secret_keys": ["Password"]}
+
+
+def test_a_secret_written_into_an_existing_0644_file_makes_it_0600(make_target, run_ini_action):
+    target = make_target({TOKEN_ARGS["dest"]: b"[OAUTH]\r\nRefreshToken=old\r\n"})
+    assert target.attributes[TOKEN_ARGS["dest"]]["mode"] == "0644"
+    result = run_ini_action(TokenIniAction, TOKEN_ARGS, target)
+    assert result["changed"] is True and "warnings" not in result
+    assert target.attributes[TOKEN_ARGS["dest"]]["mode"] == "0600"
+
+
+def test_an_unchanged_secret_file_left_0644_is_made_0600(make_target, run_ini_action):
+    target = make_target()
+    run_ini_action(TokenIniAction, TOKEN_ARGS, target)
+    target.attributes[TOKEN_ARGS["dest"]]["mode"] = "0644"
+    assert run_ini_action(TokenIniAction, TOKEN_ARGS, target)["changed"] is True
+    assert target.attributes[TOKEN_ARGS["dest"]]["mode"] == "0600"
+
+
+def test_smail_ini_with_secret_keys_is_created_0600(make_target, run_ini_action):
+    target = make_target()
+    result = run_ini_action(SmailIniAction, SECRET_SMAIL_ARGS, target)
+    assert result["changed"] is True and "warnings" not in result
+    assert target.processes == [READ, FILE, COPY]
+    assert target.calls[1][1]["mode"] == "0600"
+    assert target.attributes[SECRET_SMAIL_ARGS["dest"]]["mode"] == "0600"
+
+
+def test_a_secret_kept_from_the_file_counts_too(make_target, run_ini_action):
+    target = make_target({SMAIL_ARGS["dest"]: f"[SMTP]\r\nPassword={SECRET}\r\n".encode()})
+    run_ini_action(SmailIniAction, {**SMAIL_ARGS, "secret_keys": ["password"]}, target)
+    assert target.attributes[SMAIL_ARGS["dest"]]["mode"] == "0600"
+
+
+def test_without_a_secret_the_mode_is_left_alone(make_target, run_ini_action):
+    target = make_target({SMAIL_ARGS["dest"]: b"[SMTP]\r\nServer=old\r\n"})
+    run_ini_action(SmailIniAction, {**SMAIL_ARGS, "secret_keys": ["Password"]}, target)
+    assert target.attributes[SMAIL_ARGS["dest"]]["mode"] == "0644"
+
+
+@pytest.mark.parametrize("mode,warned", [("0644", True), ("0640", True), (0o604, True), ("0600", False), ("0400", False)])
+def test_a_mode_the_task_sets_is_kept_and_warned_of_when_others_may_read(make_target, run_ini_action, mode, warned):
+    target = make_target()
+    result = run_ini_action(SmailIniAction, {**SECRET_SMAIL_ARGS, "mode": mode}, target)
+    assert target.calls[1][1]["mode"] == mode
+    warnings = result.get("warnings", [])
+    assert bool(warnings) is warned
+    if warned:
+        assert SECRET_SMAIL_ARGS["dest"] in warnings[0] and "other users" in warnings[0]
+    assert SECRET not in str(result)
