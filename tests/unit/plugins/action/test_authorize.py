@@ -160,8 +160,8 @@ def device_args(settings, switches, **overrides):
             **overrides}
 
 
-def test_device_mode_shows_the_user_code_and_never_the_device_code(settings, shown, make_target, run_ini_action,
-                                                                  secret_masker):
+def test_device_mode_shows_the_user_code_and_never_the_device_code(
+        settings, shown, make_target, run_ini_action, secret_masker):
     # `flow` is the alias of mode.
     result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", flow="device",
                                                          login_hint=settings["account"]), make_target())

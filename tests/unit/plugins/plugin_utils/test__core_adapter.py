@@ -177,4 +177,3 @@ def _used_as_code(code: str, name: str) -> bool:
         if isinstance(node, ast.alias) and node.name == name:
             return True
     return False
-
