@@ -87,26 +87,40 @@ options:
     default: false
   spool_dir:
     description:
-      - A directory on the host that sends, where a mail that could not be sent for a reason that proves the server
-        did not take it (after the retries) is kept, one private file per message (0600 in a 0700 directory,
-        written atomically). The task then succeeds with C(spooled=true) and a warning saying why and where.
-      - Every later send with the same O(spool_dir) and the same SMTP account also delivers what is spooled for that
-        account, oldest first, with the original C(Message-ID) and C(Date). Up to 32 spooled mails over the send's
-        connection before its own mail, the rest after it, 32 at a time. After each recipient's final answer the file
-        is brought up to date before anything else is sent, so a recipient who has the mail never gets it again;
-        each file is removed once every recipient has the mail. C(spool_delivered), C(spool_refused) and
-        C(spool_pending) say what happened.
+      - A directory on the host that sends, used as a write-ahead queue. Every mail of the task is first written there
+        (one private file per mail, 0600, in a 0700 directory of the SMTP account, fsync'd) and then delivered from
+        there, so a task that times out, is killed or whose worker dies leaves its mail in the spool for a later send.
+      - A mail that could not be sent for a reason that proves the server did not take it (after the retries) stays
+        there, with a next attempt time of its own (5 minutes, doubling up to about an hour after each failed
+        attempt). The task then succeeds with C(spooled=true) and a warning saying why and where. A mail that a
+        credential problem kept back (the token endpoint refuses the refresh token, the server refuses a fresh
+        token) is kept as well, while the task fails and says so.
+      - Every later send with the same O(spool_dir) and the same SMTP account also delivers what is due for that
+        account, tried once each, with the original C(Message-ID) and C(Date), after its own mail and over its
+        connection, 32 at a time; a mail still waiting gets a later attempt time, so a mailbox that keeps deferring
+        does not hold up the others. After each recipient's final answer its state is written into the file, in
+        place, before anything else is sent, so a recipient who has the mail never gets it again; the file is
+        removed once every recipient has the mail. C(spool_delivered), C(spool_refused), C(spool_expired),
+        C(spool_pending) and C(spool_held_count) say what happened.
       - A mail whose delivery is unknown (connection lost after the final dot) is never sent again by itself, as that
         could deliver it twice; the task fails with C(error=delivery_unknown) and the mail is kept in the spool, held
         (C(held=true)), so that after checking the mailbox M(smail.xoauth2.spool) can release or discard it. A
-        spooled mail that a recipient refuses for good, or that later fails for good, is held too, and reported.
+        spooled mail that a recipient refuses for good, that later fails for good, or that outlives
+        O(spool_lifetime), is held too, and reported. Every send and flush warns while the account has held mail.
       - Off by default for the modules and the roles; the C(smail.xoauth2.notify) callback spools by default (its
         C(spool) option), in C(~/.ansible/smail_xoauth2/spool), except in an AWX job, whose container is thrown away
         at its end. The M(smail.xoauth2.spool) module lists or flushes a spool, for example from cron.
       - As for the token cache, the directory must belong to the user running the task and be writable by nobody else,
         and a symlink to it must be that user's (or root's); an existing one loses group and other read access. Else
-        the task fails with V(spool_insecure) before anything is written there.
+        the task fails with V(spool_insecure) before anything is written there. Only regular files are read there.
     type: path
+  spool_lifetime:
+    description:
+      - How long, in seconds, a spooled mail is tried before it is held as expired (C(held_code=expired)) and
+        reported instead. The default is 5 days, as Postfix's C(maximal_queue_lifetime).
+    type: int
+    default: 432000
+    version_added: 1.1.0
 """
 
     # Where plugins, which have no task arguments, read these options: environment variables and ansible.cfg.
@@ -187,4 +201,10 @@ options:
     ini:
       - section: callback_smail_xoauth2_notify
         key: spool_dir
+  spool_lifetime:
+    env:
+      - name: SMAIL_XOAUTH2_SPOOL_LIFETIME
+    ini:
+      - section: callback_smail_xoauth2_notify
+        key: spool_lifetime
 """

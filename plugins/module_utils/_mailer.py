@@ -26,8 +26,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import 
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 
-if t.TYPE_CHECKING:
-    from ansible_collections.smail.xoauth2.plugins.module_utils import _retry, _spool
+from ansible_collections.smail.xoauth2.plugins.module_utils import _retry, _spool
 
 BEARER_MECHANISMS = ("xoauth2", "oauthbearer")
 
@@ -122,8 +121,8 @@ def open_spool(options: t.Mapping[str, t.Any]) -> _spool.Spool | None:
     directory = options.get("spool_dir")
     if not directory:
         return None
-    from ansible_collections.smail.xoauth2.plugins.module_utils import _spool  # pylint: disable=import-outside-toplevel
-    return _spool.Spool(directory)
+    lifetime = options.get("spool_lifetime")
+    return _spool.Spool(directory, lifetime=_spool.DEFAULT_LIFETIME if lifetime is None else int(lifetime))
 
 
 def connection_settings(options: t.Mapping[str, t.Any], *, default_username: str | None
@@ -161,114 +160,277 @@ def _login_source(options: t.Mapping[str, t.Any], credentials: Credentials, *, u
     return _smtp.StaticLogin(_smtp.SASLLogin(mechanism=mechanism, username=username, secret=options.get("password")))
 
 
-class _SpoolDelivery:
-    """A send that drains the account's spool too: window by window (see ``_spool.CLAIM_WINDOW``), each file brought
-    up to date right after each of its transactions, and the send's own mail in the first window."""
+class _ReusedConnection:
+    """The sessions of one send: the connection of one window kept for the next, so that a send's windows share one
+    connection as a single delivery would; handed back to ``inner`` (its way of ending or keeping it) at the end."""
 
-    def __init__(self, spool: _spool.Spool | None, username: str, warnings: list[str],
-                 sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> None:
-        self.spool = spool
+    def __init__(self, inner: _smtp.SessionProvider) -> None:
+        self.inner = inner
+        self.session: _smtp.SMTPSession | None = None
+
+    def open(self, endpoint: _smtp.SMTPEndpoint, logins: _smtp.LoginSource,
+             transcript: _smtp.Transcript) -> _smtp.SMTPSession:
+        session, self.session = self.session, None
+        if session is not None:
+            if session.connected:
+                return session
+            self.inner.release(session)
+        return self.inner.open(endpoint, logins, transcript)
+
+    def release(self, session: _smtp.SMTPSession) -> None:
+        if session.connected:
+            self.session = session
+        else:
+            self.inner.release(session)
+
+    def close(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            self.inner.release(session)
+
+
+def _reason(error: SmailError | None) -> str:
+    return f"{error.code}: {error.msg}" if error is not None else "not attempted"
+
+
+def _untried(envelope: _smtp.Envelope, error: _smtp.SMTPError) -> _smtp.Outcome:
+    outcome = _smtp.Outcome(envelope, pending=list(envelope.recipients))
+    outcome.error = error
+    return outcome
+
+
+def _session_failed(outcomes: t.Sequence[_smtp.Outcome]) -> _smtp.SMTPError | None:
+    """The failure of a window's connection or login when no transaction of it got anywhere, else None."""
+    errors = [outcome.error for outcome in outcomes]
+    if outcomes and all(error is not None and error.stage in _SESSION_STAGES for error in errors) \
+            and not any(outcome.accepted or outcome.refused for outcome in outcomes):
+        return errors[0]
+    return None
+
+
+_SESSION_STAGES = frozenset(("connect", "tls", "ehlo", "auth"))
+
+
+class _Send:
+    """One send or flush as its phases: enqueue, log in, transmit (this send's mail, then what is due), settle,
+    result. With a spool every mail is delivered from its file (a write-ahead queue, see ``_spool``): claimed
+    window by window (``_spool.CLAIM_WINDOW``) over one connection, each recipient's answer written in place."""
+
+    def __init__(self, options: t.Mapping[str, t.Any], *, endpoint: _smtp.SMTPEndpoint, username: str,
+                 spool: _spool.Spool | None, transcript: _smtp.Transcript, sessions: _smtp.SessionProvider) -> None:
+        self.options = options
+        self.endpoint = endpoint
         self.username = username
-        self.warnings = warnings
-        self.sessions = sessions
+        self.spool = spool
+        self.transcript = transcript
+        self.connection = _ReusedConnection(sessions)
+        self.warnings: list[str] = []
+        #: Warnings about this send's own mails, shortened for a large batch (``_few``).
+        self.own_warnings: list[str] = []
         self.fields: dict[str, t.Any] = {"attempts": 0, "failed_attempts": [], "spool_delivered": [],
                                          "spool_refused": []}
-        self._unrecorded: set[str] = set()
+        if spool is not None:
+            self.fields["spool_expired"] = []
 
-    def _record(self, claim: _spool.Claim, message: _spool.SpooledMessage, outcome: _smtp.Outcome) -> str:
-        try:
-            return claim.record(message, outcome)
-        except SmailError as exc:
-            if message.path not in self._unrecorded:  # once per message, however often its state is recorded
-                self._unrecorded.add(message.path)
-                self.warnings.append(f"The spooled mail {message.message_id}: {exc.full_msg}")
-            return "unrecorded"
+    # --- transmit ---------------------------------------------------------------------------------
 
-    def _report(self, claim: _spool.Claim, message: _spool.SpooledMessage, state: str) -> None:
-        current = claim.current(message)
-        if state == "delivered":
-            self.fields["spool_delivered"].append(message.message_id or message.path)
-        elif state == "refused":
-            self.fields["spool_refused"].append(current.summary())
-            self.warnings.append(f"The spooled mail {message.message_id} was refused for good by the server for "
-                                 f"{', '.join(current.refused)}; it is held at {current.path} and will not be retried.")
-        elif state == "held":
-            self.warnings.append(f"The spooled mail {message.message_id} was not delivered and will not be retried "
-                                 f"({current.held_reason}); it is held at {current.path}.")
-
-    def run(self, endpoint: _smtp.SMTPEndpoint, logins: _smtp.LoginSource, own: t.Sequence[_smtp.Envelope], *,
-            policy: _retry.RetryPolicy, transcript: _smtp.Transcript,
-            settle_own: t.Callable[[list[_smtp.Outcome]], None] = lambda outcomes: None) -> None:
-        """Deliver the spooled mail, and ``own`` with the first window; ``settle_own`` gets ``own``'s outcomes at once.
-
-        Drains window after window while a window settles at least one message; a window that settles none (the
-        server is down, the account refused) ends the drain: what is left waits for the next send.
-        """
-        seen: set[str] = set()
-        todo = list(own)
-        first = True
-        while True:
-            with contextlib.ExitStack() as stack:
-                try:
-                    claim = stack.enter_context(self.spool.claim(self.username, skip=seen)) if self.spool else None
-                except SmailError as exc:
-                    if first:
-                        raise  # nothing sent yet: the spool's problem is the task's
-                    self.warnings.append(f"The rest of the mail spool was not delivered: {exc.full_msg}")
-                    return
-                first = False
-                queued = claim.messages if claim is not None else []
-                if not queued and not todo:
-                    return
-                settled = self._deliver_window(endpoint, logins, claim, queued, todo, policy=policy,
-                                               transcript=transcript, settle_own=settle_own)
-                todo = []
-                if claim is not None:
-                    seen.update(message.path for message in queued)
-                    seen.update(claim.passed)
-            if not queued or not settled:
-                return
-
-    def _deliver_window(self, endpoint: _smtp.SMTPEndpoint, logins: _smtp.LoginSource, claim: _spool.Claim | None,
-                        queued: list[_spool.SpooledMessage], own: list[_smtp.Envelope], *,
-                        policy: _retry.RetryPolicy, transcript: _smtp.Transcript,
-                        settle_own: t.Callable[[list[_smtp.Outcome]], None]) -> int:
-        """One window's spooled mail, then ``own``, over one connection; returns how many spooled mails were settled."""
-        envelopes = [_smtp.Envelope(m.sender, m.recipients, m.data, m.message_id) for m in queued]
-        spooled = {id(envelope): message for envelope, message in zip(envelopes, queued)}
-
-        def record(outcome: _smtp.Outcome) -> None:
-            message = spooled.get(id(outcome.envelope))
-            if message is not None and claim is not None:
-                self._record(claim, message, outcome)
-
-        report = _smtp.deliver_envelopes(endpoint, logins, envelopes + own, policy=policy, transcript=transcript,
-                                         on_transaction=record, sessions=self.sessions)
+    def _deliver(self, logins: _smtp.LoginSource, envelopes: t.Sequence[_smtp.Envelope], *,
+                 policy: _retry.RetryPolicy, on_transaction: _smtp.TransactionHook | None) -> list[_smtp.Outcome]:
+        report = _smtp.deliver_envelopes(self.endpoint, logins, envelopes, policy=policy, transcript=self.transcript,
+                                         on_transaction=on_transaction, sessions=self.connection)
         self.fields["attempts"] += report.attempts
         self.fields["failed_attempts"].extend(report.failed_attempts)
-        settled = 0
-        for message, outcome in zip(queued, report.outcomes):
-            state = self._record(t.cast("_spool.Claim", claim), message, outcome)
-            self._report(t.cast("_spool.Claim", claim), message, state)
-            settled += state != "pending"
-        if own:
-            settle_own(report.outcomes[len(queued):])
-        return settled
+        return report.outcomes
 
-    def pending(self) -> list[dict[str, t.Any]]:
-        """What waits in the spool for the account now; after a delivery a listing that fails is only a warning."""
+    def _window(self, claim: _spool.Claim, logins: _smtp.LoginSource, *,
+                policy: _retry.RetryPolicy) -> list[_smtp.Outcome]:
+        """The claimed mails over the send's connection, each recipient's answer written before the next command."""
+        messages = {}
+        envelopes = []
+        for message in claim.messages:
+            envelope = message.envelope()
+            messages[id(envelope)] = message
+            envelopes.append(envelope)
+
+        def progress(outcome: _smtp.Outcome) -> None:
+            message = messages[id(outcome.envelope)]
+            try:
+                claim.progress(message, outcome)
+            except SmailError as exc:
+                # Nothing more is sent of it: whoever has it now must not get it again from a later delivery.
+                self.warnings.append(f"The spooled mail {message.message_id}: {exc.full_msg}")
+                outcome.error = _smtp.SMTPError(exc.code, exc.msg, stage="data", hint=exc.hint,
+                                                may_have_been_delivered=bool(outcome.accepted))
+
+        return self._deliver(logins, envelopes, policy=policy, on_transaction=progress)
+
+    def own_mail(self, logins: _smtp.LoginSource, envelopes: t.Sequence[_smtp.Envelope],
+                 queued: t.Sequence[_spool.SpooledMessage], *, policy: _retry.RetryPolicy,
+                 settle: t.Callable[[_smtp.Envelope, _smtp.Outcome, _spool.Claim | None, _spool.SpooledMessage | None],
+                                    None]) -> None:
+        """This send's mail, with the task's retries: from its spool files window by window when it was enqueued."""
         if self.spool is None:
-            return []
+            for envelope, outcome in zip(envelopes, self._deliver(logins, envelopes, policy=policy,
+                                                                  on_transaction=None)):
+                settle(envelope, outcome, None, None)
+            return
+        failure: _smtp.SMTPError | None = None
+        remaining = list(zip(envelopes, queued))
+        while remaining:
+            with self.spool.claim(self.username, paths=[message.path for _envelope, message in remaining]) as claim:
+                taken = {message.path for message in claim.messages}
+                window = [(envelope, message) for envelope, message in remaining if message.path in taken]
+                remaining = [(envelope, message) for envelope, message in remaining if message.path not in taken]
+                if not window:  # pragma: no cover - leased files are this process's: only a broken spool gets here
+                    raise SmailError("spool_read", f"The mail spool {self.spool.directory} lost this send's mail files.")
+                if failure is None:
+                    outcomes = self._window(claim, logins, policy=policy)
+                    failure = _session_failed(outcomes)
+                else:  # the connection or the login failed for good or after the retries: the rest is not tried
+                    outcomes = [_untried(message.envelope(), failure) for _envelope, message in window]
+                for (envelope, message), outcome in zip(window, outcomes):
+                    settle(envelope, outcome, claim, message)
+
+    def spooled_mail(self, logins: _smtp.LoginSource, *, due_only: bool, policy: _retry.RetryPolicy) -> None:
+        """The account's spooled mail (what is due, or all of it), window after window, until none is left or the
+        connection fails. A mail still waiting gets its own next attempt time, so one deferring mailbox never holds
+        up the others."""
+        if self.spool is None:
+            return
+        seen: set[str] = set()
+        while True:
+            try:
+                with self.spool.claim(self.username, due_only=due_only, skip=seen) as claim:
+                    for expired in claim.expired:
+                        self.fields["spool_expired"].append(expired.summary())
+                        self.warnings.append(f"The spooled mail {expired.message_id} was not delivered within "
+                                             f"spool_lifetime; it is held at {expired.path} as expired.")
+                    seen.update(claim.passed, (message.path for message in claim.expired))
+                    if not claim.messages:
+                        return
+                    seen.update(message.path for message in claim.messages)
+                    outcomes = self._window(claim, logins, policy=policy)
+                    for message, outcome in zip(claim.messages, outcomes):
+                        self._settle_spooled(claim, message, outcome)
+            except SmailError as exc:
+                self.warnings.append(f"The rest of the mail spool was not delivered: {exc.full_msg}")
+                return
+            if _session_failed(outcomes) is not None:
+                return
+
+    # --- settle -----------------------------------------------------------------------------------
+
+    def _settle_spooled(self, claim: _spool.Claim, message: _spool.SpooledMessage, outcome: _smtp.Outcome) -> None:
+        """Remove, hold or defer a spooled mail after its delivery, and say so."""
+        if not claim.holds(message):
+            self.fields["spool_delivered"].append(message.message_id or message.path)
+            return
+        current = claim.current(message)
+        error = outcome.error
+        if not current.recipients:
+            held = claim.hold(message, "refused", "Refused for good: " + "; ".join(
+                f"{address}: {reply}" for address, reply in current.refused.items()))
+            self.fields["spool_refused"].append(held.summary())
+            self.warnings.append(f"The spooled mail {message.message_id} was refused for good by the server for "
+                                 f"{', '.join(held.refused)}; it is held at {held.path} and will not be retried.")
+        elif error is not None and not error.transient and error.stage not in _SESSION_STAGES:
+            held = claim.hold(message, error.code, _reason(error))
+            self.warnings.append(f"The spooled mail {message.message_id} was not delivered and will not be retried "
+                                 f"({held.summary()['held_reason']}); it is held at {held.path}.")
+        else:
+            claim.defer(message, _reason(error))
+
+    def settle_own(self, envelope: _smtp.Envelope, outcome: _smtp.Outcome, claim: _spool.Claim | None,
+                   message: _spool.SpooledMessage | None) -> tuple[dict[str, t.Any], SmailError | None]:
+        """The result of one of this send's mails (delivered, spooled, held, or failed with its error), and its file
+        brought to match: removed, deferred (a transient failure, or the credentials: kept for a later send), or
+        held (its delivery became unknown). A file that cannot be updated fails this mail alone."""
+        result = _message_result(envelope, outcome)
+        error = outcome.error
+        kept = claim is not None and message is not None and claim.holds(message)
         try:
-            return [message.summary() for message in self.spool.pending(self.username)]
+            if kept and outcome.pending and error is not None and error.code == "delivery_unknown":
+                held = claim.hold(message, error.code, _reason(error))
+                result.update(held=True, spool_path=held.path)
+                self.own_warnings.append(f"The delivery of {envelope.message_id} became unknown ({error.code}); it is "
+                                         f"kept, held, at {held.path}. {_spool.UNKNOWN_HINT}")
+            elif kept and outcome.pending and error is not None and (error.transient or error.stage == "auth"):
+                claim.defer(message, _reason(error))
+                result.update(spooled=True, spool_path=message.path)
+                if error.transient:
+                    self.own_warnings.append(
+                        f"The mail {envelope.message_id} could not be sent now ({error.code}: {error.msg}) and was "
+                        f"spooled to {message.path}; the next send with the same spool_dir and account delivers it.")
+                    return result, None
+                error.details.update(spooled=True, spool_path=message.path)
+                error.msg = (f"{error.msg} The mail is kept in the spool at {message.path}: once the credentials are "
+                             "fixed, the smail.xoauth2.spool module with flush=true delivers it (or a later send, when "
+                             "it is due).")
+            elif kept:
+                claim.forget(message)  # a final failure this task reports itself
+        except SmailError as exc:
+            failure = SmailError(exc.code, f"{error.msg if error else 'The mail'} Its spool file could not be updated: "
+                                 f"{exc.msg}", hint=exc.hint,
+                                 details={"may_have_been_delivered": bool(outcome.accepted), "cause": _reason(error)})
+            result.update(error=failure.code, msg=failure.full_msg)
+            return result, failure
+        if outcome.pending and error is not None:
+            if outcome.accepted:
+                error.details["may_have_been_delivered"] = True
+            error = add_provider_hint(self.options, error)
+            if result.get("held") and self.spool is not None:
+                error.details.update(held=True, spool_path=result["spool_path"])
+                error.msg = f"{error.msg} It is held in the spool at {result['spool_path']}, never sent again by itself."
+                error.hint = (f"Check the recipients' mailboxes for {envelope.message_id}; then the smail.xoauth2.spool "
+                              f"module with spool_dir={self.spool.directory} either releases it (release: "
+                              f"['{envelope.message_id}'], sent once more by flush: true or the next send) or deletes "
+                              f"it (discard: ['{envelope.message_id}']).")
+            result.update(error=error.code, msg=error.msg)
+            return result, error
+        if outcome.refused and not self.options.get("allow_partial"):
+            refusal = _refusal(result)
+            result.update(error=refusal.code, msg=refusal.msg)
+            return result, refusal
+        return result, None
+
+    # --- result -----------------------------------------------------------------------------------
+
+    def spool_fields(self) -> dict[str, t.Any]:
+        """What waits in the spool for the account now, and how much of it is held (with a warning)."""
+        if self.spool is None:
+            return {"spool_pending": []}
+        try:
+            pending = [message.summary() for message in self.spool.pending(self.username)]
+            held = self.spool.held_count(self.username)
         except SmailError as exc:
             self.warnings.append(f"The mail spool could not be listed after the delivery: {exc.full_msg}")
-            return []
+            return {"spool_pending": []}
+        if held:
+            self.warnings.append(f"{held} mail(s) for {self.username} are held in the mail spool {self.spool.directory} "
+                                 "and are never sent by themselves: list them with the smail.xoauth2.spool module, then "
+                                 "release or discard them.")
+        return {"spool_pending": pending, "spool_held_count": held}
+
+    def close(self) -> None:
+        self.connection.close()
+        if self.spool is not None:
+            self.spool.end_lease()
+
+
+def _bearer_result(logins: _smtp.LoginSource | None, result: dict[str, t.Any], warnings: list[str]) -> None:
+    """The refresh token's rotation and expiry, for a send that logged in with a bearer token."""
+    if isinstance(logins, BearerLogins):
+        warnings.extend(logins.warnings)
+        if logins.rotated:
+            result["refresh_token_rotated"] = True
+        expiry = logins.expiry()
+        result.update(expiry.fields())
+        warnings.extend(expiry.warnings)
 
 
 def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript | None = None,
                 sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> Delivery:
-    """Deliver what ``spool_dir`` holds for the options' SMTP account, as a send would before its own mail.
+    """Deliver every pending mail ``spool_dir`` holds for the options' SMTP account, due or not (``postqueue -f``).
 
     ``sessions`` gives each attempt its connection (default: a new one per attempt).
     """
@@ -280,24 +442,18 @@ def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript 
     policy = _connection.retry_policy(options)
     _refresh_expiry.warn_days(options)
     _mask_option_secrets(options, credentials, transcript)
-    warnings: list[str] = []
-    run = _SpoolDelivery(spool, username, warnings, sessions)
-    if not spool.pending(username):
-        return Delivery(result={**run.fields, "spool_pending": []}, secrets=sorted(transcript.secrets),
-                        transcript=transcript)
-    logins = _login_source(options, credentials, username=username, transcript=transcript)
+    send = _Send(options, endpoint=endpoint, username=username, spool=spool, transcript=transcript, sessions=sessions)
     result: dict[str, t.Any] = {}
-    _smtp.validate_connection(endpoint, logins.login())
-    run.run(endpoint, logins, (), policy=policy, transcript=transcript)
-    if isinstance(logins, BearerLogins):
-        warnings.extend(logins.warnings)
-        if logins.rotated:
-            result["refresh_token_rotated"] = True
-        expiry = logins.expiry()
-        result.update(expiry.fields())
-        warnings.extend(expiry.warnings)
-    result.update(run.fields, spool_pending=run.pending())
-    return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript, warnings=warnings)
+    try:
+        if spool.pending(username):
+            logins = _login_source(options, credentials, username=username, transcript=transcript)
+            _smtp.validate_connection(endpoint, logins.login())
+            send.spooled_mail(logins, due_only=False, policy=policy)
+            _bearer_result(logins, result, send.warnings)
+        result.update(send.fields, **send.spool_fields())
+    finally:
+        send.close()
+    return Delivery(result=result, secrets=sorted(transcript.secrets), transcript=transcript, warnings=send.warnings)
 
 
 def prepare_envelope(spec: _smtp.MessageSpec, *, option_prefix: str = "") -> _smtp.Envelope:
@@ -336,50 +492,6 @@ class BatchDelivery(t.NamedTuple):
     errors: list[SmailError | None]
 
 
-def _settle_own(options: t.Mapping[str, t.Any], spool: _spool.Spool | None, envelope: _smtp.Envelope,
-                outcome: _smtp.Outcome, *, account: str, endpoint: _smtp.SMTPEndpoint,
-                warnings: list[str]) -> tuple[dict[str, t.Any], SmailError | None]:
-    """The result of one of this send's messages: delivered, spooled, held (fate unknown), or failed with its error.
-
-    A spool that cannot be written fails this message alone: the results of the others stay true.
-    """
-    result = _message_result(envelope, outcome)
-    error = outcome.error
-    if outcome.pending and error is not None and spool is not None and (error.transient or error.code == "delivery_unknown"):
-        try:
-            if error.transient:
-                fields, warning = spool.keep_unsent(envelope, outcome, account=account, endpoint=endpoint, error=error)
-            else:
-                fields, warning = spool.hold_unknown(envelope, outcome, account=account, endpoint=endpoint, error=error)
-        except SmailError as exc:
-            kept = SmailError(exc.code, f"{error.msg} It could not be kept in the spool either: {exc.msg}", hint=exc.hint,
-                              details={"may_have_been_delivered": bool(outcome.accepted) or error.code == "delivery_unknown",
-                                       "cause": error.code})
-            result.update(error=kept.code, msg=kept.full_msg)
-            return result, kept
-        result.update(fields)
-        warnings.append(warning)
-        if error.transient:
-            return result, None
-    if outcome.pending and error is not None:
-        if outcome.accepted:
-            error.details["may_have_been_delivered"] = True
-        error = add_provider_hint(options, error)
-        if result.get("held") and spool is not None:
-            error.details.update(held=True, spool_path=result["spool_path"])
-            error.msg = f"{error.msg} It is held in the spool at {result['spool_path']}, never sent again by itself."
-            error.hint = (f"Check the recipients' mailboxes for {envelope.message_id}; then the smail.xoauth2.spool module "
-                          f"with spool_dir={spool.directory} either releases it (release: ['{envelope.message_id}'], sent "
-                          f"once more by flush: true or the next send) or deletes it (discard: ['{envelope.message_id}']).")
-        result.update(error=error.code, msg=error.msg)
-        return result, error
-    if outcome.refused and not options.get("allow_partial"):
-        refusal = _refusal(result)
-        result.update(error=refusal.code, msg=refusal.msg)
-        return result, refusal
-    return result, None
-
-
 #: Given the refresh token's expiry report once the access token is had, new message specs to send instead, or None.
 ReviseMessages = t.Callable[[_refresh_expiry.ExpiryReport], t.Optional[t.Sequence[_smtp.MessageSpec]]]
 
@@ -390,20 +502,22 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
                   revise: ReviseMessages | None = None) -> BatchDelivery:
     """Build, authenticate and send every message of ``specs`` over one connection with one token, retries and the spool.
 
-    Every message is checked before the token endpoint or the SMTP server is contacted. A message the server certainly
-    did not take (after the retries) goes to ``spool_dir`` when one is set, and one whose delivery became unknown is
-    kept there held; mail spooled earlier for the same account is sent too (:class:`_SpoolDelivery`), the first
-    window of it before this send's own mail, over the same connection. After a 421 or a dropped connection between
-    messages the rest go over a new connection; a message the server accepted is never sent again. The result has
-    ``results``, one per message, and the send's ``attempts``, ``failed_attempts``, ``spool_delivered``,
-    ``spool_refused`` and ``spool_pending``. Raises SmailError for a failure that concerns every message (bad
-    options, the token); the secrets to mask are then in ``transcript.secrets``. ``sessions`` gives each attempt its
-    connection (default: a new one per attempt; check mode always opens its own).
+    Every message is checked before anything is written or sent. With ``spool_dir`` every message is first written
+    to the spool (``_spool``: a write-ahead queue) and delivered from there, so that a task that dies at any point
+    leaves it there; a message still waiting after the retries stays there with a next attempt time of its own, one
+    whose delivery became unknown is held, and one the credentials kept from being sent (the token endpoint, a
+    refused login) is kept while the task fails. Then the account's spooled mail that is due is sent too, over the
+    same connection, tried once each. After a 421 or a dropped connection between messages the rest go over a new
+    connection; a message the server accepted is never sent again. The result has ``results``, one per message,
+    and the send's ``attempts``, ``failed_attempts``, ``spool_delivered``, ``spool_refused``, ``spool_expired``,
+    ``spool_pending`` and ``spool_held_count``. Raises SmailError for a failure that concerns every message (bad
+    options, the token without a spool); the secrets to mask are then in ``transcript.secrets``. ``sessions`` gives
+    each attempt its connection (default: a new one per attempt; check mode always opens its own).
 
     With a bearer mechanism the result has ``refresh_token_expires_at`` when the refresh token's expiry is known, and
     the warnings the one of ``refresh_token_warn_days`` when it is near. ``revise`` (the notify callback's) is called
     with that report once the token is had and before anything is sent; specs it returns replace ``specs`` (same
-    number, checked again).
+    number, checked again, and enqueued in place of the first ones).
     """
     transcript = transcript or _smtp.Transcript()
     mechanism = options.get("auth") or "xoauth2"
@@ -418,12 +532,38 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
     policy = _connection.retry_policy(options)
     spool = None if check_only else open_spool(options)
     _mask_option_secrets(options, credentials, transcript)
+    send = _Send(options, endpoint=endpoint, username=username, spool=spool, transcript=transcript, sessions=sessions)
+    try:
+        return _send_batch(send, options, envelopes, credentials, check_only=check_only, revise=revise,
+                           envelopes_of=envelopes_of, policy=policy, mechanism=mechanism)
+    finally:
+        send.close()
 
-    warnings: list[str] = []
-    run = _SpoolDelivery(spool, username, warnings, sessions)
-    summary: dict[str, t.Any] = {"auth_mechanism": mechanism, **run.fields, "spool_pending": [], "token_source": None}
+
+def _send_batch(send: _Send, options: t.Mapping[str, t.Any], envelopes: list[_smtp.Envelope], credentials: Credentials,
+                *, check_only: bool, revise: ReviseMessages | None,
+                envelopes_of: t.Callable[[t.Sequence[_smtp.MessageSpec]], list[_smtp.Envelope]],
+                policy: _retry.RetryPolicy, mechanism: str) -> BatchDelivery:
+    spool, transcript, username = send.spool, send.transcript, send.username
+    server = f"{send.endpoint.host}:{send.endpoint.port}"
+    summary: dict[str, t.Any] = {"auth_mechanism": mechanism, **send.fields, "token_source": None}
     results: list[dict[str, t.Any]] = []
     errors: list[SmailError | None] = []
+
+    def settle(envelope: _smtp.Envelope, outcome: _smtp.Outcome, claim: _spool.Claim | None,
+               message: _spool.SpooledMessage | None) -> None:
+        result, error = send.settle_own(envelope, outcome, claim, message)
+        results.append(result)
+        errors.append(error)
+
+    def batch(logins: _smtp.LoginSource | None, token: _oauth2.AccessToken | None = None) -> BatchDelivery:
+        send.warnings.extend(_few(send.own_warnings))
+        summary.update(send.fields, results=results, **send.spool_fields())
+        _bearer_result(logins, summary, send.warnings)
+        return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
+                                      token=token, warnings=send.warnings), errors=errors)
+
+    queued = spool.enqueue(envelopes, account=username, server=server) if spool is not None else []
     logins: _smtp.LoginSource
     bearer: BearerLogins | None = None
     if mechanism in BEARER_MECHANISMS:
@@ -431,70 +571,51 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
             bearer = t.cast(BearerLogins, _login_source(options, credentials, username=username, transcript=transcript,
                                                         check_only=check_only))
         except _oauth2.TokenError as exc:
-            if not (exc.transient and spool is not None):
+            if spool is None:
                 raise
-            own_warnings: list[str] = []
-            for envelope in envelopes:
-                result, error = _settle_own(options, spool, envelope, _failed_before_sending(envelope, exc),
-                                            account=username, endpoint=endpoint, warnings=own_warnings)
-                results.append(result)
-                errors.append(error)
-            warnings.extend(_few(own_warnings))
-            summary.update(results=results, spool_pending=run.pending())
-            return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
-                                          warnings=warnings), errors=errors)
+            with spool.claim(username, paths=[message.path for message in queued]) as claim:
+                for envelope, message in zip(envelopes, queued):
+                    settle(envelope, _failed_before_sending(envelope, exc), claim, message)
+            return batch(None)
         logins = bearer
         revised = revise(bearer.expiry()) if revise is not None else None
         if revised is not None:
             if len(revised) != len(envelopes):
                 raise ValueError("revise must return as many messages as it was given")
             envelopes = envelopes_of(revised)
+            if spool is not None:
+                replaced = queued
+                queued = spool.enqueue(envelopes, account=username, server=server)
+                with spool.claim(username, paths=[message.path for message in replaced]) as claim:
+                    for message in claim.messages:
+                        claim.forget(message)
     else:
         logins = _smtp.StaticLogin(_smtp.SASLLogin(mechanism=mechanism, username=username, secret=options.get("password")))
-    _smtp.validate_connection(endpoint, logins.login())
+    _smtp.validate_connection(send.endpoint, logins.login())
 
     def token_source() -> str | None:  # a renewal changes it
         return bearer.token.source if bearer else None
 
-    def finish(result: dict[str, t.Any]) -> None:
-        if bearer is not None:
-            warnings.extend(bearer.warnings)
-            if bearer.rotated:
-                result["refresh_token_rotated"] = True
-            expiry = bearer.expiry()
-            result.update(expiry.fields())
-            warnings.extend(expiry.warnings)
-
     if check_only:
-        with _smtp.SMTPSession(endpoint, logins.login(), transcript=transcript) as session:
+        with _smtp.SMTPSession(send.endpoint, logins.login(), transcript=transcript) as session:
             try:
                 session.open_with(logins)
             except SmailError as exc:
                 exc.details.setdefault("token_source", token_source())
                 raise add_provider_hint(options, exc) from None
             session.quit()
-        summary.update(attempts=1, token_source=token_source(),
-                       results=[{**_message_result(envelope, None), "recipients": list(envelope.recipients)}
-                                for envelope in envelopes])
-        finish(summary)
-        return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
-                                      token=bearer.token if bearer else None, warnings=warnings),
-                             errors=[None] * len(envelopes))
+        summary.update(attempts=1, token_source=token_source())
+        results.extend({**_message_result(envelope, None), "recipients": list(envelope.recipients)}
+                       for envelope in envelopes)
+        errors.extend([None] * len(envelopes))
+        delivery = batch(logins, bearer.token if bearer else None)
+        delivery.delivery.result["attempts"] = 1
+        return delivery
 
-    def settle_own(outcomes: list[_smtp.Outcome]) -> None:
-        own_warnings: list[str] = []
-        for envelope, outcome in zip(envelopes, outcomes):
-            result, error = _settle_own(options, spool, envelope, outcome, account=username, endpoint=endpoint,
-                                        warnings=own_warnings)
-            results.append(result)
-            errors.append(error)
-        warnings.extend(_few(own_warnings))
-
-    run.run(endpoint, logins, envelopes, policy=policy, transcript=transcript, settle_own=settle_own)
-    summary.update(run.fields, results=results, token_source=token_source(), spool_pending=run.pending())
-    finish(summary)
-    return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
-                                  token=bearer.token if bearer else None, warnings=warnings), errors=errors)
+    send.own_mail(logins, envelopes, queued, policy=policy, settle=settle)
+    send.spooled_mail(logins, due_only=True, policy=_retry.NO_RETRY)
+    summary["token_source"] = token_source()
+    return batch(logins, bearer.token if bearer else None)
 
 
 def _few(warnings: list[str], shown: int = 3) -> list[str]:

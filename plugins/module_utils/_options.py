@@ -63,6 +63,7 @@ SMTP_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "retry_max_time": {"type": "float", "default": 60.0},
     "allow_partial": {"type": "bool", "default": False},
     "spool_dir": {"type": "path"},
+    "spool_lifetime": {"type": "int", "default": 432000},
 }
 
 

@@ -2,43 +2,41 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The mail spool: messages that could not be delivered, kept to be sent by a later run for the same account.
+"""The mail spool: a write-ahead queue of outgoing mail, per SMTP account, with a schedule per mail.
+
+Postfix's queue manager is the model (https://www.postfix.org/QSHAPE_README.html, qmgr(8), cleanup(8)): a mail is
+on disk before it is offered to a server; its progress is written in place, in space the file already has; every
+change of state happens under the file's lock; each mail has its own next attempt time and a maximum lifetime.
 
 On disk (this is the one description of the format)::
 
-    <spool directory>/                        mode 0700, owned by the user who sends; refused otherwise
-        <time_ns:020d>-<16 hex>.json          a pending message, mode 0600; names sort oldest first
-        <time_ns:020d>-<16 hex>.held.json     a message set aside: never retried automatically
-        .<name>.<random>.tmp                  a write in progress (see _private_file); ignored
+    <spool directory>/                           0700, this user's own; refused otherwise (spool_insecure)
+        <account>/                               one per SMTP login: casefolded, percent-encoded; 0700
+            <time_ns:020d>-<16 hex>.mail         one mail, 0600; names sort oldest first
+            .lease-<16 hex>                      held locked (flock) by the task that enqueued mail naming it
+            .<name>.<random>.tmp                 a write in progress (see _private_file); swept after an hour
+        <time_ns:020d>-<16 hex>.json, .held.json  format 1 (collection 1.0.0): converted on first use
 
-Each message file is one UTF-8 (in fact ASCII) JSON object, written atomically::
+A mail file (format 2) has three parts, so that no change of state needs new disk space::
 
-    {
-      "format": 1,
-      "account": "user@example.com",          the SMTP login it is for; matched case-insensitively
-      "server": "smtp.gmail.com:465",         where it was meant to go (informational)
-      "sender": "user@example.com",           envelope sender
-      "recipients": ["a@example.com"],        envelope recipients still to be served (Bcc included)
-      "delivered": ["b@example.com"],         optional: recipients the server accepted it for (never sent again)
-      "refused": {"c@example.com": "550 …"},  optional: recipients refused for good, with the server's reply
-      "message_id": "<...@example.com>",      or null
-      "spooled_at": "2026-01-01T00:00:00Z",   ISO 8601 UTC
-      "reason": "smtp_connect: ...",          why it was spooled: an error code and message, never a secret
-      "data": "<base64>",                     the exact message bytes (CRLF), original Message-ID and Date inside
-      "held_reason": "...",                   held files only: why it was set aside
-      "held_at": "2026-01-01T00:05:00Z"       held files only
-    }
+    bytes 0 .. 1023      the control block: a JSON object padded with spaces, then a newline; overwritten in place
+                         {"spool": 2, "state": "pending"|"held", "attempts": 0, "next_attempt": <epoch s>,
+                          "lease": ".lease-…"|null, "last_error": "code: msg"|null,
+                          "held_code": null|"delivery_unknown"|"refused"|"expired"|<error code>,
+                          "held_reason": null|"…", "held_at": null|"2026-01-01T00:00:00Z"}
+    1024 + 256 * i       one status record per envelope recipient i, padded likewise; overwritten in place
+                         ["pending"|"delivered"|"refused", "<the server's reply>"]
+    then                 the body, written once: one JSON line
+                         {"account", "server", "sender", "recipients": [...], "message_id", "spooled_at" (ISO 8601
+                          UTC), "spooled_ns", "reason", "data": "<base64 of the exact message bytes, CRLF>"}
 
-A file that is not such an object (another format version, bad base64, a missing field, another user's file) is
-never deleted and never delivered: listings skip it and :meth:`Spool.unreadable` names it. Delivery takes an
-exclusive ``flock`` on each open message file (:meth:`Spool.claim`, a bounded window of files at a time), so
-concurrent runs never send one twice.
+A file that is not such a mail (another format, a short or corrupt file, another user's file, a FIFO or anything but
+a regular file) is never read past ``fstat``, never deleted and never delivered: listings name it as unreadable.
 
-After each recipient's final answer the file is brought up to date before the next SMTP command, as a queue manager
-does (:meth:`Claim.record`): a recipient who has the message moves from ``recipients`` to ``delivered`` (the file is
-replaced atomically, the lock handed over to the new file), a message every recipient has is removed, and one with a
-recipient refused for good, or whose delivery became unknown, is held. So a crash, a kill or a full disk can at most
-resend the one transaction that was on the wire, never mail an earlier transaction delivered.
+A delivery claims files with a non-blocking exclusive ``flock`` (:meth:`Spool.claim`, a bounded window at a time);
+a mail whose control names a lease that its task still holds is left to that task. After each recipient's final
+answer its record is overwritten and the file fsync'd before the next SMTP command (:meth:`Claim.progress`), so a
+crash, a kill or a full disk can at most resend the one transaction that was on the wire.
 
 This file is private to the collection and has no Ansible imports.
 """
@@ -46,45 +44,57 @@ This file is private to the collection and has no Ansible imports.
 from __future__ import annotations
 
 import base64
+import calendar
 import contextlib
 import dataclasses
 import errno
 import json
 import os
+import stat
 import time
 import typing as t
+import urllib.parse
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
     InsecurePathError,
     check_private_directory,
     ensure_own_private_directory,
+    fsync_directory,
     remove_private_file,
-    write_locked_private_file,
-    write_private_file,
 )
 
 if t.TYPE_CHECKING:
-    from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import Envelope, Outcome, SMTPEndpoint
+    from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import Envelope, Outcome
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
 
-FORMAT_VERSION = 1
-MESSAGE_SUFFIX = ".json"
-HELD_SUFFIX = ".held.json"
-#: How many message files a delivery holds open (locked) at a time: a spool of any size drains under a small
-#: open-file limit, and only this many messages are in memory.
+FORMAT_VERSION = 2
+SUFFIX = ".mail"
+CONTROL_SIZE = 1024
+RECORD_SIZE = 256
+#: How many mail files a delivery holds open (locked) at a time: a spool of any size drains under a small
+#: open-file limit, and only this many mails are in memory.
 CLAIM_WINDOW = 32
-#: Failures of these steps concern the server or the account, not the message: the mail stays pending.
-_SESSION_STAGES = frozenset(("connect", "tls", "ehlo", "auth"))
-_UNKNOWN_HINT = ("The server may have accepted it: check the recipients' mailboxes for this Message-ID, then release "
-                 "it (send once more) or discard it with the smail.xoauth2.spool module.")
-
-_REQUIRED_STRINGS = ("account", "server", "sender", "spooled_at", "reason", "data")
-_OPTIONAL_STRINGS = ("message_id", "held_reason", "held_at")
+#: The default maximum lifetime of a spooled mail: Postfix's maximal_queue_lifetime (5 days).
+DEFAULT_LIFETIME = 5 * 24 * 3600
+#: The first pause after a failed attempt, doubled after each further one up to the maximum: Postfix's
+#: minimal_backoff_time (300 s) and maximal_backoff_time (4000 s).
+MIN_BACKOFF = 300
+MAX_BACKOFF = 4000
+#: A temp file this old was left by a process that died while writing: swept.
+STALE_TEMP_SECONDS = 3600
+_OPEN_FLAGS = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_V1_MESSAGE, _V1_HELD = ".json", ".held.json"
+#: Failures of these steps concern the server or the account, not the mail: it stays pending.
+SESSION_STAGES = frozenset(("connect", "tls", "ehlo", "auth"))
+UNKNOWN_HINT = ("The server may have accepted it: check the recipients' mailboxes for this Message-ID, then release "
+                "it (send once more) or discard it with the smail.xoauth2.spool module.")
 _WRITE_HINT = "The user running the task needs a spool directory of its own that it can write to (and free space in it)."
 
 
@@ -93,331 +103,608 @@ def default_spool_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".ansible", "smail_xoauth2", "spool")
 
 
-def _utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def backoff(attempts: int) -> int:
+    """Seconds from a failed attempt to the next, after ``attempts`` failed attempts of the mail."""
+    return int(min(MAX_BACKOFF, MIN_BACKOFF * 2 ** max(0, attempts - 1)))
+
+
+def account_directory_name(account: str) -> str:
+    """The directory of ``account`` inside the spool: the login casefolded and percent-encoded, never hidden."""
+    name = urllib.parse.quote(account.casefold(), safe="@+-_")
+    return name.replace(".", "%2E") if name.startswith(".") or not name else name.replace("%2E", ".")
+
+
+def _fixed(value: t.Any, size: int) -> bytes:
+    """``value`` as ASCII JSON padded with spaces to ``size`` bytes (the last a newline); long strings cut to fit."""
+    while True:
+        raw = json.dumps(value, separators=(",", ":")).encode("ascii")
+        excess = len(raw) - (size - 1)
+        if excess <= 0:
+            return raw + b" " * (size - 1 - len(raw)) + b"\n"
+        strings = [(len(item), key) for key, item in (value.items() if isinstance(value, dict) else enumerate(value))
+                   if isinstance(item, str)]
+        if not strings:
+            raise ValueError("the record cannot be made to fit")
+        length, key = max(strings)
+        value = dict(value) if isinstance(value, dict) else list(value)
+        # A character takes 1 to 12 bytes in ASCII JSON: cut by what surely goes, until it fits.
+        value[key] = value[key][:max(0, length - 1 - max(1, excess // 12))] + "…"
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """The control block of a mail file: its state and schedule."""
+
+    state: str = "pending"
+    attempts: int = 0
+    next_attempt: int = 0
+    lease: str | None = None
+    last_error: str | None = None
+    held_code: str | None = None
+    held_reason: str | None = None
+    held_at: str | None = None
+
+    def encode(self) -> bytes:
+        return _fixed({"spool": FORMAT_VERSION, **dataclasses.asdict(self)}, CONTROL_SIZE)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Control:
+        entry = json.loads(raw)
+        if not isinstance(entry, dict) or entry.pop("spool", None) != FORMAT_VERSION:
+            raise ValueError("not a spool file of this format")
+        control = cls(**{field.name: entry.get(field.name, field.default) for field in dataclasses.fields(cls)})
+        if control.state not in ("pending", "held") or not isinstance(control.attempts, int) \
+                or not isinstance(control.next_attempt, int):
+            raise ValueError("the control block is not valid")
+        if not all(value is None or isinstance(value, str) for value in
+                   (control.lease, control.last_error, control.held_code, control.held_reason, control.held_at)):
+            raise ValueError("the control block is not valid")
+        return control
 
 
 @dataclasses.dataclass(frozen=True)
 class SpooledMessage:
-    """One message in the spool, as read from (or just written to) its file."""
+    """One mail in the spool, as read from (or just written to) its file."""
 
     path: str
     account: str
     server: str
     sender: str
-    recipients: tuple[str, ...]
+    #: Every envelope recipient, in the order of the status records.
+    envelope_recipients: tuple[str, ...]
     message_id: str | None
     #: The exact message bytes: long, and the mail's content, so kept out of the repr.
     data: bytes = dataclasses.field(repr=False)
     spooled_at: str
+    spooled_ns: int
     reason: str
-    #: Set on a message :meth:`Spool.set_aside` put aside.
-    held_reason: str | None = None
-    held_at: str | None = None
-    #: Recipients the server accepted it for, and those it refused for good (address: reply).
-    delivered: tuple[str, ...] = ()
-    refused: t.Mapping[str, str] = dataclasses.field(default_factory=dict)
+    control: Control = Control()
+    #: One (state, reply) per envelope recipient.
+    records: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """The recipients still to be served."""
+        return tuple(address for address, (state, _reply) in zip(self.envelope_recipients, self.records)
+                     if state == "pending")
+
+    @property
+    def delivered(self) -> tuple[str, ...]:
+        return tuple(address for address, (state, _reply) in zip(self.envelope_recipients, self.records)
+                     if state == "delivered")
+
+    @property
+    def refused(self) -> dict[str, str]:
+        return {address: reply for address, (state, reply) in zip(self.envelope_recipients, self.records)
+                if state == "refused"}
+
+    @property
+    def held(self) -> bool:
+        return self.control.state == "held"
+
+    @property
+    def held_reason(self) -> str | None:
+        """Why the mail is held, with what to check for a mail whose delivery became unknown."""
+        reason = self.control.held_reason
+        if reason is not None and self.control.held_code == "delivery_unknown":
+            reason = f"{reason} {UNKNOWN_HINT}"
+        return reason
 
     def is_for(self, account: str) -> bool:
-        """Whether the message is to be sent with the SMTP login ``account`` (compared case-insensitively)."""
+        """Whether the mail is to be sent with the SMTP login ``account`` (compared case-insensitively)."""
         return self.account.casefold() == account.casefold()
 
+    def envelope(self) -> Envelope:
+        """The envelope of the recipients still to be served."""
+        from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import Envelope  # pylint: disable=import-outside-toplevel
+        return Envelope(self.sender, self.recipients, self.data, self.message_id)
+
     def summary(self) -> dict[str, t.Any]:
-        """Result fields describing the message, without its content."""
-        result: dict[str, t.Any] = {"path": self.path, "message_id": self.message_id, "recipients": list(self.recipients),
-                                    "spooled_at": self.spooled_at, "reason": self.reason}
+        """Result fields describing the mail, without its content."""
+        control = self.control
+        result: dict[str, t.Any] = {
+            "path": self.path, "account": self.account, "message_id": self.message_id,
+            "recipients": list(self.recipients), "spooled_at": self.spooled_at, "reason": self.reason,
+            "attempts": control.attempts,
+            "next_attempt_at": _iso(control.next_attempt) if control.next_attempt and not self.held else None,
+        }
+        if control.last_error:
+            result["last_error"] = control.last_error
         if self.delivered:
             result["delivered"] = list(self.delivered)
         if self.refused:
-            result["refused"] = dict(self.refused)
-        if self.held_reason is not None:
-            result.update(held_reason=self.held_reason, held_at=self.held_at)
+            result["refused"] = self.refused
+        if self.held:
+            result.update(held_code=control.held_code, held_reason=self.held_reason, held_at=control.held_at)
         return result
 
 
-def _serialise(message: SpooledMessage) -> bytes:
-    entry: dict[str, t.Any] = {
-        "format": FORMAT_VERSION,
-        "account": message.account,
-        "server": message.server,
-        "sender": message.sender,
-        "recipients": list(message.recipients),
-        "message_id": message.message_id,
-        "spooled_at": message.spooled_at,
-        "reason": message.reason,
-        "data": base64.b64encode(message.data).decode("ascii"),
-    }
-    if message.delivered:
-        entry["delivered"] = list(message.delivered)
-    if message.refused:
-        entry["refused"] = dict(message.refused)
-    if message.held_reason is not None:
-        entry.update(held_reason=message.held_reason, held_at=message.held_at)
-    return json.dumps(entry, indent=1).encode("utf-8")
+def _body(*, account: str, server: str, envelope: Envelope, reason: str, now_ns: int) -> bytes:
+    return json.dumps({
+        "account": account, "server": server, "sender": envelope.sender, "recipients": list(envelope.recipients),
+        "message_id": envelope.message_id, "spooled_at": _iso(now_ns / 1e9), "spooled_ns": now_ns, "reason": reason,
+        "data": base64.b64encode(envelope.data).decode("ascii"),
+    }, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def _record(state: str, reply: str = "") -> bytes:
+    return _fixed([state, reply], RECORD_SIZE)
 
 
 def _parse(path: str, raw: bytes) -> SpooledMessage:
-    """The message stored as ``raw`` at ``path``. Raises ValueError for anything but an entry of this format."""
-    entry = json.loads(raw)
-    if not isinstance(entry, dict) or entry.get("format") != FORMAT_VERSION:
-        raise ValueError("not a spool entry of this format")
-    if not all(isinstance(entry.get(name), str) for name in _REQUIRED_STRINGS):
-        raise ValueError("a required field is missing")
-    if not all(entry.get(name) is None or isinstance(entry[name], str) for name in _OPTIONAL_STRINGS):
-        raise ValueError("an optional field is not a string")
+    """The mail stored as ``raw`` at ``path``. Raises ValueError for anything but a mail file of this format."""
+    control = Control.decode(raw[:CONTROL_SIZE])
+    body_start = raw.find(b"\n{", CONTROL_SIZE - 1)
+    count, rest = divmod(body_start + 1 - CONTROL_SIZE, RECORD_SIZE) if body_start > 0 else (0, 1)
+    if rest:
+        raise ValueError("the status records are cut short")
+    entry = json.loads(raw[body_start + 1:])
+    if not isinstance(entry, dict):
+        raise ValueError("the body is not an object")
+    for name in ("account", "server", "sender", "spooled_at", "reason", "data"):
+        if not isinstance(entry.get(name), str):
+            raise ValueError(f"{name} is missing")
     recipients = entry.get("recipients")
-    if not isinstance(recipients, list) or not all(isinstance(item, str) for item in recipients):
-        raise ValueError("recipients is not a list of addresses")
-    delivered = entry.get("delivered", [])
-    if not isinstance(delivered, list) or not all(isinstance(item, str) for item in delivered):
-        raise ValueError("delivered is not a list of addresses")
-    refused = entry.get("refused", {})
-    if not isinstance(refused, dict) or not all(isinstance(item, str) for item in refused.values()):
-        raise ValueError("refused is not a mapping of addresses to replies")
+    if not isinstance(recipients, list) or not all(isinstance(item, str) for item in recipients) \
+            or len(recipients) != count:
+        raise ValueError("recipients do not match the status records")
+    if not (entry.get("message_id") is None or isinstance(entry["message_id"], str)) \
+            or not isinstance(entry.get("spooled_ns"), int):
+        raise ValueError("a field has the wrong type")
+    records = []
+    for index in range(count):
+        record = json.loads(raw[CONTROL_SIZE + index * RECORD_SIZE:CONTROL_SIZE + (index + 1) * RECORD_SIZE])
+        if not (isinstance(record, list) and len(record) == 2 and record[0] in ("pending", "delivered", "refused")
+                and isinstance(record[1], str)):
+            raise ValueError("a status record is not valid")
+        records.append((record[0], record[1]))
     return SpooledMessage(
         path=path, account=entry["account"], server=entry["server"], sender=entry["sender"],
-        recipients=tuple(recipients), message_id=entry.get("message_id"),
+        envelope_recipients=tuple(recipients), message_id=entry.get("message_id"),
         data=base64.b64decode(entry["data"], validate=True),  # binascii.Error is a ValueError
-        spooled_at=entry["spooled_at"], reason=entry["reason"],
-        held_reason=entry.get("held_reason"), held_at=entry.get("held_at"),
-        delivered=tuple(delivered), refused=dict(refused),
-    )
+        spooled_at=entry["spooled_at"], spooled_ns=entry["spooled_ns"], reason=entry["reason"],
+        control=control, records=tuple(records))
 
 
-def _load(handle: t.BinaryIO, path: str) -> SpooledMessage:
-    """The message in the open file ``handle``. Raises ValueError when it is unusable, OSError when unreadable."""
-    # Only this user (or root) can write to a private spool; an older, looser directory may hold planted files.
-    if os.fstat(handle.fileno()).st_uid != os.geteuid():
-        raise ValueError("the file belongs to another user")
-    return _parse(path, handle.read())
+def _open_regular(path: str, flags: int) -> int:
+    """A descriptor of the regular file ``path`` of this user. A symlink, FIFO, device, directory or another user's
+    file raises ValueError (without blocking: O_NONBLOCK, O_NOFOLLOW); a missing one FileNotFoundError."""
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK, errno.ENXIO, errno.EISDIR):
+            raise ValueError(f"not a regular file ({exc.strerror})") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_uid != os.geteuid():
+            raise ValueError("the file belongs to another user")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
-def _is_held(name: str) -> bool:
-    return name.endswith(HELD_SUFFIX)
+def _read_fd(fd: int, path: str) -> SpooledMessage:
+    size = os.fstat(fd).st_size
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return _parse(path, b"".join(chunks))
 
 
-def _is_pending(name: str) -> bool:
-    return name.endswith(MESSAGE_SUFFIX) and not _is_held(name)
+def _pwrite_durably(fd: int, data: bytes, offset: int) -> None:
+    written = os.pwrite(fd, data, offset)
+    if written != len(data):
+        raise OSError(errno.EIO, "short write in place")
+    os.fsync(fd)
+
+
+def _lease_held(directory: str, lease: str | None) -> bool:
+    """Whether the task that enqueued a mail under ``lease`` still runs (holds the lease file locked)."""
+    if not lease or "/" in lease or not lease.startswith(".lease-"):
+        return False
+    try:
+        fd = os.open(os.path.join(directory, lease), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 class Spool:
-    """Undelivered messages in a private directory, one file each (format in the module docstring)."""
+    """Mail in a private directory, one directory per account and one file per mail (format in the docstring)."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, *, lifetime: int = DEFAULT_LIFETIME,
+                 clock: t.Callable[[], float] = time.time) -> None:
         if "\0" in directory:
             raise OptionError("spool_dir", "contains a NUL character, which no path can hold")
+        if lifetime <= 0:
+            raise OptionError("spool_lifetime", "must be a positive number of seconds")
+        if fcntl is None:  # pragma: no cover - not on POSIX
+            raise SmailError("spool_lock", "The mail spool needs file locks (fcntl), which this system lacks.")
         self.directory = directory
+        self.lifetime = lifetime
+        self.clock = clock
+        #: This process's lease: its name, its locked descriptor and its path.
+        self._lease: tuple[str, int, str] | None = None
+        self._converted = False
 
     def __repr__(self) -> str:
         return f"Spool({self.directory!r})"
 
-    # --- the directory ---------------------------------------------------------------------------
+    # --- the directories -------------------------------------------------------------------------
 
-    def _secure(self, *, create: bool) -> bool:
-        """Whether the directory exists (created when ``create``), made private first.
+    def _insecure(self, exc: InsecurePathError) -> SmailError:
+        return SmailError("spool_insecure", f"The mail spool {exc.path} {exc.reason}.",
+                          hint="Spooled mail is sent with the credentials of the user running the task, so the spool "
+                               "must be that user's own, writable by nobody else and not another user's symlink: use "
+                               "another spool directory, or remove, chown or chmod this one.",
+                          details={"option": "spool_dir"})
 
-        The token cache's rule (:func:`check_private_directory`): the directory must be this user's, writable by
-        nobody else, and not reached through another user's symlink. Raises SmailError ``spool_insecure`` otherwise:
-        its messages would go out with this user's credentials, and a private mode or a message written there would
-        land in a directory someone else chose.
+    def _secure(self, path: str, *, create: bool) -> bool:
+        """Whether the private directory ``path`` exists (created when ``create``); the token cache's rule.
+
+        The directory must be this user's, writable by nobody else, and not reached through another user's symlink:
+        SmailError ``spool_insecure`` otherwise, as its mail would go out with this user's credentials.
         """
         try:
             if not create:
                 try:
-                    check_private_directory(self.directory)
+                    check_private_directory(path)
                 except FileNotFoundError:
                     return False
-            ensure_own_private_directory(self.directory)
+            ensure_own_private_directory(path)
         except InsecurePathError as exc:
-            raise SmailError("spool_insecure", f"The mail spool {exc.path} {exc.reason}.",
-                             hint="Spooled mail is sent with the credentials of the user running the task, so the spool "
-                                  "must be that user's own, writable by nobody else and not another user's symlink: use "
-                                  "another spool directory, or remove, chown or chmod this one.",
-                             details={"option": "spool_dir"}) from None
+            raise self._insecure(exc) from None
         except OSError as exc:
             raise SmailError("spool_write" if create else "spool_read",
-                             f"Cannot {'create' if create else 'reach'} the mail spool {self.directory}: {exc.strerror}.",
+                             f"Cannot {'create' if create else 'reach'} the mail spool {path}: {exc.strerror}.",
                              hint=_WRITE_HINT) from None
         return True
 
-    def _names(self, wanted: t.Callable[[str], bool]) -> list[str]:
-        """The file names ``wanted`` accepts, oldest first; temp files never."""
+    def account_directory(self, account: str) -> str:
+        return os.path.join(self.directory, account_directory_name(account))
+
+    def _open(self, account: str | None, *, create: bool = False) -> list[str]:
+        """The account directories to look at (all of them when ``account`` is None), checked; format 1 converted."""
+        if not self._secure(self.directory, create=create):
+            return []
+        if not self._converted:
+            self._converted = True
+            _convert_v1(self)
+        if account is not None:
+            directory = self.account_directory(account)
+            return [directory] if self._secure(directory, create=create) else []
+        directories = []
+        for name in self._names(self.directory, lambda name: True):
+            path = os.path.join(self.directory, name)
+            if os.path.isdir(path) and not os.path.islink(path) and self._secure(path, create=False):
+                directories.append(path)
+        return directories
+
+    def _names(self, directory: str, wanted: t.Callable[[str], bool]) -> list[str]:
+        """The names in ``directory`` that ``wanted`` accepts, oldest first; hidden (temp, lease) files never."""
         try:
-            names = os.listdir(self.directory)
+            names = os.listdir(directory)
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise SmailError("spool_read", f"Cannot list the mail spool {self.directory}: {exc.strerror}.") from None
+            raise SmailError("spool_read", f"Cannot list the mail spool {directory}: {exc.strerror}.") from None
         return sorted(name for name in names if not name.startswith(".") and wanted(name))
 
-    def _scan(self, wanted: t.Callable[[str], bool]) -> tuple[list[SpooledMessage], list[str]]:
-        """The readable messages among the names ``wanted`` accepts, and the paths of the unreadable ones."""
-        if not self._secure(create=False):
-            return [], []
-        messages: list[SpooledMessage] = []
-        unreadable: list[str] = []
-        for name in self._names(wanted):
-            path = os.path.join(self.directory, name)
-            try:
-                with open(path, "rb") as handle:
-                    messages.append(_load(handle, path))
-            except FileNotFoundError:
-                continue  # delivered or set aside meanwhile
-            except (OSError, ValueError):
-                unreadable.append(path)
-        return messages, unreadable
+    def _sweep(self, directory: str) -> None:
+        """Remove temp files left by a process that died while writing, and leases nobody holds any more."""
+        with contextlib.suppress(OSError):
+            for name in os.listdir(directory):
+                path = os.path.join(directory, name)
+                if name.endswith(".tmp") and name.startswith("."):
+                    with contextlib.suppress(OSError):
+                        info = os.lstat(path)
+                        if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() \
+                                and self.clock() - info.st_mtime > STALE_TEMP_SECONDS:
+                            os.unlink(path)
+                elif name.startswith(".lease-") and (self._lease is None or name != self._lease[0]) \
+                        and not _lease_held(directory, name):
+                    with contextlib.suppress(OSError):
+                        if self.clock() - os.lstat(path).st_mtime > STALE_TEMP_SECONDS:
+                            os.unlink(path)
 
     # --- listings --------------------------------------------------------------------------------
 
+    def _scan(self, account: str | None) -> tuple[list[SpooledMessage], list[str]]:
+        messages: list[SpooledMessage] = []
+        unreadable: list[str] = []
+        for directory in self._open(account):
+            for name in self._names(directory, lambda name: True):
+                path = os.path.join(directory, name)
+                try:
+                    fd = _open_regular(path, _READ_FLAGS)
+                except FileNotFoundError:
+                    continue  # delivered meanwhile
+                except (OSError, ValueError):
+                    unreadable.append(path)
+                    continue
+                try:
+                    message = _read_fd(fd, path)
+                    if account is not None and not message.is_for(account):
+                        raise ValueError("another account's mail")
+                    messages.append(message)
+                except (OSError, ValueError):
+                    unreadable.append(path)
+                finally:
+                    os.close(fd)
+        return messages, unreadable
+
     def pending(self, account: str | None = None) -> list[SpooledMessage]:
-        """The messages waiting to be sent (for ``account`` when given), oldest first, without locking them."""
-        messages = self._scan(_is_pending)[0]
-        return [message for message in messages if account is None or message.is_for(account)]
+        """The mail waiting to be sent (for ``account`` when given), oldest first, without locking it."""
+        return [message for message in self._scan(account)[0] if not message.held]
 
-    def held(self) -> list[SpooledMessage]:
-        """The messages set aside, oldest first."""
-        return self._scan(_is_held)[0]
+    def held(self, account: str | None = None) -> list[SpooledMessage]:
+        """The mail set aside (for ``account`` when given), oldest first."""
+        return [message for message in self._scan(account)[0] if message.held]
 
-    def unreadable(self) -> list[str]:
-        """The paths of spool files that are no usable message (corrupt, unreadable, another user's); left in place."""
-        return self._scan(_is_pending)[1] + self._scan(_is_held)[1]
+    def unreadable(self, account: str | None = None) -> list[str]:
+        """The paths of spool files that are no usable mail (corrupt, another user's, not a regular file); left alone."""
+        return self._scan(account)[1]
 
-    # --- changes ---------------------------------------------------------------------------------
+    def held_count(self, account: str) -> int:
+        """How many mails of ``account`` are held; reads only their control blocks."""
+        count = 0
+        for directory in self._open(account):
+            for name in self._names(directory, lambda name: name.endswith(SUFFIX)):
+                with contextlib.suppress(OSError, ValueError):
+                    fd = _open_regular(os.path.join(directory, name), _READ_FLAGS)
+                    try:
+                        count += Control.decode(os.pread(fd, CONTROL_SIZE, 0)).state == "held"
+                    finally:
+                        os.close(fd)
+        return count
+
+    # --- enqueue ---------------------------------------------------------------------------------
+
+    def lease(self, account: str) -> str:
+        """The name of this process's lease in ``account``'s directory, created and locked on first use.
+
+        Mail enqueued under it is this task's to deliver: a claim by another process passes it by while the lease is
+        held, and takes it as soon as this process ends, however it ends (the kernel drops the lock).
+        """
+        if self._lease is not None:
+            return self._lease[0]
+        directory = self.account_directory(account)
+        name = f".lease-{os.urandom(8).hex()}"
+        try:
+            fd = os.open(os.path.join(directory, name), _CREATE_FLAGS, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise SmailError("spool_write", f"Cannot write to the mail spool {directory}: {exc.strerror}.",
+                             hint=_WRITE_HINT) from None
+        self._lease = (name, fd, os.path.join(directory, name))
+        return name
+
+    def end_lease(self) -> None:
+        """Give up this process's lease (its mail is then anybody's to deliver when due)."""
+        if self._lease is not None:
+            _name, fd, path = self._lease
+            self._lease = None
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            os.close(fd)
+
+    def enqueue(self, envelopes: t.Sequence[Envelope], *, account: str, server: str, reason: str = "enqueued",
+                leased: bool = True) -> list[SpooledMessage]:
+        """Write each envelope to the spool, durably, before any of it is offered to a server; returns the mails.
+
+        Every file is written and fsync'd, then all are renamed into place and the directory fsync'd once: a
+        batch costs one directory sync. The mails are leased to this process (:meth:`lease`) unless not ``leased``.
+        Raises SmailError ``spool_write`` (nothing is left behind then) or ``spool_insecure``.
+        """
+        self._open(account, create=True)
+        directory = self.account_directory(account)
+        lease = self.lease(account) if leased else None
+        control = Control(next_attempt=int(self.clock()), lease=lease).encode()
+        written: list[tuple[str, str, SpooledMessage]] = []
+        try:
+            for envelope in envelopes:
+                now_ns = int(self.clock() * 1e9)
+                name = f"{time.time_ns():020d}-{os.urandom(8).hex()}{SUFFIX}"  # sorts in the order of enqueueing
+                tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
+                records = b"".join(_record("pending") for _address in envelope.recipients)
+                body = _body(account=account, server=server, envelope=envelope, reason=reason, now_ns=now_ns)
+                fd = os.open(tmp, _CREATE_FLAGS, 0o600)
+                try:
+                    written.append((tmp, os.path.join(directory, name), SpooledMessage(
+                        path=os.path.join(directory, name), account=account, server=server, sender=envelope.sender,
+                        envelope_recipients=tuple(envelope.recipients), message_id=envelope.message_id,
+                        data=envelope.data, spooled_at=_iso(now_ns / 1e9), spooled_ns=now_ns, reason=reason,
+                        control=Control(next_attempt=int(self.clock()), lease=lease),
+                        records=tuple(("pending", "") for _address in envelope.recipients))))
+                    _write_all(fd, control + records + body)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for tmp, path, _message in written:
+                os.rename(tmp, path)
+        except OSError as exc:
+            for tmp, path, _message in written:
+                for leftover in (tmp, path):
+                    with contextlib.suppress(OSError):
+                        os.unlink(leftover)
+            raise SmailError("spool_write", f"Cannot write to the mail spool {directory}: {exc.strerror}.",
+                             hint=_WRITE_HINT) from None
+        fsync_directory(directory)
+        return [message for _tmp, _path, message in written]
 
     def add(self, *, account: str, server: str, sender: str, recipients: t.Sequence[str], message_id: str | None,
-            data: bytes, reason: str, delivered: t.Sequence[str] = (), refused: t.Mapping[str, str] | None = None,
-            held_reason: str | None = None) -> SpooledMessage:
-        """Keep a message for a later delivery (or, with ``held_reason``, held): one new 0600 file, written atomically.
+            data: bytes, reason: str) -> SpooledMessage:
+        """Keep one mail for a later delivery, due at once and leased to nobody (as a send that ended left it)."""
+        from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import Envelope  # pylint: disable=import-outside-toplevel
+        return self.enqueue([Envelope(sender, tuple(recipients), bytes(data), message_id)], account=account,
+                            server=server, reason=reason, leased=False)[0]
 
-        Raises SmailError ``spool_write`` (naming the directory) when it cannot be written, ``spool_insecure``
-        when the directory belongs to another user.
+    # --- changes by Message-ID -------------------------------------------------------------------
+
+    def by_id(self, message_ids: t.Sequence[str], *, option: str) -> list[SpooledMessage]:
+        """The mail (held or pending) with these Message-IDs (angle brackets optional), of every account.
+
+        Raises OptionError naming ``option`` for a Message-ID no spooled mail has: nothing is changed then.
         """
-        self._secure(create=True)
-        suffix = MESSAGE_SUFFIX if held_reason is None else HELD_SUFFIX
-        name = f"{time.time_ns():020d}-{os.urandom(8).hex()}{suffix}"
-        now = _utc_now()
-        message = SpooledMessage(path=os.path.join(self.directory, name), account=account, server=server, sender=sender,
-                                 recipients=tuple(recipients), message_id=message_id, data=bytes(data),
-                                 spooled_at=now, reason=reason, held_reason=held_reason,
-                                 held_at=None if held_reason is None else now, delivered=tuple(delivered),
-                                 refused=dict(refused or {}))
-        try:
-            write_private_file(message.path, _serialise(message))
-        except OSError as exc:
-            raise SmailError("spool_write", f"Cannot write to the mail spool {self.directory}: {exc.strerror}.",
-                             hint=_WRITE_HINT) from None
-        return message
-
-    def remove(self, message: SpooledMessage) -> None:
-        """Forget a message the server accepted; one already gone is fine. Raises SmailError ``spool_write``."""
-        try:
-            remove_private_file(message.path)
-        except OSError as exc:
-            raise SmailError("spool_write", f"Cannot remove {message.path} from the mail spool: {exc.strerror}.",
-                             hint="The message was delivered: remove the file, or it is sent again.") from None
-
-    def set_aside(self, message: SpooledMessage, reason: str) -> SpooledMessage:
-        """Hold a message that must not be retried automatically (delivery unknown, refused for good).
-
-        The file is renamed to its held name, then rewritten with ``reason``; returns the held message. Raises
-        SmailError ``spool_write``.
-        """
-        held_path = message.path if _is_held(message.path) else message.path[:-len(MESSAGE_SUFFIX)] + HELD_SUFFIX
-        held = dataclasses.replace(message, path=held_path, held_reason=reason, held_at=_utc_now())
-        try:
-            # The rename comes first: once it is done no claim picks the message up, even if the rewrite fails.
-            if held_path != message.path:
-                os.rename(message.path, held_path)
-            write_private_file(held_path, _serialise(held))
-        except OSError as exc:
-            raise SmailError("spool_write", f"Cannot set {message.path} aside in the mail spool: {exc.strerror}.",
-                             hint=_WRITE_HINT) from None
-        return held
-
-    def held_by_id(self, message_ids: t.Sequence[str], *, option: str) -> list[SpooledMessage]:
-        """The held messages with these Message-IDs (angle brackets optional), every one of them held.
-
-        Raises OptionError naming ``option`` for a Message-ID no held message has: nothing is changed then.
-        """
-        held: dict[str, list[SpooledMessage]] = {}
-        for message in self.held():
-            held.setdefault(_bare_id(message.message_id), []).append(message)
-        unknown = [message_id for message_id in message_ids if _bare_id(message_id) not in held]
+        found: dict[str, list[SpooledMessage]] = {}
+        for message in self._scan(None)[0]:
+            found.setdefault(_bare_id(message.message_id), []).append(message)
+        unknown = [message_id for message_id in message_ids if _bare_id(message_id) not in found]
         if unknown:
-            raise OptionError(option, f"no held mail in {self.directory} has the Message-ID " + ", ".join(unknown))
-        return [message for message_id in dict.fromkeys(map(_bare_id, message_ids)) for message in held[message_id]]
+            raise OptionError(option, f"no spooled mail in {self.directory} has the Message-ID " + ", ".join(unknown))
+        return [message for message_id in dict.fromkeys(map(_bare_id, message_ids)) for message in found[message_id]]
 
-    def release(self, message: SpooledMessage, *, check_only: bool = False) -> SpooledMessage:
-        """Queue a held message again for its recipients still to be served; returns the pending message.
-
-        Raises OptionError (``release``) for a message with no such recipient left, SmailError ``spool_write``.
-        ``check_only`` checks without writing.
-        """
-        if not message.recipients:
+    def check_release(self, message: SpooledMessage) -> None:
+        """Raises OptionError (``release``) for a held mail with no recipient left to send to."""
+        if message.held and not message.recipients:
             raise OptionError("release", f"the held mail {message.message_id} has no recipient left to send to "
                               f"(delivered: {', '.join(message.delivered) or 'nobody'}; refused: "
                               f"{', '.join(message.refused) or 'nobody'}); discard it instead")
-        pending = dataclasses.replace(message, path=message.path[:-len(HELD_SUFFIX)] + MESSAGE_SUFFIX,
-                                      held_reason=None, held_at=None)
-        if check_only:
-            return pending
+
+    def release(self, message: SpooledMessage) -> bool:
+        """Queue a held mail again, due at once, under its lock; False when it was not held any more (released or
+        delivered meanwhile by another run). Raises SmailError ``spool_write``."""
+        with self._locked(message.path, wait=True) as (fd, current):
+            if current is None or not current.held:
+                return False
+            self.check_release(current)
+            self._write_control(fd, current, Control(attempts=current.control.attempts,
+                                                     next_attempt=int(self.clock())))
+        return True
+
+    def discard(self, message: SpooledMessage) -> bool:
+        """Delete a held mail under its lock; False when it was not held any more. Raises SmailError ``spool_write``."""
+        with self._locked(message.path, wait=True) as (_fd, current):
+            if current is None or not current.held:
+                return False
+            _remove(current.path, "The mail is still in the spool.")
+        return True
+
+    @contextlib.contextmanager
+    def _locked(self, path: str, *, wait: bool) -> t.Iterator[tuple[int, SpooledMessage | None]]:
+        """The file ``path`` locked, and its mail as it is now (None when it is gone or unusable)."""
         try:
-            write_private_file(pending.path, _serialise(pending))
-            remove_private_file(message.path)
-        except OSError as exc:
-            raise SmailError("spool_write", f"Cannot release {message.path} in the mail spool: {exc.strerror}.",
-                             hint=_WRITE_HINT) from None
-        return pending
+            fd = _open_regular(path, _OPEN_FLAGS)
+        except (OSError, ValueError):
+            yield -1, None
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_nlink == 0:
+                yield fd, None  # removed (delivered or discarded) while this process waited for the lock
+                return
+            try:
+                current = _read_fd(fd, path)
+            except (OSError, ValueError):
+                current = None
+            yield fd, current
+        finally:
+            os.close(fd)
+
+    def _write_control(self, fd: int, message: SpooledMessage, control: Control) -> SpooledMessage:
+        try:
+            _pwrite_durably(fd, control.encode(), 0)
+        except (OSError, ValueError) as exc:
+            raise SmailError("spool_write", f"Cannot update {message.path} in the mail spool: "
+                             f"{getattr(exc, 'strerror', None) or exc}.", hint=_WRITE_HINT) from None
+        return dataclasses.replace(message, control=control)
 
     # --- delivery --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def claim(self, account: str, *, skip: t.AbstractSet[str] = frozenset(),
-              limit: int = CLAIM_WINDOW) -> t.Iterator[Claim]:
-        """At most ``limit`` pending messages of ``account``, oldest first, each locked against other processes until exit.
+    def claim(self, account: str, *, paths: t.Sequence[str] | None = None, due_only: bool = True,
+              skip: t.AbstractSet[str] = frozenset(), limit: int = CLAIM_WINDOW) -> t.Iterator[Claim]:
+        """At most ``limit`` pending mails of ``account``, each locked against other processes until exit.
 
-        Paths in ``skip`` are not looked at. A message another process holds, one removed or set aside meanwhile, an
-        unreadable file (see :meth:`unreadable`) and another account's message are left out and named in
-        :attr:`Claim.passed`. Deliver inside the block, with :meth:`Claim.record` after each transaction.
+        With ``paths``, those files (this task's own mail, leased to it). Otherwise the account's pending mail, due
+        first and oldest first: with ``due_only`` only what is due (a send), else all of it (an explicit flush);
+        mail leased to a running task is passed by. A pending mail past the spool's lifetime is held as
+        ``expired`` instead (:attr:`Claim.expired`). Paths in ``skip`` are not looked at. Files passed by are named
+        in :attr:`Claim.passed`. Deliver inside the block, with :meth:`Claim.progress` after each transaction.
         """
-        if fcntl is None:  # pragma: no cover - not on POSIX
-            raise SmailError("spool_lock", "The mail spool needs file locks (fcntl), which this system lacks.")
-        claim = Claim(self)
+        claim = Claim(self, account)
         try:
-            if self._secure(create=False):
-                for name in self._names(_is_pending):
-                    if len(claim.messages) >= limit:
-                        break
-                    path = os.path.join(self.directory, name)
-                    if path not in skip:
-                        try:
-                            claim.take(path, account)
-                        except _WindowFull:
-                            break
+            if paths is not None:
+                candidates = [path for path in paths if path not in skip]
+            else:
+                candidates = self._candidates(account, due_only=due_only, skip=skip)
+            for path in candidates:
+                if len(claim.messages) >= limit:
+                    break
+                try:
+                    claim.take(path, own=paths is not None)
+                except _WindowFull:
+                    break
             yield claim
         finally:
             claim.release_all()
 
-    def keep_unsent(self, envelope: Envelope, outcome: Outcome, *, account: str, endpoint: SMTPEndpoint,
-                    error: SmailError) -> tuple[dict[str, t.Any], str]:
-        """Spool ``envelope`` for its pending recipients because of ``error``; returns the result fields and the warning."""
-        spooled = self.add(account=account, server=f"{endpoint.host}:{endpoint.port}", sender=envelope.sender,
-                           recipients=tuple(outcome.pending), message_id=envelope.message_id, data=envelope.data,
-                           reason=f"{error.code}: {error.msg}", delivered=outcome.accepted, refused=outcome.refused)
-        warning = (f"The mail {envelope.message_id} could not be sent now ({error.code}: {error.msg}) and was spooled to "
-                   f"{spooled.path}; the next send with the same spool_dir and account delivers it.")
-        return {"spooled": True, "spool_path": spooled.path}, warning
-
-    def hold_unknown(self, envelope: Envelope, outcome: Outcome, *, account: str, endpoint: SMTPEndpoint,
-                     error: SmailError) -> tuple[dict[str, t.Any], str]:
-        """Keep, held, a mail whose delivery became unknown: never resent by itself, but not lost either."""
-        held = self.add(account=account, server=f"{endpoint.host}:{endpoint.port}", sender=envelope.sender,
-                        recipients=tuple(outcome.pending), message_id=envelope.message_id, data=envelope.data,
-                        reason=f"{error.code}: {error.msg}", delivered=outcome.accepted, refused=outcome.refused,
-                        held_reason=f"{error.code}: {error.msg} {_UNKNOWN_HINT}")
-        warning = (f"The delivery of {envelope.message_id} became unknown ({error.code}); it is kept, held, at "
-                   f"{held.path}. {_UNKNOWN_HINT}")
-        return {"held": True, "spool_path": held.path}, warning
+    def _candidates(self, account: str, *, due_only: bool, skip: t.AbstractSet[str]) -> list[str]:
+        """The account's pending mail files in the order a delivery takes them: by next attempt, then oldest."""
+        directories = self._open(account)
+        if not directories:
+            return []
+        directory = directories[0]
+        self._sweep(directory)
+        now = self.clock()
+        order: list[tuple[int, str]] = []
+        for name in self._names(directory, lambda name: name.endswith(SUFFIX)):
+            path = os.path.join(directory, name)
+            if path in skip:
+                continue
+            try:
+                fd = _open_regular(path, _READ_FLAGS)
+            except (OSError, ValueError):
+                continue  # gone, or unreadable (listed by unreadable())
+            try:
+                control = Control.decode(os.pread(fd, CONTROL_SIZE, 0))
+            except (OSError, ValueError):
+                continue
+            finally:
+                os.close(fd)
+            if control.state != "pending" or (due_only and control.next_attempt > now):
+                continue
+            order.append((control.next_attempt, path))
+        return [path for _when, path in sorted(order)]
 
 
 class _WindowFull(Exception):
@@ -428,32 +715,51 @@ def _bare_id(message_id: str | None) -> str:
     return (message_id or "").strip().strip("<>").casefold()
 
 
-class Claim:
-    """Messages of one account that this process holds locked, and their state as the delivery goes on."""
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
-    def __init__(self, spool: Spool) -> None:
+
+def _remove(path: str, hint: str) -> None:
+    try:
+        remove_private_file(path)
+    except OSError as exc:
+        raise SmailError("spool_write", f"Cannot remove {path} from the mail spool: {exc.strerror}.", hint=hint) from None
+
+
+class Claim:
+    """Mails of one account that this process holds locked, and their state as the delivery goes on."""
+
+    def __init__(self, spool: Spool, account: str) -> None:
         self.spool = spool
-        #: The messages locked, as they were read.
+        self.account = account
+        #: The mails locked, as they were read.
         self.messages: list[SpooledMessage] = []
-        #: Paths looked at but not taken (locked elsewhere, gone, unreadable, another account's).
+        #: Mails found past the spool's lifetime and held as expired by this claim.
+        self.expired: list[SpooledMessage] = []
+        #: Paths looked at but not taken (locked elsewhere, leased, gone, unreadable, another account's).
         self.passed: list[str] = []
         self._fds: dict[str, int] = {}
         self._current: dict[str, SpooledMessage] = {}
 
-    def take(self, path: str, account: str) -> None:
-        """Lock and read the message at ``path`` if it is ``account``'s and nobody else holds it."""
+    def take(self, path: str, *, own: bool = False) -> None:
+        """Lock and read the mail at ``path`` if it is pending, this account's and nobody else's to deliver."""
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+            fd = _open_regular(path, _OPEN_FLAGS)
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE) and self.messages:
                 raise _WindowFull() from None  # the process's open-file limit ends this window; a later one takes it
             if exc.errno in (errno.EMFILE, errno.ENFILE):
                 raise SmailError("spool_read", f"Cannot open {path} in the mail spool: {exc.strerror}.",
                                  hint="Raise the open-file limit (ulimit -n) of the process that sends.") from None
-            self.passed.append(path)  # gone meanwhile, or unreadable (reported by unreadable())
+            self.passed.append(path)
+            return
+        except ValueError:
+            self.passed.append(path)
             return
         try:
-            message = _locked_message(fd, path, account)
+            message = self._locked_message(fd, path, own=own)
         except BaseException:
             os.close(fd)
             raise
@@ -465,53 +771,111 @@ class Claim:
         self._current[path] = message
         self.messages.append(message)
 
-    def record(self, message: SpooledMessage, outcome: Outcome) -> str:
-        """Bring the file of ``message`` up to date with ``outcome`` (the whole delivery so far); returns its state.
+    def _locked_message(self, fd: int, path: str, *, own: bool) -> SpooledMessage | None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None  # another process is delivering it
+            raise
+        try:
+            if os.fstat(fd).st_nlink == 0:
+                return None  # delivered or discarded after this process opened it
+            message = _read_fd(fd, path)
+        except (OSError, ValueError):
+            return None
+        if message.held or not message.is_for(self.account):
+            return None
+        directory = os.path.dirname(path)
+        if not own and message.control.lease and _lease_held(directory, message.control.lease):
+            return None  # the task that enqueued it is still delivering it
+        if not own and self.spool.clock() - message.spooled_ns / 1e9 > self.spool.lifetime:
+            held = self.spool._write_control(fd, message, dataclasses.replace(  # pylint: disable=protected-access
+                message.control, state="held", lease=None, held_code="expired",
+                held_reason=f"Not delivered within spool_lifetime ({self.spool.lifetime} s)"
+                            + (f"; last error: {message.control.last_error}" if message.control.last_error else ""),
+                held_at=_iso(self.spool.clock())))
+            self.expired.append(held)
+            return None
+        return message
 
-        ``delivered`` (every recipient has it: the file is removed), ``refused`` (no recipient left, one refused for
-        good: held), ``held`` (a final failure of the message, or its delivery became unknown), or ``pending``
-        (recipients left to try: the file names only them). Idempotent. Raises SmailError ``spool_write``.
+    def holds(self, message: SpooledMessage) -> bool:
+        """Whether this claim still holds the mail's file (not delivered, held or forgotten)."""
+        return message.path in self._fds
+
+    def current(self, message: SpooledMessage) -> SpooledMessage:
+        """The mail as its file says now."""
+        return self._current[message.path]
+
+    def progress(self, message: SpooledMessage, outcome: Outcome) -> str:
+        """Write each recipient's final answer so far into the file, in place; returns ``delivered`` when nobody is
+        left and nobody refused it (the file is then removed), else ``pending``. Idempotent.
+
+        Raises SmailError ``spool_write``: its hint names the recipients who have the mail.
         """
         current = self._current[message.path]
-        if current.path != message.path:
-            return "refused" if current.refused and not current.recipients else "held"  # held already
-        delivered = message.delivered + tuple(address for address in outcome.accepted if address not in message.delivered)
-        refused = {**message.refused, **outcome.refused}
-        updated = dataclasses.replace(current, recipients=tuple(outcome.pending), delivered=delivered, refused=refused)
-        error = outcome.error
-        if outcome.pending and error is not None and not getattr(error, "transient", False) \
-                and getattr(error, "stage", None) not in _SESSION_STAGES:
-            reason = f"{error.code}: {error.msg}" + (f" {_UNKNOWN_HINT}" if error.code == "delivery_unknown" else "")
-            self._hold(updated, reason)
-            return "held"
-        if not outcome.pending:
-            if not refused:
-                self.spool.remove(current)
-                self._unlock(message.path)
-                return "delivered"
-            self._hold(updated, "Refused for good: " + "; ".join(f"{address}: {reply}" for address, reply in refused.items()))
-            return "refused"
-        state = (updated.recipients, updated.delivered, updated.refused)
-        if state != (current.recipients, current.delivered, current.refused):
+        fd = self._fds.get(message.path)
+        if fd is None:
+            return "settled"
+        accepted = set(outcome.accepted)
+        records = list(current.records)
+        changed = []
+        for index, (address, (state, _reply)) in enumerate(zip(current.envelope_recipients, records)):
+            if state != "pending":
+                continue
+            if address in accepted:
+                records[index] = ("delivered", "")
+            elif address in outcome.refused:
+                records[index] = ("refused", outcome.refused[address])
+            else:
+                continue
+            changed.append(index)
+        updated = dataclasses.replace(current, records=tuple(records))
+        if not updated.recipients and not updated.refused:
+            _remove(current.path, "Every recipient has the mail: remove the file, or it is sent again.")
+            self._unlock(message.path)
+            self._current[message.path] = updated
+            return "delivered"
+        if changed:
             try:
-                fd = write_locked_private_file(message.path, _serialise(updated))
-            except OSError as exc:
-                raise SmailError("spool_write", f"Cannot update {message.path} in the mail spool: {exc.strerror}.",
-                                 hint="Its recipients " + ", ".join(updated.delivered) + " have the message; remove "
-                                      "them from the file, or they get it again.") from None
-            os.close(self._fds[message.path])  # the new file is locked already: the lock was handed over
-            self._fds[message.path] = fd
+                for index in changed:
+                    os.pwrite(fd, _record(*records[index]), CONTROL_SIZE + index * RECORD_SIZE)
+                os.fsync(fd)
+            except (OSError, ValueError) as exc:
+                raise SmailError("spool_write", f"Cannot update {message.path} in the mail spool: "
+                                 f"{getattr(exc, 'strerror', None) or exc}.",
+                                 hint="Its recipients " + ", ".join(updated.delivered) + " have the mail; mark them "
+                                      "delivered in the file, or they get it again.") from None
             self._current[message.path] = updated
         return "pending"
 
-    def current(self, message: SpooledMessage) -> SpooledMessage:
-        """The message as its file says now (narrowed, or held)."""
-        return self._current[message.path]
+    def hold(self, message: SpooledMessage, code: str, reason: str) -> SpooledMessage:
+        """Set the mail aside in place: never retried by itself. Raises SmailError ``spool_write``."""
+        current = self._current[message.path]
+        held = self.spool._write_control(  # pylint: disable=protected-access
+            self._fds[message.path], current, dataclasses.replace(
+                current.control, state="held", lease=None, held_code=code, held_reason=reason,
+                held_at=_iso(self.spool.clock())))
+        self._current[message.path] = held
+        self._unlock(message.path)
+        return held
 
-    def _hold(self, updated: SpooledMessage, reason: str) -> None:
-        held = self.spool.set_aside(updated, reason)
-        self._current[updated.path] = held
-        self._unlock(updated.path)
+    def defer(self, message: SpooledMessage, error: str) -> SpooledMessage:
+        """Count a failed attempt and give the mail its next attempt time. Raises SmailError ``spool_write``."""
+        current = self._current[message.path]
+        attempts = current.control.attempts + 1
+        deferred = self.spool._write_control(  # pylint: disable=protected-access
+            self._fds[message.path], current, dataclasses.replace(
+                current.control, attempts=attempts, lease=None, last_error=error,
+                next_attempt=int(self.spool.clock()) + backoff(attempts)))
+        self._current[message.path] = deferred
+        return deferred
+
+    def forget(self, message: SpooledMessage) -> None:
+        """Remove the file of a mail whose final failure the task reports itself."""
+        if message.path in self._fds:
+            _remove(message.path, "The task failed and reported it; remove the file, or it is sent again.")
+            self._unlock(message.path)
 
     def _unlock(self, path: str) -> None:
         fd = self._fds.pop(path, None)
@@ -523,18 +887,63 @@ class Claim:
             self._unlock(path)
 
 
-def _locked_message(fd: int, path: str, account: str) -> SpooledMessage | None:
-    """Lock the open file and read its message; None when locked elsewhere, replaced, unusable or another account's."""
+# --- format 1 --------------------------------------------------------------------------------------
+
+def _convert_v1(spool: Spool) -> None:
+    """Move format-1 files (collection 1.0.0: one JSON file per mail in the spool directory itself) into the
+    account directories as format 2, each under its lock; a file converted before a crash is not converted twice
+    (the new name is the old one's), and one that cannot be read is left alone (listed as unreadable by 1.0.0)."""
+    for name in spool._names(spool.directory, lambda name: name.endswith(_V1_MESSAGE)):  # pylint: disable=protected-access
+        path = os.path.join(spool.directory, name)
+        try:
+            fd = _open_regular(path, _OPEN_FLAGS)
+        except (OSError, ValueError):
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_nlink == 0:
+                continue
+            entry = json.loads(os.pread(fd, os.fstat(fd).st_size, 0))
+            if not isinstance(entry, dict) or entry.get("format") != 1:
+                continue
+            _write_v2_from_v1(spool, entry, name)
+            remove_private_file(path)
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        finally:
+            os.close(fd)
+
+
+def _write_v2_from_v1(spool: Spool, entry: dict[str, t.Any], name: str) -> None:
+    stem = name[:-len(_V1_HELD)] if name.endswith(_V1_HELD) else name[:-len(_V1_MESSAGE)]
+    account = str(entry["account"])
+    directory = spool.account_directory(account)
+    spool._secure(directory, create=True)  # pylint: disable=protected-access
+    target = os.path.join(directory, stem + SUFFIX)
+    if os.path.lexists(target):
+        return  # converted before a crash kept the old file
+    recipients = [*entry.get("delivered", []), *entry.get("refused", {}), *entry["recipients"]]
+    records = [("delivered", "")] * len(entry.get("delivered", [])) + \
+        [("refused", str(reply)) for reply in entry.get("refused", {}).values()] + \
+        [("pending", "")] * len(entry["recipients"])
+    held = entry.get("held_reason") is not None
+    code = str(entry["held_reason"]).split(":", 1)[0] if held else None
+    control = Control(state="held" if held else "pending", held_code=code,
+                      held_reason=entry.get("held_reason"), held_at=entry.get("held_at"))
+    spooled_ns = calendar.timegm(time.strptime(entry["spooled_at"], "%Y-%m-%dT%H:%M:%SZ")) * 10 ** 9
+    body = json.dumps({"account": account, "server": entry["server"], "sender": entry["sender"],
+                       "recipients": recipients, "message_id": entry.get("message_id"),
+                       "spooled_at": entry["spooled_at"], "spooled_ns": spooled_ns, "reason": entry["reason"],
+                       "data": entry["data"]}, separators=(",", ":")).encode("ascii") + b"\n"
+    base64.b64decode(entry["data"], validate=True)
+    tmp = os.path.join(directory, f".{stem}{SUFFIX}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, _CREATE_FLAGS, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return None  # another process is delivering it
-    # Opened before another process removed (delivered), replaced (narrowed) or renamed (set aside) it: too late.
-    try:
-        if not os.path.samestat(os.stat(path), os.fstat(fd)):
-            return None
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            message = _load(handle, path)
-    except (OSError, ValueError):
-        return None
-    return message if message.is_for(account) else None
+        _write_all(fd, control.encode() + b"".join(_record(*record) for record in records) + body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, target)
+    fsync_directory(directory)
+
+

@@ -14,7 +14,7 @@ import typing as t
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _spool
+from ansible_collections.smail.xoauth2.plugins.module_utils import _errors, _mailer, _smtp, _spool
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
@@ -44,22 +44,29 @@ def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvid
     if both:
         return TaskResult.failure(f"Options 'release' and 'discard': both name {', '.join(both)}",
                                   error="invalid_option", option="release")
-    spool = _spool.Spool(params["spool_dir"])
     transcript = _smtp.Transcript()
-    result: dict = {"spool_delivered": [], "spool_refused": [], "attempts": 0}
+    result: dict = {"spool_delivered": [], "spool_refused": [], "spool_expired": [], "attempts": 0}
     secrets: t.Collection[str] = ()
     warnings: list[str] = []
+    released: list[_spool.SpooledMessage] = []
+    discarded: list[_spool.SpooledMessage] = []
     try:
-        # Every Message-ID is checked before anything changes.
-        released = spool.held_by_id(params["release"], option="release")
-        discarded = spool.held_by_id(params["discard"], option="discard")
-        for message in released:
-            spool.release(message, check_only=True)
+        spool = t.cast(_spool.Spool, _mailer.open_spool(params))  # spool_dir is set
+        # Every Message-ID is checked before anything changes; each change is made under the file's lock, and one
+        # another run made first (a concurrent release, a delivery) is not made again.
+        to_release = [message for message in spool.by_id(params["release"], option="release") if message.held]
+        to_discard = spool.by_id(params["discard"], option="discard")
+        for message in to_discard:
+            if not message.held:
+                raise _errors.OptionError("discard", f"the mail {message.message_id} is not held but waiting to be "
+                                          "sent; only held mail can be discarded")
+        for message in to_release:
+            spool.check_release(message)
         if not check_mode:
-            for message in released:
-                spool.release(message)
-            for message in discarded:
-                spool.remove(message)
+            released = [message for message in to_release if spool.release(message)]
+            discarded = [message for message in to_discard if spool.discard(message)]
+        else:
+            released, discarded = to_release, to_discard
         if params["flush"] and not check_mode:
             delivery = _mailer.flush_spool(params, transcript=transcript, sessions=sessions)
             secrets = delivery.secrets
@@ -68,6 +75,7 @@ def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvid
         else:
             result["spool_pending"] = [message.summary() for message in spool.pending()]
         result["spool_held"] = [message.summary() for message in spool.held()]
+        result["spool_held_count"] = len(result["spool_held"])
         result["spool_unreadable"] = spool.unreadable()
     except MissingLibraryError as exc:
         return TaskResult.failure(missing_required_lib(exc.library), error=exc.code)
@@ -78,5 +86,6 @@ def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvid
     if result["spool_unreadable"]:
         warnings.append(f"{len(result['spool_unreadable'])} file(s) in the mail spool {params['spool_dir']} are no "
                         "usable spooled mail and were left as they are: " + ", ".join(result["spool_unreadable"]))
-    changed = bool(result["spool_delivered"] or result["spool_refused"] or released or discarded)
+    changed = bool(result["spool_delivered"] or result["spool_refused"] or result.get("spool_expired") or released
+                   or discarded)
     return TaskResult({"changed": changed, **result}, secrets=secrets, warnings=warnings)

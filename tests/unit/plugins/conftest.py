@@ -256,15 +256,18 @@ def docs_match_argspec():
     return check
 
 
-@pytest.fixture()
+@pytest.fixture(autouse=True)
 def secret_masker(monkeypatch):
     """ansible-core's own masking (2.22 on) with nothing registered before the test: ``mask(text)``, the text with the
-    registered secrets as ``$REDACTED$``; None on a line without it (there results are masked by the collection)."""
+    registered secrets as ``$REDACTED$``; None on a line without it (there results are masked by the collection).
+
+    Used by every test: the registry is process-wide, and values registered by earlier tests (any length counts, as
+    ``x``) would mask parts of every word a later test renders.
+    """
     try:
         from ansible.module_utils import secrets
         from ansible.module_utils._internal import _secrets as core_secrets
     except ImportError:
         return None
-    # A fresh registry: values registered by earlier tests (any length counts) would mask parts of every word.
     monkeypatch.setattr(secrets, "_secret_masker", core_secrets.SecretMasker())
     return secrets.mask_secrets

@@ -64,7 +64,7 @@ def test_a_spooled_mail_refused_for_good_is_held_and_reported_not_delivered(sett
     assert delivery.result["spool_delivered"] == []
     (refused,) = delivery.result["spool_refused"]
     assert refused["message_id"] == spooled.message_id and list(refused["refused"]) == ["reject-spooled@example.com"]
-    assert refused["delivered"] == ["ops@example.com"] and refused["path"].endswith(_spool.HELD_SUFFIX)
+    assert refused["delivered"] == ["ops@example.com"] and refused["held_code"] == "refused"
     assert any("refused for good" in warning and spooled.message_id in warning for warning in delivery.warnings)
     (held,) = _spool.Spool(str(tmp_path / "spool")).held()
     assert held.refused["reject-spooled@example.com"].startswith("550") and held.recipients == ()
@@ -101,7 +101,7 @@ def test_a_spool_larger_than_the_open_file_limit_drains(settings, tmp_path):
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == [300, 0]
-    assert os.listdir(tmp_path / "spool") == []
+    assert list((tmp_path / "spool").rglob("*.mail")) == []
     stored = [path for path in Path(settings["mail_dir"]).glob("*.eml") if b"Subject: fd limit " in path.read_bytes()]
     assert len(stored) == 300
 
@@ -148,21 +148,22 @@ def test_a_failed_token_renewal_spools_the_own_mail_and_loses_nothing(sandbox, s
     assert copies_for(settings, "renewal own") == [] and copies_for(settings, "renewal earlier") == []
 
 
-def test_a_spool_write_failure_in_a_batch_keeps_the_results_of_the_delivered(settings, tmp_path, monkeypatch):
+def test_a_full_disk_fails_the_batch_before_anything_is_sent(settings, tmp_path, monkeypatch):
+    # Every mail is on disk before its first SMTP command: a spool that cannot take it fails the task first.
     def disk_full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_spool, "write_private_file", disk_full)
-    specs = [_smtp.MessageSpec(sender=settings["account"], to=(recipient,), subject=f"enospc {number}")
-             for number, recipient in enumerate(["ops@example.com", "ops@example.com", "fault-rcpt451-enospc@example.com"])]
+    monkeypatch.setattr(_spool, "_write_all", disk_full)
+    specs = [_smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject=f"enospc {number}")
+             for number in range(3)]
 
-    batch = _mailer.deliver_batch(options(settings, tmp_path, retries=0), specs)
+    with pytest.raises(SmailError) as info:
+        _mailer.deliver_batch(options(settings, tmp_path, retries=0), specs)
 
-    results = batch.delivery.result["results"]
-    assert [result["recipients"] for result in results[:2]] == [["ops@example.com"]] * 2
-    assert batch.errors[:2] == [None, None] and batch.errors[2].code == "spool_write"
-    assert results[2]["error"] == "spool_write" and "No space left" in results[2]["msg"]
-    assert len(copies_for(settings, "enospc 0")) == 1 and len(copies_for(settings, "enospc 1")) == 1
+    assert info.value.code == "spool_write" and "No space left" in info.value.msg
+    assert str(tmp_path / "spool") in info.value.msg
+    assert [copies_for(settings, f"enospc {number}") for number in range(3)] == [[], [], []]
+    assert [path.name for path in (tmp_path / "spool").rglob("*") if path.is_file()] == []
 
 
 def test_a_flush_stores_a_rotated_refresh_token(settings, tmp_path):

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The mail spool on real files: format, privacy, listings, holding, and claims by concurrent processes."""
+"""The mail spool on real files: the format, written in place; privacy; leases, claims, schedules and lifetimes;
+exclusive changes by concurrent processes; format 1 converted."""
 
 from __future__ import annotations
 
@@ -20,25 +21,38 @@ import time
 import pytest
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp, _spool
-from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 
 ACCOUNT = "User@Example.com"
 MESSAGE = (b"Message-ID: <1@example.com>\r\nDate: Wed, 02 Dec 2026 02:30:00 +0000\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
            b"\r\nbody \xc3\xa9\r\n.\r\n")
+RECIPIENTS = ("a@example.com", "bcc@example.com")
+
+
+class Clock:
+    """A clock the test moves: the spool's schedule and lifetimes wait on no real time."""
+
+    def __init__(self) -> None:
+        self.now = time.time()  # where a child process's real clock meets it
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def envelope(message_id: str | None = "<1@example.com>", recipients=RECIPIENTS, data: bytes = MESSAGE) -> _smtp.Envelope:
+    return _smtp.Envelope("user@example.com", tuple(recipients), data, message_id)
 
 
 def add(spool: _spool.Spool, *, account: str = ACCOUNT, message_id: str | None = "<1@example.com>",
-        data: bytes = MESSAGE) -> _spool.SpooledMessage:
-    return spool.add(account=account, server="127.0.0.1:465", sender="user@example.com",
-                     recipients=["a@example.com", "bcc@example.com"], message_id=message_id, data=data,
-                     reason="smtp_connect: Connection refused")
+        recipients=RECIPIENTS, data: bytes = MESSAGE) -> _spool.SpooledMessage:
+    return spool.add(account=account, server="127.0.0.1:465", sender="user@example.com", recipients=list(recipients),
+                     message_id=message_id, data=data, reason="smtp_connect: Connection refused")
 
 
-@contextlib.contextmanager
-def claimed(spool: _spool.Spool, account: str):
-    """The messages of a claim (the first window), locked while the block runs."""
-    with spool.claim(account) as claim:
-        yield claim.messages
+def outcome_of(message: _spool.SpooledMessage, *, accepted=(), refused=None, pending=(), error=None) -> _smtp.Outcome:
+    outcome = _smtp.Outcome(message.envelope(), pending=list(pending))
+    outcome.accepted, outcome.refused, outcome.error = list(accepted), dict(refused or {}), error
+    return outcome
 
 
 def mode_of(path) -> int:
@@ -50,351 +64,9 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
 
 
-@pytest.fixture()
-def spool(tmp_path):
-    return _spool.Spool(str(tmp_path / "spool"))
-
-
-class TestAdd:
-    def test_one_private_file_in_a_private_directory(self, spool, tmp_path):
-        message = add(spool)
-        directory = tmp_path / "spool"
-        assert mode_of(directory) == 0o700
-        assert os.listdir(directory) == [os.path.basename(message.path)]
-        assert mode_of(message.path) == 0o600 and os.path.dirname(message.path) == str(directory)
-
-    def test_the_file_is_the_documented_json(self, spool):
-        message = add(spool)
-        with open(message.path, encoding="utf-8") as handle:
-            entry = json.load(handle)
-        assert entry.pop("spooled_at") == message.spooled_at
-        assert entry == {
-            "format": 1, "account": ACCOUNT, "server": "127.0.0.1:465", "sender": "user@example.com",
-            "recipients": ["a@example.com", "bcc@example.com"], "message_id": "<1@example.com>",
-            "reason": "smtp_connect: Connection refused", "data": base64.b64encode(MESSAGE).decode(),
-        }
-        assert time.strptime(message.spooled_at, "%Y-%m-%dT%H:%M:%SZ")
-
-    def test_the_message_comes_back_byte_for_byte(self, spool):
-        data = MESSAGE + bytes(range(256))
-        added = add(spool, data=data)
-        (read,) = spool.pending()
-        assert read == added and read.data == data and read.recipients == ("a@example.com", "bcc@example.com")
-
-    def test_names_sort_oldest_first(self, spool):
-        added = [add(spool, message_id=f"<{number}@example.com>") for number in range(5)]
-        names = [os.path.basename(message.path) for message in added]
-        assert names == sorted(names) and len(set(names)) == 5
-        assert [message.message_id for message in spool.pending()] == [f"<{number}@example.com>" for number in range(5)]
-
-    def test_a_loose_directory_is_tightened(self, spool, tmp_path):
-        (tmp_path / "spool").mkdir()
-        (tmp_path / "spool").chmod(0o755)
-        add(spool)
-        assert mode_of(tmp_path / "spool") == 0o700
-
-    def test_an_unwritable_spool_is_spool_write_naming_the_directory(self, tmp_path):
-        (tmp_path / "file").write_bytes(b"")
-        spool = _spool.Spool(str(tmp_path / "file" / "spool"))
-        with pytest.raises(SmailError) as info:
-            add(spool)
-        assert info.value.code == "spool_write" and str(tmp_path / "file" / "spool") in info.value.msg
-        assert info.value.hint
-
-    def test_a_failed_write_leaves_nothing(self, spool, tmp_path, monkeypatch):
-        add(spool)
-
-        def refuse(*_args):
-            raise OSError(28, "No space left on device")
-
-        monkeypatch.setattr(_spool.os, "replace", refuse)
-        with pytest.raises(SmailError) as info:
-            add(spool, message_id="<2@example.com>")
-        assert info.value.code == "spool_write" and "No space left" in info.value.msg
-        assert len(os.listdir(tmp_path / "spool")) == 1
-
-
-class TestSummaryAndRepr:
-    def test_summary_has_no_content(self, spool):
-        message = add(spool)
-        assert message.summary() == {"path": message.path, "message_id": "<1@example.com>",
-                                     "recipients": ["a@example.com", "bcc@example.com"],
-                                     "spooled_at": message.spooled_at, "reason": "smtp_connect: Connection refused"}
-        assert "body" not in repr(message) and "data" not in repr(message)
-
-
-class TestPrivacy:
-    def test_another_users_directory_is_refused_and_left_alone(self, spool, tmp_path, monkeypatch):
-        directory = tmp_path / "spool"
-        directory.mkdir()
-        directory.chmod(0o755)
-        owner = directory.stat().st_uid
-        monkeypatch.setattr(_spool.os, "geteuid", lambda: owner + 1)
-        for operation in (lambda: add(spool), spool.pending, spool.held, spool.unreadable,
-                          lambda: spool.claim(ACCOUNT).__enter__()):
-            with pytest.raises(SmailError) as info:
-                operation()
-            assert info.value.code == "spool_insecure" and str(directory) in info.value.msg
-        assert mode_of(directory) == 0o755 and os.listdir(directory) == []
-
-    @pytest.mark.parametrize("mode", [0o777, 0o770, 0o1777], ids=oct)
-    def test_a_directory_others_may_write_to_is_refused_and_left_alone(self, spool, tmp_path, mode):
-        directory = tmp_path / "spool"
-        directory.mkdir()
-        directory.chmod(mode)
-        for operation in (lambda: add(spool), spool.pending, lambda: spool.claim(ACCOUNT).__enter__()):
-            with pytest.raises(SmailError) as info:
-                operation()
-            assert info.value.code == "spool_insecure" and "other users" in info.value.msg
-        assert mode_of(directory) == mode and os.listdir(directory) == []
-
-    def test_another_users_symlink_is_not_followed(self, tmp_path):
-        if os.geteuid() != 0:
-            pytest.skip("only root can give a symlink to another user")
-        victim = tmp_path / "victims_dir"
-        victim.mkdir()
-        victim.chmod(0o755)
-        link = tmp_path / "spool"
-        link.symlink_to(victim)
-        os.lchown(link, 65534, 65534)  # planted by another local user
-        spool = _spool.Spool(str(link))
-        for operation in (lambda: add(spool), spool.pending, lambda: spool.claim(ACCOUNT).__enter__()):
-            with pytest.raises(SmailError) as info:
-                operation()
-            assert info.value.code == "spool_insecure" and "symbolic link" in info.value.msg
-        assert mode_of(victim) == 0o755 and os.listdir(victim) == []
-
-    def test_an_own_symlink_to_an_own_directory_is_used(self, tmp_path):
-        target = tmp_path / "real_spool"
-        target.mkdir(mode=0o700)
-        (tmp_path / "spool").symlink_to(target)
-        spool = _spool.Spool(str(tmp_path / "spool"))
-        added = add(spool)
-        assert spool.pending() == [added] and os.listdir(target) == [os.path.basename(added.path)]
-
-    def test_another_users_file_is_never_delivered(self, spool):
-        if os.geteuid() != 0:
-            pytest.skip("only root can give a file to another user")
-        planted = add(spool, message_id="<planted@example.com>")
-        os.chown(planted.path, 65534, 65534)
-        own = add(spool, message_id="<own@example.com>")
-        assert spool.pending() == [own]
-        with claimed(spool, ACCOUNT) as messages:
-            assert messages == [own]
-        assert spool.unreadable() == [planted.path] and os.path.exists(planted.path)
-
-
-class TestListings:
-    def test_a_missing_spool_is_empty(self, spool, tmp_path):
-        assert spool.pending() == [] and spool.held() == [] and spool.unreadable() == []
-        with claimed(spool, ACCOUNT) as messages:
-            assert messages == []
-        assert not (tmp_path / "spool").exists()
-
-    def test_pending_per_account_ignores_case(self, spool):
-        mine = add(spool)
-        other = add(spool, account="other@example.com")
-        assert spool.pending() == [mine, other]
-        assert spool.pending("user@EXAMPLE.com") == [mine]
-        assert spool.pending("nobody@example.com") == []
-
-    @pytest.mark.parametrize("content", [
-        b"not json",
-        b"\xff\xfe",
-        b"[]",
-        b'{"format": 2}',
-        json.dumps({"format": 1, "account": ACCOUNT}).encode(),
-    ])
-    def test_a_corrupt_file_is_skipped_reported_and_kept(self, spool, tmp_path, content):
-        good = add(spool)
-        bad = tmp_path / "spool" / "00000000000000000001-bad.json"
-        bad.write_bytes(content)
-        assert spool.pending() == [good]
-        with claimed(spool, ACCOUNT) as messages:
-            assert messages == [good]
-        assert spool.unreadable() == [str(bad)] and bad.read_bytes() == content
-
-    def test_bad_base64_or_field_types_are_unreadable(self, spool):
-        good = add(spool)
-        with open(good.path, encoding="utf-8") as handle:
-            entry = json.load(handle)
-        for broken in ({"data": "not base64!"}, {"recipients": "a@example.com"}, {"message_id": 5}, {"reason": None}):
-            with open(good.path, "w", encoding="utf-8") as handle:
-                json.dump({**entry, **broken}, handle)
-            assert spool.pending() == [] and spool.unreadable() == [good.path], broken
-
-    def test_temp_files_and_strangers_are_ignored(self, spool, tmp_path):
-        good = add(spool)
-        (tmp_path / "spool" / f".{os.path.basename(good.path)}.0123456789ab.tmp").write_bytes(b"half written")
-        (tmp_path / "spool" / "notes.txt").write_bytes(b"x")
-        assert spool.pending() == [good] and spool.unreadable() == []
-
-
-class TestRemoveAndSetAside:
-    def test_remove_and_remove_again(self, spool):
-        message = add(spool)
-        spool.remove(message)
-        assert spool.pending() == [] and not os.path.exists(message.path)
-        spool.remove(message)
-
-    def test_a_failed_remove_is_spool_write(self, spool, monkeypatch):
-        message = add(spool)
-
-        def refuse(*_args):
-            raise PermissionError(13, "Permission denied")
-
-        monkeypatch.setattr(_spool.os, "unlink", refuse)
-        with pytest.raises(SmailError) as info:
-            spool.remove(message)
-        assert info.value.code == "spool_write" and message.path in info.value.msg
-
-    def test_set_aside_holds_it_with_the_reason(self, spool, tmp_path):
-        message = add(spool)
-        later = add(spool, message_id="<2@example.com>")
-        held_path = spool.set_aside(message, "delivery_unknown: the connection broke after DATA").path
-        assert held_path.endswith(".held.json") and not os.path.exists(message.path)
-        assert sorted(os.listdir(tmp_path / "spool")) == sorted([os.path.basename(held_path), os.path.basename(later.path)])
-        assert mode_of(held_path) == 0o600
-        assert spool.pending() == [later]
-        (held,) = spool.held()
-        assert held.path == held_path and held.data == MESSAGE and held.message_id == "<1@example.com>"
-        assert held.held_reason == "delivery_unknown: the connection broke after DATA" and held.held_at
-        assert held.summary()["held_reason"] == held.held_reason
-        with claimed(spool, ACCOUNT) as messages:
-            assert messages == [later]
-
-    def test_set_aside_of_a_message_gone_meanwhile_is_spool_write(self, spool):
-        message = add(spool)
-        spool.remove(message)
-        with pytest.raises(SmailError) as info:
-            spool.set_aside(message, "refused")
-        assert info.value.code == "spool_write"
-        assert spool.held() == []
-
-
-class TestClaim:
-    def test_the_accounts_messages_oldest_first(self, spool):
-        first = add(spool, message_id="<1@example.com>")
-        add(spool, account="other@example.com")
-        second = add(spool, message_id="<2@example.com>")
-        with claimed(spool, "user@example.com") as messages:
-            assert messages == [first, second]
-            spool.remove(first)
-        assert [message.message_id for message in spool.pending(ACCOUNT)] == ["<2@example.com>"]
-
-    def test_claimed_messages_are_locked_until_exit(self, spool):
-        add(spool)
-        with claimed(spool, ACCOUNT) as messages:
-            assert len(messages) == 1
-            # flock locks belong to open files, so a second claim in this very process is refused too.
-            with claimed(spool, ACCOUNT) as again:
-                assert again == []
-            assert spool.pending(ACCOUNT) == messages  # listing does not lock
-        with claimed(spool, ACCOUNT) as messages:
-            assert len(messages) == 1
-
-    def test_a_message_locked_by_another_process_is_skipped(self, spool):
-        locked = add(spool, message_id="<locked@example.com>")
-        free = add(spool, message_id="<free@example.com>")
-        holder_script = textwrap.dedent("""
-            import fcntl, sys
-            with open(sys.argv[1], "rb") as handle:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-                print("locked", flush=True)
-                sys.stdin.readline()
-        """)
-        with subprocess.Popen([sys.executable, "-c", holder_script, locked.path], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True) as holder:
-            try:
-                assert holder.stdout.readline() == "locked\n"
-                with claimed(spool, ACCOUNT) as messages:
-                    assert messages == [free]
-            finally:
-                holder.communicate("done\n", timeout=30)
-        with claimed(spool, ACCOUNT) as messages:
-            assert messages == [locked, free]
-
-    def test_a_file_removed_before_it_is_opened_is_skipped(self, spool, monkeypatch):
-        gone = add(spool, message_id="<gone@example.com>")
-        kept = add(spool, message_id="<kept@example.com>")
-        real_listdir = os.listdir
-
-        def listdir_then_deliver_elsewhere(path):
-            names = real_listdir(path)
-            os.unlink(gone.path)
-            return names
-
-        monkeypatch.setattr(_spool.os, "listdir", listdir_then_deliver_elsewhere)
-        with claimed(spool, ACCOUNT) as messages:
-            assert messages == [kept]
-
-    @pytest.mark.parametrize("elsewhere", ["remove", "set_aside"])
-    def test_a_file_gone_between_open_and_lock_is_skipped(self, spool, monkeypatch, elsewhere):
-        first = add(spool, message_id="<1@example.com>")
-        second = add(spool, message_id="<2@example.com>")
-        real_flock = _spool.fcntl.flock
-        calls = []
-
-        def flock_after_another_process_finished(fd, operation):
-            # The other process held the lock, delivered the message and released it just before this lock.
-            if not calls:
-                other = _spool.Spool(spool.directory)
-                if elsewhere == "remove":
-                    other.remove(first)
-                else:
-                    other.set_aside(first, "refused")
-            calls.append(fd)
-            return real_flock(fd, operation)
-
-        monkeypatch.setattr(_spool.fcntl, "flock", flock_after_another_process_finished)
-        with claimed(spool, ACCOUNT) as messages:
-            assert messages == [second]
-        assert len(calls) == 2
-
-    def test_concurrent_processes_never_deliver_one_message_twice(self, spool, tmp_path):
-        ids = [f"<{number}@example.com>" for number in range(120)]
-        for message_id in ids:
-            add(spool, message_id=message_id)
-        other = add(spool, account="other@example.com", message_id="<other@example.com>")
-        worker = textwrap.dedent("""
-            import os, sys, time
-            from ansible_collections.smail.xoauth2.plugins.module_utils._spool import Spool
-            directory, account, out, go = sys.argv[1:5]
-            spool = Spool(directory)
-            while not os.path.exists(go):
-                time.sleep(0.001)
-            delivered = []
-            while True:
-                with spool.claim(account) as claim:
-                    for message in claim.messages:
-                        delivered.append(message.message_id)
-                        spool.remove(message)
-                if not claim.messages:
-                    if not spool.pending(account):
-                        break
-                    time.sleep(0.001)
-            with open(out, "w", encoding="utf-8") as handle:
-                handle.write("\\n".join(delivered))
-        """)
-        go = tmp_path / "go"
-        outputs = [tmp_path / f"delivered-{number}" for number in range(4)]
-        with contextlib.ExitStack() as running:
-            workers = [running.enter_context(subprocess.Popen(
-                [sys.executable, "-c", worker, spool.directory, "user@example.com", str(out), str(go)], env=child_env()))
-                for out in outputs]
-            time.sleep(0.5)  # let every worker import and wait for the start
-            go.write_bytes(b"")
-            assert [process.wait(timeout=120) for process in workers] == [0] * len(workers)
-        delivered = [line for out in outputs for line in out.read_text(encoding="utf-8").splitlines()]
-        assert sorted(delivered) == sorted(ids)  # each exactly once
-        assert spool.pending() == [other]
-
-
-def outcome_of(message: _spool.SpooledMessage, *, accepted=(), refused=None, pending=(), error=None) -> _smtp.Outcome:
-    outcome = _smtp.Outcome(_smtp.Envelope(message.sender, message.recipients, message.data, message.message_id),
-                            pending=list(pending))
-    outcome.accepted, outcome.refused, outcome.error = list(accepted), dict(refused or {}), error
-    return outcome
+def run_child(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], env=child_env(), capture_output=True,
+                          text=True, timeout=timeout, check=False)
 
 
 def locked_elsewhere(path: str) -> bool:
@@ -404,103 +76,437 @@ def locked_elsewhere(path: str) -> bool:
     return subprocess.run([sys.executable, "-c", probe, path], check=False).returncode == 1
 
 
-class TestRecord:
-    def test_a_served_recipient_is_written_down_and_the_new_file_stays_locked(self, spool):
+@pytest.fixture()
+def clock():
+    return Clock()
+
+
+@pytest.fixture()
+def spool(tmp_path, clock):
+    return _spool.Spool(str(tmp_path / "spool"), clock=clock)
+
+
+class TestFormat:
+    def test_one_private_file_in_a_private_directory_of_the_account(self, spool, tmp_path):
+        message = add(spool)
+        account_dir = tmp_path / "spool" / "user@example.com"
+        assert mode_of(tmp_path / "spool") == 0o700 and mode_of(account_dir) == 0o700
+        assert [name for name in os.listdir(account_dir) if not name.startswith(".")] == [os.path.basename(message.path)]
+        assert mode_of(message.path) == 0o600 and message.path.endswith(_spool.SUFFIX)
+
+    def test_the_file_is_the_documented_control_records_and_body(self, spool, clock):
+        message = add(spool)
+        raw = open(message.path, "rb").read()
+        control = json.loads(raw[:_spool.CONTROL_SIZE])
+        assert control == {"spool": 2, "state": "pending", "attempts": 0, "next_attempt": int(clock.now), "lease": None,
+                           "last_error": None, "held_code": None, "held_reason": None, "held_at": None}
+        records = [json.loads(raw[_spool.CONTROL_SIZE + index * _spool.RECORD_SIZE:][:_spool.RECORD_SIZE])
+                   for index in range(2)]
+        assert records == [["pending", ""], ["pending", ""]]
+        body = json.loads(raw[_spool.CONTROL_SIZE + 2 * _spool.RECORD_SIZE:])
+        assert body["recipients"] == list(RECIPIENTS) and base64.b64decode(body["data"]) == MESSAGE
+        assert body["account"] == ACCOUNT and body["message_id"] == "<1@example.com>"
+
+    def test_the_message_comes_back_byte_for_byte(self, spool):
+        data = MESSAGE + bytes(range(256))
+        add(spool, data=data)
+        (read,) = spool.pending(ACCOUNT)
+        assert read.data == data and read.recipients == RECIPIENTS
+
+    def test_long_replies_and_reasons_are_cut_to_their_fixed_size(self, spool):
         message = add(spool)
         with spool.claim(ACCOUNT) as claim:
-            (claimed_message,) = claim.messages
-            state = claim.record(claimed_message, outcome_of(message, accepted=["a@example.com"],
-                                                             pending=["bcc@example.com"]))
-            assert state == "pending"
-            (narrowed,) = spool.pending()
-            assert narrowed.recipients == ("bcc@example.com",) and narrowed.delivered == ("a@example.com",)
-            assert narrowed.data == MESSAGE and mode_of(narrowed.path) == 0o600
-            assert locked_elsewhere(message.path)  # the lock went over to the new file with no gap
-        assert not locked_elsewhere(message.path)
+            claim.progress(message, outcome_of(message, accepted=["a@example.com"],
+                                               refused={"bcc@example.com": "550 " + "é" * 400}))
+            claim.hold(message, "refused", "x" * 5000)
+        (held,) = spool.held()
+        assert held.refused["bcc@example.com"].startswith("550 ") and held.held_reason.startswith("xxx")
+        assert os.path.getsize(message.path) == os.path.getsize(message.path)  # still readable, same layout
+
+    def test_summary_has_no_content(self, spool):
+        summary = add(spool).summary()
+        assert "data" not in summary and MESSAGE.decode("utf-8", "replace") not in json.dumps(summary)
+        assert summary["attempts"] == 0 and summary["recipients"] == list(RECIPIENTS)
+
+    def test_an_account_never_names_a_hidden_or_outside_directory(self):
+        assert _spool.account_directory_name("User@Example.com") == "user@example.com"
+        assert _spool.account_directory_name("../x") == "%2E%2E%2Fx"
+        assert "/" not in _spool.account_directory_name("a/b@example.com")
+        assert not _spool.account_directory_name(".hidden@example.com").startswith(".")
+
+
+class TestEnqueue:
+    def test_a_batch_is_on_disk_before_anything_else_and_leased_to_this_process(self, spool, tmp_path):
+        queued = spool.enqueue([envelope(f"<{number}@example.com>") for number in range(3)], account=ACCOUNT,
+                               server="smtp.example.com:465")
+        assert [message.message_id for message in spool.pending(ACCOUNT)] == [f"<{n}@example.com>" for n in range(3)]
+        lease = queued[0].control.lease
+        assert lease and all(message.control.lease == lease for message in queued)
+        # Another process passes leased mail by while this one lives...
+        script = """
+            import sys
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool import Spool
+            with Spool(sys.argv[1]).claim(sys.argv[2], due_only=False) as claim:
+                print(len(claim.messages), len(claim.passed))
+        """
+        assert run_child(script, spool.directory, ACCOUNT).stdout.split() == ["0", "3"]
+        # ...and takes it once the lease ends (the process ended, however: the kernel drops the lock).
+        spool.end_lease()
+        assert run_child(script, spool.directory, ACCOUNT).stdout.split() == ["3", "0"]
+
+    def test_a_process_killed_after_enqueueing_leaves_its_mail_pending_for_others(self, spool):
+        script = """
+            import os, signal, sys
+            from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import Envelope
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool import Spool
+            Spool(sys.argv[1]).enqueue([Envelope("user@example.com", ("a@example.com",), b"x\\r\\n", "<k@example.com>")],
+                                       account=sys.argv[2], server="s:465")
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+        assert run_child(script, spool.directory, ACCOUNT).returncode == -9
+        with spool.claim(ACCOUNT) as claim:
+            assert [message.message_id for message in claim.messages] == ["<k@example.com>"]
+
+    def test_a_full_disk_leaves_nothing_and_names_the_directory(self, spool, monkeypatch):
+        def disk_full(*_args):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(_spool, "_write_all", disk_full)
+        with pytest.raises(SmailError) as info:
+            spool.enqueue([envelope(), envelope("<2@example.com>")], account=ACCOUNT, server="s:465")
+        assert info.value.code == "spool_write" and spool.account_directory(ACCOUNT) in info.value.msg
+        assert [name for name in os.listdir(spool.account_directory(ACCOUNT)) if not name.startswith(".lease-")] == []
+
+
+class TestPrivacy:
+    @pytest.mark.parametrize("mode", [0o777, 0o775, 0o1777])
+    def test_a_spool_others_may_write_to_is_refused_not_tightened(self, tmp_path, mode):
+        directory = tmp_path / "spool"
+        directory.mkdir()
+        directory.chmod(mode)
+        with pytest.raises(SmailError) as info:
+            add(_spool.Spool(str(directory)))
+        assert info.value.code == "spool_insecure" and mode_of(directory) == mode
+        assert os.listdir(directory) == []
+
+    def test_another_users_symlink_is_not_followed(self, tmp_path):
+        target = tmp_path / "elsewhere"
+        target.mkdir(mode=0o755)
+        link = tmp_path / "spool"
+        link.symlink_to(target)
+        os.lchown(link, 65534, 65534)
+        with pytest.raises(SmailError) as info:
+            add(_spool.Spool(str(link)))
+        assert info.value.code == "spool_insecure" and os.listdir(target) == [] and mode_of(target) == 0o755
+
+    def test_another_users_file_is_never_delivered(self, spool):
+        message = add(spool)
+        os.chown(message.path, 65534, 65534)
+        assert spool.pending() == [] and spool.unreadable() == [message.path]
+        with spool.claim(ACCOUNT, due_only=False) as claim:
+            assert claim.messages == []
+
+    def test_a_fifo_blocks_nothing_and_is_reported(self, spool, tmp_path):
+        add(spool, message_id="<real@example.com>")
+        fifo = os.path.join(spool.account_directory(ACCOUNT), "00000000000000000000-0000000000000000.mail")
+        os.mkfifo(fifo, 0o600)
+        os.mkfifo(tmp_path / "spool" / "planted.json", 0o600)
+        # In a child with a deadline: a FIFO opened for reading without O_NONBLOCK would block it for good.
+        script = """
+            import json, sys
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool import Spool
+            spool = Spool(sys.argv[1])
+            with spool.claim(sys.argv[2], due_only=False) as claim:
+                taken = [message.message_id for message in claim.messages]
+            print(json.dumps([taken, [m.message_id for m in spool.pending()], spool.unreadable()]))
+        """
+        done = run_child(script, spool.directory, ACCOUNT, timeout=30)
+        assert done.returncode == 0, done.stderr
+        taken, pending, unreadable = json.loads(done.stdout)
+        assert taken == ["<real@example.com>"] and pending == ["<real@example.com>"] and unreadable == [fifo]
+
+    def test_corrupt_and_short_files_are_kept_and_reported(self, spool):
+        directory = spool.account_directory(ACCOUNT)
+        add(spool)
+        bad = [os.path.join(directory, f"0000000000000000000{number}-bad.mail") for number in range(3)]
+        for path, content in zip(bad, [b"not json", b'{"spool": 2}', open(spool.pending()[0].path, "rb").read()[:1500]]):
+            with open(path, "wb") as handle:
+                handle.write(content)
+        assert sorted(spool.unreadable()) == sorted(bad) and len(spool.pending()) == 1
+        assert all(os.path.exists(path) for path in bad)
+
+
+class TestProgressInPlace:
+    def test_a_served_recipient_is_written_in_place_with_no_new_file(self, spool, monkeypatch):
+        message = add(spool)
+        before = os.stat(message.path)
+        with spool.claim(ACCOUNT) as claim:
+            # A full disk: nothing that needs a new block or a new file may be written any more.
+            real_open = os.open
+
+            def no_new_files(path, flags, *args):
+                if flags & os.O_CREAT:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return real_open(path, flags, *args)
+
+            monkeypatch.setattr(_spool.os, "open", no_new_files)
+            state = claim.progress(message, outcome_of(message, accepted=["a@example.com"], pending=["bcc@example.com"]))
+            monkeypatch.undo()
+            assert state == "pending" and locked_elsewhere(message.path)
+        after = os.stat(message.path)
+        assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+        (narrowed,) = spool.pending()
+        assert narrowed.recipients == ("bcc@example.com",) and narrowed.delivered == ("a@example.com",)
 
     def test_every_recipient_served_removes_the_file(self, spool):
         message = add(spool)
         with spool.claim(ACCOUNT) as claim:
-            outcome = outcome_of(message, accepted=list(message.recipients))
-            assert claim.record(claim.messages[0], outcome) == "delivered"
-            assert claim.record(claim.messages[0], outcome) == "delivered"  # idempotent
-        assert os.listdir(spool.directory) == []
+            assert claim.progress(message, outcome_of(message, accepted=list(RECIPIENTS))) == "delivered"
+            assert not claim.holds(message)
+        assert not os.path.exists(message.path) and spool.pending() == []
 
-    def test_a_refused_recipient_holds_the_file_once_nobody_is_left(self, spool):
+    def test_a_refused_recipient_and_nobody_left_is_held_as_refused(self, spool):
         message = add(spool)
         with spool.claim(ACCOUNT) as claim:
-            state = claim.record(claim.messages[0], outcome_of(message, accepted=["a@example.com"],
-                                                               refused={"bcc@example.com": "550 5.1.1 no such user"}))
-            assert state == "refused"
+            assert claim.progress(message, outcome_of(message, accepted=["a@example.com"],
+                                                      refused={"bcc@example.com": "550 5.1.1 no"})) == "pending"
+            claim.hold(message, "refused", "Refused for good: bcc@example.com: 550 5.1.1 no")
         (held,) = spool.held()
-        assert held.refused == {"bcc@example.com": "550 5.1.1 no such user"} and held.delivered == ("a@example.com",)
-        assert "bcc@example.com: 550 5.1.1 no such user" in held.held_reason and spool.pending() == []
+        assert held.path == message.path and held.recipients == () and held.control.held_code == "refused"
+        assert held.refused == {"bcc@example.com": "550 5.1.1 no"} and held.delivered == ("a@example.com",)
 
-    def test_an_unknown_fate_holds_it_with_what_to_check(self, spool):
+    def test_an_unknown_fate_is_held_with_what_to_check(self, spool):
         message = add(spool)
-        unknown = _smtp.SMTPError("delivery_unknown", "The connection was lost after the final dot.", stage="data",
-                                  may_have_been_delivered=True)
         with spool.claim(ACCOUNT) as claim:
-            assert claim.record(claim.messages[0], outcome_of(message, pending=message.recipients, error=unknown)) == "held"
+            claim.hold(message, "delivery_unknown", "delivery_unknown: lost after the final dot")
         (held,) = spool.held()
-        assert held.recipients == message.recipients and "check the recipients' mailboxes" in held.held_reason
-
-    def test_a_session_failure_leaves_it_pending(self, spool):
-        message = add(spool)
-        refused_login = _smtp.SMTPError("smtp_auth", "535 5.7.8 bad token", stage="auth", transient=False)
-        with spool.claim(ACCOUNT) as claim:
-            assert claim.record(claim.messages[0], outcome_of(message, pending=message.recipients,
-                                                              error=refused_login)) == "pending"
-        assert spool.pending() == [message] and spool.held() == []
+        assert "check the recipients' mailboxes" in held.held_reason and held.summary()["held_code"] == "delivery_unknown"
+        with spool.claim(ACCOUNT, due_only=False) as claim:
+            assert claim.messages == []  # never retried by itself
 
 
-class TestRelease:
-    def test_release_queues_held_mail_again_for_the_recipients_left(self, spool):
-        message = add(spool, message_id="<unknown@example.com>")
-        held = spool.set_aside(message, "delivery_unknown: lost after the dot")
-        (found,) = spool.held_by_id(["unknown@example.com"], option="release")  # angle brackets optional
-        assert found == held
-        released = spool.release(found)
-        assert spool.held() == [] and spool.pending() == [released]
-        assert released.recipients == message.recipients and released.held_reason is None
-
-    def test_an_unknown_message_id_names_the_option_and_changes_nothing(self, spool):
-        spool.set_aside(add(spool), "refused")
-        with pytest.raises(SmailError) as info:
-            spool.held_by_id(["<1@example.com>", "<nope@example.com>"], option="discard")
-        assert info.value.code == "invalid_option" and info.value.details["option"] == "discard"
-        assert "<nope@example.com>" in info.value.msg and len(spool.held()) == 1
-
-    def test_held_mail_with_nobody_left_cannot_be_released(self, spool):
+class TestSchedule:
+    def test_a_deferred_mail_waits_for_its_own_next_attempt(self, spool, clock):
         message = add(spool)
         with spool.claim(ACCOUNT) as claim:
-            claim.record(claim.messages[0], outcome_of(message, refused={a: "550 no" for a in message.recipients}))
+            deferred = claim.defer(message, "recipients_deferred: 452 4.2.2 full")
+        assert deferred.control.attempts == 1 and deferred.control.next_attempt == int(clock.now) + _spool.MIN_BACKOFF
+        with spool.claim(ACCOUNT) as claim:
+            assert claim.messages == []  # not due
+        with spool.claim(ACCOUNT, due_only=False) as claim:
+            assert len(claim.messages) == 1  # an explicit flush takes it
+            claim.defer(message, "recipients_deferred: 452 4.2.2 full")
+        clock.now += _spool.MIN_BACKOFF * 2
+        with spool.claim(ACCOUNT) as claim:
+            assert len(claim.messages) == 1
+
+    def test_backoff_doubles_up_to_the_maximum(self):
+        assert [_spool.backoff(n) for n in range(1, 7)] == [300, 600, 1200, 2400, 4000, 4000]
+
+    def test_deferring_mail_never_starves_newer_mail(self, spool, clock):
+        stuck = [add(spool, message_id=f"<stuck{n}@example.com>") for n in range(_spool.CLAIM_WINDOW)]
+        with spool.claim(ACCOUNT) as claim:
+            for message in claim.messages:
+                claim.defer(message, "recipients_deferred: 452")
+        fresh = [add(spool, message_id=f"<fresh{n}@example.com>") for n in range(5)]
+        with spool.claim(ACCOUNT) as claim:
+            assert claim.messages == fresh
+        assert len(stuck) == _spool.CLAIM_WINDOW
+
+    def test_a_mail_past_its_lifetime_is_held_as_expired(self, tmp_path, clock):
+        spool = _spool.Spool(str(tmp_path / "spool"), lifetime=3600, clock=clock)
+        message = add(spool)
+        clock.now = message.spooled_ns / 1e9 + 3601
+        with spool.claim(ACCOUNT) as claim:
+            assert claim.messages == [] and [held.message_id for held in claim.expired] == [message.message_id]
         (held,) = spool.held()
-        with pytest.raises(SmailError) as info:
-            spool.release(held, check_only=True)
-        assert info.value.code == "invalid_option" and "discard it instead" in info.value.msg
-        assert spool.held() == [held]
+        assert held.control.held_code == "expired" and "3600 s" in held.held_reason
+
+    def test_a_bad_lifetime_names_the_option(self, tmp_path):
+        with pytest.raises(OptionError, match="spool_lifetime"):
+            _spool.Spool(str(tmp_path), lifetime=0)
 
 
-class TestWindow:
-    def test_a_claim_holds_at_most_a_window_and_skips_what_it_is_told(self, spool):
-        messages = [add(spool, message_id=f"<{number}@example.com>") for number in range(5)]
-        with spool.claim(ACCOUNT, limit=2) as first:
-            assert first.messages == messages[:2]
-        with spool.claim(ACCOUNT, limit=2, skip={message.path for message in messages[:3]}) as later:
-            assert later.messages == messages[3:]
+class TestClaim:
+    def test_only_the_accounts_directory_is_read(self, spool, tmp_path, monkeypatch):
+        mine = add(spool)
+        add(spool, account="other@example.com", message_id="<other@example.com>")
+        opened = []
+        real_open = _spool._open_regular
 
-    def test_the_open_file_limit_ends_a_window_early(self, spool, monkeypatch):
-        messages = [add(spool, message_id=f"<{number}@example.com>") for number in range(4)]
-        real_open = os.open
+        def watch(path, flags):
+            opened.append(path)
+            return real_open(path, flags)
+
+        monkeypatch.setattr(_spool, "_open_regular", watch)
+        with spool.claim(ACCOUNT) as claim:
+            assert claim.messages == [mine]
+        assert spool.held_count(ACCOUNT) == 0
+        assert opened and all(os.path.dirname(path) == spool.account_directory(ACCOUNT) for path in opened)
+
+    def test_claimed_mail_is_locked_until_exit(self, spool):
+        add(spool)
+        with spool.claim(ACCOUNT) as claim:
+            assert len(claim.messages) == 1
+            with spool.claim(ACCOUNT) as again:  # flock belongs to open files: refused in this process too
+                assert again.messages == []
+        with spool.claim(ACCOUNT) as claim:
+            assert len(claim.messages) == 1
+
+    def test_a_file_delivered_between_open_and_lock_is_skipped(self, spool, monkeypatch):
+        first = add(spool, message_id="<1@example.com>")
+        second = add(spool, message_id="<2@example.com>")
+        real_flock = _spool.fcntl.flock
+        calls = []
+
+        def flock_after_another_process_finished(fd, operation):
+            if not calls:
+                os.unlink(first.path)  # another process delivered it and removed the file before this lock
+            calls.append(fd)
+            return real_flock(fd, operation)
+
+        monkeypatch.setattr(_spool.fcntl, "flock", flock_after_another_process_finished)
+        with spool.claim(ACCOUNT) as claim:
+            assert claim.messages == [second]
+
+    def test_the_open_file_limit_ends_a_window_not_the_spool(self, spool, monkeypatch):
+        messages = [add(spool, message_id=f"<{n}@example.com>") for n in range(3)]
+        real_open = _spool._open_regular
         opened = []
 
-        def open_until_the_limit(path, flags, *args):
-            if path.endswith(".json") and len(opened) == 2:
-                raise OSError(errno.EMFILE, "Too many open files")
-            opened.append(path)
-            return real_open(path, flags, *args)
+        def emfile_on_the_third(path, flags):
+            if flags & os.O_RDWR:
+                opened.append(path)
+                if len(opened) == 3:
+                    raise OSError(errno.EMFILE, "Too many open files")
+            return real_open(path, flags)
 
-        monkeypatch.setattr(_spool.os, "open", open_until_the_limit)
+        monkeypatch.setattr(_spool, "_open_regular", emfile_on_the_third)
         with spool.claim(ACCOUNT) as claim:
             assert claim.messages == messages[:2] and claim.passed == []
+
+    def test_concurrent_processes_never_take_one_mail_twice(self, spool, tmp_path):
+        ids = [f"<{number}@example.com>" for number in range(60)]
+        for message_id in ids:
+            add(spool, message_id=message_id)
+        worker = """
+            import sys
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool import Spool
+            spool = Spool(sys.argv[1])
+            taken = []
+            while True:
+                with spool.claim(sys.argv[2], due_only=False) as claim:
+                    for message in claim.messages:
+                        taken.append(message.message_id)
+                        claim.progress(message, type("O", (), {"accepted": list(message.recipients), "refused": {}})())
+                if not claim.messages and not spool.pending(sys.argv[2]):
+                    break
+            print("\\n".join(taken))
+        """
+        with contextlib.ExitStack() as running:
+            workers = [running.enter_context(subprocess.Popen(
+                [sys.executable, "-c", textwrap.dedent(worker), spool.directory, ACCOUNT], env=child_env(),
+                stdout=subprocess.PIPE, text=True)) for _ in range(3)]
+            outputs = [process.communicate(timeout=120)[0] for process in workers]
+        taken = [line for output in outputs for line in output.split()]
+        assert sorted(taken) == sorted(ids)
+
+    def test_stale_temp_files_are_swept_fresh_ones_kept(self, spool, clock):
+        add(spool)
+        directory = spool.account_directory(ACCOUNT)
+        stale, fresh = os.path.join(directory, ".x.mail.aaaa.tmp"), os.path.join(directory, ".y.mail.bbbb.tmp")
+        for path in (stale, fresh):
+            with open(path, "wb") as handle:
+                handle.write(MESSAGE)
+        os.utime(stale, (clock.now - 2 * _spool.STALE_TEMP_SECONDS,) * 2)
+        os.utime(fresh, (clock.now,) * 2)
+        with spool.claim(ACCOUNT):
+            pass
+        assert not os.path.exists(stale) and os.path.exists(fresh)
+
+
+class TestChangesById:
+    def hold(self, spool, message_id="<1@example.com>", recipients=RECIPIENTS):
+        message = add(spool, message_id=message_id, recipients=recipients)
+        with spool.claim(ACCOUNT) as claim:
+            claim.hold(message, "delivery_unknown", "delivery_unknown: lost")
+        return spool.by_id([message_id], option="release")[0]
+
+    def test_release_queues_it_again_in_place_and_due(self, spool):
+        held = self.hold(spool)
+        assert spool.release(held) is True
+        (pending,) = spool.pending()
+        assert pending.path == held.path and not pending.held and pending.recipients == RECIPIENTS
+        assert spool.release(held) is False  # released already: nothing happens twice
+
+    def test_concurrent_releases_release_once(self, spool):
+        held = self.hold(spool)
+        script = """
+            import sys
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool import Spool
+            spool = Spool(sys.argv[1])
+            (message,) = spool.by_id(["<1@example.com>"], option="release")
+            print(spool.release(message))
+        """
+        with contextlib.ExitStack() as running:
+            workers = [running.enter_context(subprocess.Popen(
+                [sys.executable, "-c", textwrap.dedent(script), spool.directory], env=child_env(),
+                stdout=subprocess.PIPE, text=True)) for _ in range(4)]
+            answers = sorted(process.communicate(timeout=60)[0].strip() for process in workers)
+        assert answers == ["False", "False", "False", "True"]
+        assert len(spool.pending()) == 1 and spool.held() == []
+
+    def test_discard_removes_only_held_mail(self, spool):
+        held = self.hold(spool)
+        assert spool.discard(held) is True and spool.held() == [] and not os.path.exists(held.path)
+        assert spool.discard(held) is False
+
+    def test_an_unknown_message_id_names_the_option(self, spool):
+        self.hold(spool)
+        with pytest.raises(OptionError, match="'release'.*<nope@example.com>"):
+            spool.by_id(["<nope@example.com>"], option="release")
+
+    def test_held_mail_with_nobody_left_cannot_be_released(self, spool):
+        message = add(spool, recipients=("a@example.com",))
+        with spool.claim(ACCOUNT) as claim:
+            claim.progress(message, outcome_of(message, refused={"a@example.com": "550 no"}))
+            claim.hold(message, "refused", "Refused for good")
+        (held,) = spool.held()
+        with pytest.raises(OptionError, match="discard it instead"):
+            spool.check_release(held)
+
+    def test_held_count_reads_control_blocks(self, spool):
+        self.hold(spool)
+        add(spool, message_id="<2@example.com>")
+        assert spool.held_count(ACCOUNT) == 1 and spool.held_count("nobody@example.com") == 0
+
+
+class TestFormat1:
+    def v1_file(self, directory, name, **extra) -> str:
+        entry = {"format": 1, "account": ACCOUNT, "server": "s:465", "sender": "user@example.com",
+                 "recipients": ["bcc@example.com"], "delivered": ["a@example.com"], "message_id": "<old@example.com>",
+                 "spooled_at": "2026-12-01T00:00:00Z", "reason": "smtp_connect: refused",
+                 "data": base64.b64encode(MESSAGE).decode(), **extra}
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        path = os.path.join(directory, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(entry, handle)
+        os.chmod(path, 0o600)
+        return path
+
+    def test_pending_and_held_files_are_converted_once_with_their_served_recipients(self, spool):
+        pending = self.v1_file(spool.directory, "01-aa.json")
+        held = self.v1_file(spool.directory, "02-bb.held.json", message_id="<held@example.com>",
+                            held_reason="delivery_unknown: lost", held_at="2026-12-01T00:05:00Z")
+        (converted,) = spool.pending(ACCOUNT)
+        assert converted.recipients == ("bcc@example.com",) and converted.delivered == ("a@example.com",)
+        assert converted.spooled_at == "2026-12-01T00:00:00Z" and converted.data == MESSAGE
+        (kept,) = spool.held()
+        assert kept.message_id == "<held@example.com>" and kept.control.held_code == "delivery_unknown"
+        assert not os.path.exists(pending) and not os.path.exists(held)
+
+    def test_a_conversion_cut_short_by_a_crash_is_not_done_twice(self, spool):
+        self.v1_file(spool.directory, "01-aa.json")
+        assert len(spool.pending(ACCOUNT)) == 1
+        self.v1_file(spool.directory, "01-aa.json")  # the old file left behind by a crash before its removal
+        assert len(_spool.Spool(spool.directory).pending(ACCOUNT)) == 1
