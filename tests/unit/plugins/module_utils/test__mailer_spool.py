@@ -205,3 +205,80 @@ def test_a_mail_whose_fate_is_unknown_is_kept_held(settings, tmp_path):
     assert len(copies_for(settings, "unknown fate")) == 1
     # Not resent by itself.
     assert _mailer.flush_spool(options(settings, tmp_path)).result["attempts"] == 0
+
+
+def closed_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_send_killed_between_its_attempts_leaves_its_mail_for_the_next(settings, tmp_path):
+    # The server is down: the send waits between its attempts, its mail already on disk; then it is killed.
+    values = options(settings, tmp_path, port=closed_port(), retries=3, retry_delay=60, retry_max_time=600)
+    script = textwrap.dedent("""
+        import json, sys
+        from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
+        values = json.loads(sys.argv[1])
+        _mailer.deliver(values, _smtp.MessageSpec(sender=values["username"], to=("ops@example.com",), subject="killed send"))
+    """)
+    with subprocess.Popen([sys.executable, "-c", script, json.dumps(values)], env=child_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as send:
+        spool_dir = tmp_path / "spool"
+        deadline = time.monotonic() + 60
+        while not list(spool_dir.rglob("*.mail")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        send.send_signal(signal.SIGKILL)
+    (pending,) = _spool.Spool(str(spool_dir)).pending()
+    assert pending.recipients == ("ops@example.com",)
+
+    delivery = _mailer.flush_spool(options(settings, tmp_path))
+
+    assert delivery.result["spool_delivered"] == [pending.message_id]
+    assert copies_for(settings, "killed send") == [("ops@example.com",)]
+
+
+def test_a_refused_refresh_token_keeps_the_mail_and_a_flush_sends_it_once_fixed(settings, tmp_path):
+    spec = _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="invalid grant kept")
+
+    with pytest.raises(SmailError) as info:
+        _mailer.deliver(options(settings, tmp_path, refresh_token="1//revoked-or-expired"), spec)
+
+    error = info.value
+    assert error.code == "invalid_grant" and error.details["spooled"] is True
+    assert "flush=true" in error.msg and error.details["spool_path"] in error.msg
+    (kept,) = _spool.Spool(str(tmp_path / "spool")).pending()
+    assert kept.path == error.details["spool_path"] and kept.control.attempts == 1
+    assert copies_for(settings, "invalid grant kept") == []
+
+    delivery = _mailer.flush_spool(options(settings, tmp_path))
+
+    assert delivery.result["spool_delivered"] == [kept.message_id] and delivery.result["spool_pending"] == []
+    assert copies_for(settings, "invalid grant kept") == [("ops@example.com",)]
+
+
+def test_a_deferring_mailbox_does_not_hold_up_the_others(settings, tmp_path):
+    stuck = [spool_mail(settings, tmp_path, f"stuck {n}", ["fault-rcpt451-stuck@example.com"]) for n in range(32)]
+    fresh = [spool_mail(settings, tmp_path, f"fresh {n}", ["ops@example.com"]) for n in range(5)]
+
+    delivery = _mailer.deliver(options(settings, tmp_path, retries=0),
+                               _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="own"))
+
+    assert sorted(delivery.result["spool_delivered"]) == sorted(message.message_id for message in fresh)
+    assert [len(copies_for(settings, f"fresh {n}")) for n in range(5)] == [1] * 5
+    waiting = {entry["message_id"]: entry for entry in delivery.result["spool_pending"]}
+    assert set(waiting) == {message.message_id for message in stuck}
+    assert all(entry["attempts"] == 1 and entry["next_attempt_at"] for entry in waiting.values())
+
+
+def test_held_mail_is_counted_and_warned_of_on_every_send(settings, tmp_path):
+    with pytest.raises(SmailError):
+        _mailer.deliver(options(settings, tmp_path), _smtp.MessageSpec(
+            sender=settings["account"], to=("drop-after-data-unknown@example.com",), subject="held for the count"))
+
+    delivery = _mailer.deliver(options(settings, tmp_path),
+                               _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="next"))
+
+    assert delivery.result["spool_held_count"] == 1
+    assert any("1 mail(s)" in warning and "held" in warning for warning in delivery.warnings)
