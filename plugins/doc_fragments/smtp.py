@@ -96,11 +96,11 @@ options:
         credential problem kept back (the token endpoint refuses the refresh token, the server refuses a fresh
         token) is kept as well, while the task fails and says so.
       - Every later send with the same O(spool_dir) and the same SMTP account also delivers what is due for that
-        account, tried once each, with the original C(Message-ID) and C(Date), after its own mail and over its
-        connection, 32 at a time; a mail still waiting gets a later attempt time, so a mailbox that keeps deferring
-        does not hold up the others. After each recipient's final answer its state is written into the file, in
-        place, before anything else is sent, so a recipient who has the mail never gets it again; the file is
-        removed once every recipient has the mail. C(spool_delivered), C(spool_refused), C(spool_expired),
+        account, tried once each, with the original C(Message-ID) and C(Date), over its connection, 32 at a time (the
+        first 32 before its own mail, the rest after it); a mail still waiting gets a later attempt time, so a mailbox
+        that keeps deferring does not hold up the others. After each recipient's final answer its state is written
+        into the file, in place, before anything else is sent, so a recipient who has the mail never gets it again;
+        the file is removed once every recipient has the mail. C(spool_delivered), C(spool_refused), C(spool_expired),
         C(spool_pending) and C(spool_held_count) say what happened.
       - A mail whose delivery is unknown (connection lost after the final dot) is never sent again by itself, as that
         could deliver it twice; the task fails with C(error=delivery_unknown) and the mail is kept in the spool, held

@@ -231,6 +231,8 @@ class _Send:
                                          "spool_refused": []}
         if spool is not None:
             self.fields["spool_expired"] = []
+        #: Spooled mail files this send has looked at: none is taken twice.
+        self._seen: set[str] = set()
 
     # --- transmit ---------------------------------------------------------------------------------
 
@@ -291,14 +293,16 @@ class _Send:
                 for (envelope, message), outcome in zip(window, outcomes):
                     settle(envelope, outcome, claim, message)
 
-    def spooled_mail(self, logins: _smtp.LoginSource, *, due_only: bool, policy: _retry.RetryPolicy) -> None:
-        """The account's spooled mail (what is due, or all of it), window after window, until none is left or the
-        connection fails. A mail still waiting gets its own next attempt time, so one deferring mailbox never holds
-        up the others."""
+    def spooled_mail(self, logins: _smtp.LoginSource, *, due_only: bool, policy: _retry.RetryPolicy,
+                     windows: int | None = None) -> bool:
+        """The account's spooled mail (what is due, or all of it), window after window (at most ``windows``), until
+        none is left or the connection fails; False when it failed. A mail still waiting gets its own next attempt
+        time, so one deferring mailbox never holds up the others."""
         if self.spool is None:
-            return
-        seen: set[str] = set()
-        while True:
+            return True
+        seen = self._seen
+        while windows is None or windows > 0:
+            windows = None if windows is None else windows - 1
             try:
                 with self.spool.claim(self.username, due_only=due_only, skip=seen) as claim:
                     for expired in claim.expired:
@@ -307,16 +311,17 @@ class _Send:
                                              f"spool_lifetime; it is held at {expired.path} as expired.")
                     seen.update(claim.passed, (message.path for message in claim.expired))
                     if not claim.messages:
-                        return
+                        return True
                     seen.update(message.path for message in claim.messages)
                     outcomes = self._window(claim, logins, policy=policy)
                     for message, outcome in zip(claim.messages, outcomes):
                         self._settle_spooled(claim, message, outcome)
             except SmailError as exc:
                 self.warnings.append(f"The rest of the mail spool was not delivered: {exc.full_msg}")
-                return
+                return False
             if _session_failed(outcomes) is not None:
-                return
+                return False
+        return True
 
     # --- settle -----------------------------------------------------------------------------------
 
@@ -612,6 +617,8 @@ def _send_batch(send: _Send, options: t.Mapping[str, t.Any], envelopes: list[_sm
         delivery.delivery.result["attempts"] = 1
         return delivery
 
+    # What waited longest goes first: one window of the due spooled mail, this send's own, then the rest.
+    send.spooled_mail(logins, due_only=True, policy=_retry.NO_RETRY, windows=1)
     send.own_mail(logins, envelopes, queued, policy=policy, settle=settle)
     send.spooled_mail(logins, due_only=True, policy=_retry.NO_RETRY)
     summary["token_source"] = token_source()

@@ -129,12 +129,14 @@ def expansions(data: bytes) -> t.Iterator[tuple[str, bytes]]:
             continue
         for where, inner in expansions(payload):
             yield f"!ZIPDATA{where}", inner
-    if data.lstrip().startswith(b"{") and b'"data"' in data:
-        try:
-            entry = json.loads(data)
-            yield "!data", base64.b64decode(entry["data"])
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            pass
+    # A spool file (format 2) ends with its body, one JSON line holding the base64 message data.
+    for line in data.splitlines():
+        if line.startswith(b"{") and b'"data"' in line:
+            try:
+                entry = json.loads(line)
+                yield "!data", base64.b64decode(entry["data"])
+            except (ValueError, KeyError, TypeError, binascii.Error):
+                pass
 
 
 def search(data: bytes, where: str, needles: dict[str, bytes]) -> list[dict[str, str]]:
