@@ -452,8 +452,11 @@ failed_attempts:
   sample: [{"attempt": 1, "stage": "data", "error": "data_refused", "smtp_code": 451,
             "reply": "The server refused the message: 451 4.3.0 Mail server temporarily rejected message."}]
 spooled:
-  description: True when the mail could not be sent now and was written to O(spool_dir) instead.
-  returned: success
+  description:
+    - True when the mail could not be sent now and waits in O(spool_dir) for a later send or flush.
+    - Also on a failure of the credentials (RV(error=invalid_grant), a refused login) with O(spool_dir): the task
+      fails, and the mail is kept until a flush after the credentials are fixed.
+  returned: success, and such failures
   type: bool
   sample: false
 spool_path:
@@ -479,10 +482,25 @@ spool_delivered:
   type: list
   elements: str
 spool_pending:
-  description: Mail still waiting in O(spool_dir) for this account (path, C(Message-ID), recipients, reason).
+  description: Mail still waiting in O(spool_dir) for this account (path, C(Message-ID), recipients, reason,
+    C(attempts), C(next_attempt_at), C(last_error)).
   returned: success and failures of the SMTP session
   type: list
   elements: dict
+spool_held_count:
+  description: How many mails of this account are held in O(spool_dir) (delivery unknown, refused for good,
+    expired); while there are any, every send warns.
+  returned: success and failures of the SMTP session, with O(spool_dir)
+  type: int
+  sample: 0
+  version_added: 1.1.0
+spool_expired:
+  description: Mail spooled earlier that this send found older than O(spool_lifetime); it is held now
+    (C(held_code=expired)) and reported in a warning.
+  returned: success and failures of the SMTP session, with O(spool_dir)
+  type: list
+  elements: dict
+  version_added: 1.1.0
 transcript:
   description: The SMTP conversation, one line per command (C(C:)) or reply (C(S:)), with secrets masked.
   returned: when O(debug=true)

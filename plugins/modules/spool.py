@@ -45,7 +45,8 @@ attributes:
 options:
   flush:
     description:
-      - Deliver the spooled mail of the account, rather than only list it.
+      - Deliver the spooled mail of the account, rather than only list it. A flush takes every pending mail,
+        whether its next attempt is due or not (as Postfix's C(postqueue -f)); a send takes only what is due.
     type: bool
     default: false
   release:
@@ -53,8 +54,9 @@ options:
       - C(Message-ID)s of held mail to queue again for the recipients that do not have it yet (angle brackets
         optional). Only after checking that the recipients did not receive it, as a mail whose delivery was unknown
         may have arrived.
-      - Every C(Message-ID) must belong to held mail that has a recipient left, or the task fails before anything
-        changes.
+      - Every C(Message-ID) must belong to mail in the spool, and a held one must have a recipient left, or the task
+        fails before anything changes. Mail already waiting again (released by another run at the same time) is left
+        as it is: each change is made under the file's lock, so concurrent runs release it once.
     type: list
     elements: str
     default: []
@@ -109,8 +111,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 spool_pending:
-  description: Mail still waiting (path, C(Message-ID), recipients, when and why it was spooled); for every account
-    when listing, for O(username)'s after a flush.
+  description: Mail still waiting (path, C(Message-ID), recipients, when and why it was spooled, C(attempts),
+    C(next_attempt_at), C(last_error)); for every account when listing, for O(username)'s after a flush.
   returned: always
   type: list
   elements: dict
@@ -120,11 +122,23 @@ spool_delivered:
   type: list
   elements: str
 spool_held:
-  description: Mail held in the spool (delivery unknown, or refused for good), never retried automatically, with
-    C(held_reason), and C(delivered) and C(refused) (recipient and the server's reply) where known.
+  description: Mail held in the spool (delivery unknown, refused for good, expired), never retried automatically,
+    with C(held_code), C(held_reason), C(held_at), and C(delivered) and C(refused) (recipient and the server's
+    reply) where known.
   returned: always
   type: list
   elements: dict
+spool_held_count:
+  description: How many mails RV(spool_held) lists.
+  returned: always
+  type: int
+  version_added: 1.1.0
+spool_expired:
+  description: Mail this flush found older than O(spool_lifetime); held now (C(held_code=expired)).
+  returned: always
+  type: list
+  elements: dict
+  version_added: 1.1.0
 spool_refused:
   description: Mail of this flush that the server refused for good for at least one recipient and that no recipient
     waits for any more; now held (see RV(spool_held)).
