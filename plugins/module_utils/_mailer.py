@@ -11,11 +11,18 @@ retry policy from ``_connection``; this file runs the delivery, with the spool. 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _oauth2, _providers, _refresh_expiry, _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils import (
+    _connection,
+    _oauth2,
+    _providers,
+    _refresh_expiry,
+    _retry,
+    _smtp,
+    _spool,
+)
 from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import (
     Credentials,
     obtain_token,
@@ -25,8 +32,6 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import 
     settle_rotation,
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-
-from ansible_collections.smail.xoauth2.plugins.module_utils import _retry, _spool
 
 BEARER_MECHANISMS = ("xoauth2", "oauthbearer")
 
@@ -345,40 +350,51 @@ class _Send:
         else:
             claim.defer(message, _reason(error))
 
-    def settle_own(self, envelope: _smtp.Envelope, outcome: _smtp.Outcome, claim: _spool.Claim | None,
-                   message: _spool.SpooledMessage | None) -> tuple[dict[str, t.Any], SmailError | None]:
-        """The result of one of this send's mails (delivered, spooled, held, or failed with its error), and its file
-        brought to match: removed, deferred (a transient failure, or the credentials: kept for a later send), or
-        held (its delivery became unknown). A file that cannot be updated fails this mail alone."""
-        result = _message_result(envelope, outcome)
+    def _keep_own(self, envelope: _smtp.Envelope, outcome: _smtp.Outcome, claim: _spool.Claim,
+                  message: _spool.SpooledMessage, result: dict[str, t.Any]) -> None:
+        """Bring the file of one of this send's mails to match its outcome: held (its delivery became unknown),
+        deferred (a transient failure, or the credentials: kept for a later send) or removed (a final failure that
+        the task reports itself). Raises SmailError ``spool_write``."""
         error = outcome.error
-        kept = claim is not None and message is not None and claim.holds(message)
-        try:
-            if kept and outcome.pending and error is not None and error.code == "delivery_unknown":
-                held = claim.hold(message, error.code, _reason(error))
-                result.update(held=True, spool_path=held.path)
-                self.own_warnings.append(f"The delivery of {envelope.message_id} became unknown ({error.code}); it is "
-                                         f"kept, held, at {held.path}. {_spool.UNKNOWN_HINT}")
-            elif kept and outcome.pending and error is not None and (error.transient or error.stage == "auth"):
-                claim.defer(message, _reason(error))
-                result.update(spooled=True, spool_path=message.path)
-                if error.transient:
-                    self.own_warnings.append(
-                        f"The mail {envelope.message_id} could not be sent now ({error.code}: {error.msg}) and was "
-                        f"spooled to {message.path}; the next send with the same spool_dir and account delivers it.")
-                    return result, None
+        if not outcome.pending or error is None:
+            claim.forget(message)  # refused by some recipients for good, reported by the task
+        elif error.code == "delivery_unknown":
+            held = claim.hold(message, error.code, _reason(error))
+            result.update(held=True, spool_path=held.path)
+            self.own_warnings.append(f"The delivery of {envelope.message_id} became unknown ({error.code}); it is "
+                                     f"kept, held, at {held.path}. {_spool.UNKNOWN_HINT}")
+        elif error.transient or error.stage == "auth":
+            claim.defer(message, _reason(error))
+            result.update(spooled=True, spool_path=message.path)
+            if error.transient:
+                self.own_warnings.append(
+                    f"The mail {envelope.message_id} could not be sent now ({error.code}: {error.msg}) and was "
+                    f"spooled to {message.path}; the next send with the same spool_dir and account delivers it.")
+            else:
                 error.details.update(spooled=True, spool_path=message.path)
                 error.msg = (f"{error.msg} The mail is kept in the spool at {message.path}: once the credentials are "
                              "fixed, the smail.xoauth2.spool module with flush=true delivers it (or a later send, when "
                              "it is due).")
-            elif kept:
-                claim.forget(message)  # a final failure this task reports itself
-        except SmailError as exc:
-            failure = SmailError(exc.code, f"{error.msg if error else 'The mail'} Its spool file could not be updated: "
-                                 f"{exc.msg}", hint=exc.hint,
-                                 details={"may_have_been_delivered": bool(outcome.accepted), "cause": _reason(error)})
-            result.update(error=failure.code, msg=failure.full_msg)
-            return result, failure
+        else:
+            claim.forget(message)
+
+    def settle_own(self, envelope: _smtp.Envelope, outcome: _smtp.Outcome, claim: _spool.Claim | None,
+                   message: _spool.SpooledMessage | None) -> tuple[dict[str, t.Any], SmailError | None]:
+        """The result of one of this send's mails: delivered, spooled, held, or failed with its error; its spool file
+        brought to match (:meth:`_keep_own`). A file that cannot be updated fails this mail alone."""
+        result = _message_result(envelope, outcome)
+        error = outcome.error
+        if claim is not None and message is not None and claim.holds(message):
+            try:
+                self._keep_own(envelope, outcome, claim, message, result)
+            except SmailError as exc:
+                failure = SmailError(exc.code, f"{error.msg if error else 'The mail'} Its spool file could not be "
+                                     f"updated: {exc.msg}", hint=exc.hint,
+                                     details={"may_have_been_delivered": bool(outcome.accepted), "cause": _reason(error)})
+                result.update(error=failure.code, msg=failure.full_msg)
+                return result, failure
+        if result.get("spooled") and error is not None and error.transient:
+            return result, None
         if outcome.pending and error is not None:
             if outcome.accepted:
                 error.details["may_have_been_delivered"] = True
@@ -525,104 +541,129 @@ def deliver_batch(options: t.Mapping[str, t.Any], specs: t.Sequence[_smtp.Messag
     number, checked again, and enqueued in place of the first ones).
     """
     transcript = transcript or _smtp.Transcript()
-    mechanism = options.get("auth") or "xoauth2"
     _refresh_expiry.warn_days(options)  # a bad value fails before the token endpoint is asked
-
-    def envelopes_of(these: t.Sequence[_smtp.MessageSpec]) -> list[_smtp.Envelope]:
-        return [prepare_envelope(spec, option_prefix=f"{option_prefix}[{index}]." if option_prefix else "")
-                for index, spec in enumerate(these)]
-
-    envelopes = envelopes_of(specs)
+    envelopes = _envelopes_of(specs, option_prefix)
     endpoint, credentials, username = connection_settings(options, default_username=envelopes[0].sender)
     policy = _connection.retry_policy(options)
     spool = None if check_only else open_spool(options)
     _mask_option_secrets(options, credentials, transcript)
     send = _Send(options, endpoint=endpoint, username=username, spool=spool, transcript=transcript, sessions=sessions)
+    batch = _Batch(send, envelopes)
     try:
-        return _send_batch(send, options, envelopes, credentials, check_only=check_only, revise=revise,
-                           envelopes_of=envelopes_of, policy=policy, mechanism=mechanism)
+        batch.enqueue()
+        if not batch.log_in(credentials, check_only=check_only):
+            return batch.result()
+        if revise is not None:
+            batch.revise(revise, option_prefix)
+        if check_only:
+            return batch.check_session()
+        # What waited longest goes first: one window of the due spooled mail, this send's own, then the rest.
+        send.spooled_mail(batch.logins, due_only=True, policy=_retry.NO_RETRY, windows=1)
+        send.own_mail(batch.logins, batch.envelopes, batch.queued, policy=policy, settle=batch.settle)
+        send.spooled_mail(batch.logins, due_only=True, policy=_retry.NO_RETRY)
+        return batch.result()
     finally:
         send.close()
 
 
-def _send_batch(send: _Send, options: t.Mapping[str, t.Any], envelopes: list[_smtp.Envelope], credentials: Credentials,
-                *, check_only: bool, revise: ReviseMessages | None,
-                envelopes_of: t.Callable[[t.Sequence[_smtp.MessageSpec]], list[_smtp.Envelope]],
-                policy: _retry.RetryPolicy, mechanism: str) -> BatchDelivery:
-    spool, transcript, username = send.spool, send.transcript, send.username
-    server = f"{send.endpoint.host}:{send.endpoint.port}"
-    summary: dict[str, t.Any] = {"auth_mechanism": mechanism, **send.fields, "token_source": None}
-    results: list[dict[str, t.Any]] = []
-    errors: list[SmailError | None] = []
+def _envelopes_of(specs: t.Sequence[_smtp.MessageSpec], option_prefix: str) -> list[_smtp.Envelope]:
+    return [prepare_envelope(spec, option_prefix=f"{option_prefix}[{index}]." if option_prefix else "")
+            for index, spec in enumerate(specs)]
 
-    def settle(envelope: _smtp.Envelope, outcome: _smtp.Outcome, claim: _spool.Claim | None,
-               message: _spool.SpooledMessage | None) -> None:
-        result, error = send.settle_own(envelope, outcome, claim, message)
-        results.append(result)
-        errors.append(error)
 
-    def batch(logins: _smtp.LoginSource | None, token: _oauth2.AccessToken | None = None) -> BatchDelivery:
-        send.warnings.extend(_few(send.own_warnings))
-        summary.update(send.fields, results=results, **send.spool_fields())
-        _bearer_result(logins, summary, send.warnings)
-        return BatchDelivery(Delivery(result=summary, secrets=sorted(transcript.secrets), transcript=transcript,
-                                      token=token, warnings=send.warnings), errors=errors)
+class _Batch:
+    """The phases of :func:`deliver_batch` around :class:`_Send`: enqueue, log in, revise, and the result."""
 
-    queued = spool.enqueue(envelopes, account=username, server=server) if spool is not None else []
-    logins: _smtp.LoginSource
-    bearer: BearerLogins | None = None
-    if mechanism in BEARER_MECHANISMS:
-        try:
-            bearer = t.cast(BearerLogins, _login_source(options, credentials, username=username, transcript=transcript,
-                                                        check_only=check_only))
-        except _oauth2.TokenError as exc:
-            if spool is None:
-                raise
-            with spool.claim(username, paths=[message.path for message in queued]) as claim:
-                for envelope, message in zip(envelopes, queued):
-                    settle(envelope, _failed_before_sending(envelope, exc), claim, message)
-            return batch(None)
-        logins = bearer
-        revised = revise(bearer.expiry()) if revise is not None else None
-        if revised is not None:
-            if len(revised) != len(envelopes):
-                raise ValueError("revise must return as many messages as it was given")
-            envelopes = envelopes_of(revised)
-            if spool is not None:
-                replaced = queued
-                queued = spool.enqueue(envelopes, account=username, server=server)
-                with spool.claim(username, paths=[message.path for message in replaced]) as claim:
-                    for message in claim.messages:
-                        claim.forget(message)
-    else:
-        logins = _smtp.StaticLogin(_smtp.SASLLogin(mechanism=mechanism, username=username, secret=options.get("password")))
-    _smtp.validate_connection(send.endpoint, logins.login())
+    def __init__(self, send: _Send, envelopes: list[_smtp.Envelope]) -> None:
+        self.send = send
+        self.options = send.options
+        self.envelopes = envelopes
+        self.queued: list[_spool.SpooledMessage] = []
+        self.mechanism = send.options.get("auth") or "xoauth2"
+        self.logins: _smtp.LoginSource = _smtp.StaticLogin(_smtp.SASLLogin(
+            mechanism=self.mechanism, username=send.username, secret=send.options.get("password")))
+        self.bearer: BearerLogins | None = None
+        self.results: list[dict[str, t.Any]] = []
+        self.errors: list[SmailError | None] = []
 
-    def token_source() -> str | None:  # a renewal changes it
-        return bearer.token.source if bearer else None
+    def enqueue(self) -> None:
+        """Every mail on disk before anything else happens (with a spool)."""
+        if self.send.spool is not None:
+            self.queued = self.send.spool.enqueue(self.envelopes, account=self.send.username,
+                                                  server=f"{self.send.endpoint.host}:{self.send.endpoint.port}")
 
-    if check_only:
-        with _smtp.SMTPSession(send.endpoint, logins.login(), transcript=transcript) as session:
+    def log_in(self, credentials: Credentials, *, check_only: bool) -> bool:
+        """The login of the send (a bearer token obtained); False when no token could be had and the mail was kept.
+
+        Raises the TokenError without a spool, and SmailError for a login the server could never take.
+        """
+        send = self.send
+        if self.mechanism in BEARER_MECHANISMS:
             try:
-                session.open_with(logins)
-            except SmailError as exc:
-                exc.details.setdefault("token_source", token_source())
-                raise add_provider_hint(options, exc) from None
-            session.quit()
-        summary.update(attempts=1, token_source=token_source())
-        results.extend({**_message_result(envelope, None), "recipients": list(envelope.recipients)}
-                       for envelope in envelopes)
-        errors.extend([None] * len(envelopes))
-        delivery = batch(logins, bearer.token if bearer else None)
-        delivery.delivery.result["attempts"] = 1
-        return delivery
+                self.bearer = t.cast(BearerLogins, _login_source(self.options, credentials, username=send.username,
+                                                                 transcript=send.transcript, check_only=check_only))
+            except _oauth2.TokenError as exc:
+                if send.spool is None:
+                    raise
+                with send.spool.claim(send.username, paths=[message.path for message in self.queued]) as claim:
+                    for envelope, message in zip(self.envelopes, self.queued):
+                        self.settle(envelope, _failed_before_sending(envelope, exc), claim, message)
+                return False
+            self.logins = self.bearer
+        _smtp.validate_connection(send.endpoint, self.logins.login())
+        return True
 
-    # What waited longest goes first: one window of the due spooled mail, this send's own, then the rest.
-    send.spooled_mail(logins, due_only=True, policy=_retry.NO_RETRY, windows=1)
-    send.own_mail(logins, envelopes, queued, policy=policy, settle=settle)
-    send.spooled_mail(logins, due_only=True, policy=_retry.NO_RETRY)
-    summary["token_source"] = token_source()
-    return batch(logins, bearer.token if bearer else None)
+    def revise(self, revise: ReviseMessages, option_prefix: str) -> None:
+        """The messages ``revise`` gives once the refresh token's expiry is known, enqueued in place of the first."""
+        if self.bearer is None:
+            return
+        revised = revise(self.bearer.expiry())
+        if revised is None:
+            return
+        if len(revised) != len(self.envelopes):
+            raise ValueError("revise must return as many messages as it was given")
+        replaced = self.queued
+        self.envelopes = _envelopes_of(revised, option_prefix)
+        self.enqueue()
+        if self.send.spool is not None:
+            with self.send.spool.claim(self.send.username, paths=[message.path for message in replaced]) as claim:
+                for message in claim.messages:
+                    claim.forget(message)
+
+    def check_session(self) -> BatchDelivery:
+        """Check mode: log in to the server and send nothing."""
+        send = self.send
+        with _smtp.SMTPSession(send.endpoint, self.logins.login(), transcript=send.transcript) as session:
+            try:
+                session.open_with(self.logins)
+            except SmailError as exc:
+                exc.details.setdefault("token_source", self.token_source())
+                raise add_provider_hint(self.options, exc) from None
+            session.quit()
+        send.fields["attempts"] = 1
+        self.results.extend({**_message_result(envelope, None), "recipients": list(envelope.recipients)}
+                            for envelope in self.envelopes)
+        self.errors.extend([None] * len(self.envelopes))
+        return self.result()
+
+    def settle(self, envelope: _smtp.Envelope, outcome: _smtp.Outcome, claim: _spool.Claim | None,
+               message: _spool.SpooledMessage | None) -> None:
+        result, error = self.send.settle_own(envelope, outcome, claim, message)
+        self.results.append(result)
+        self.errors.append(error)
+
+    def token_source(self) -> str | None:
+        return self.bearer.token.source if self.bearer else None  # a renewal changes it
+
+    def result(self) -> BatchDelivery:
+        send = self.send
+        send.warnings.extend(_few(send.own_warnings))
+        summary: dict[str, t.Any] = {"auth_mechanism": self.mechanism, **send.fields, "results": self.results,
+                                     "token_source": self.token_source(), **send.spool_fields()}
+        _bearer_result(self.bearer, summary, send.warnings)
+        return BatchDelivery(Delivery(result=summary, secrets=sorted(send.transcript.secrets), transcript=send.transcript,
+                                      token=self.bearer.token if self.bearer else None, warnings=send.warnings),
+                             errors=self.errors)
 
 
 def _few(warnings: list[str], shown: int = 3) -> list[str]:

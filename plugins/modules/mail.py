@@ -454,7 +454,7 @@ failed_attempts:
 spooled:
   description:
     - True when the mail could not be sent now and waits in O(spool_dir) for a later send or flush.
-    - Also on a failure of the credentials (RV(error=invalid_grant), a refused login) with O(spool_dir): the task
+    - Also on a failure of the credentials (RV(error=invalid_grant), a refused login) with O(spool_dir). The task
       fails, and the mail is kept until a flush after the credentials are fixed.
   returned: success, and such failures
   type: bool

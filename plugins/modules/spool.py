@@ -56,7 +56,7 @@ options:
         may have arrived.
       - Every C(Message-ID) must belong to mail in the spool, and a held one must have a recipient left, or the task
         fails before anything changes. Mail already waiting again (released by another run at the same time) is left
-        as it is: each change is made under the file's lock, so concurrent runs release it once.
+        as it is; each change is made under the file's lock, so concurrent runs release it once.
     type: list
     elements: str
     default: []
