@@ -198,6 +198,11 @@ def _reason(error: SmailError | None) -> str:
     return f"{error.code}: {error.msg}" if error is not None else "not attempted"
 
 
+def _waits_for(error: SmailError | None) -> str:
+    """What a mail deferred after ``error`` waits for (``_spool.Control.waits_for``)."""
+    return "server" if error is None or getattr(error, "stage", None) in _SESSION_STAGES else "mail"
+
+
 def _untried(envelope: _smtp.Envelope, error: _smtp.SMTPError) -> _smtp.Outcome:
     outcome = _smtp.Outcome(envelope, pending=list(envelope.recipients))
     outcome.error = error
@@ -348,7 +353,7 @@ class _Send:
             self.warnings.append(f"The spooled mail {message.message_id} was not delivered and will not be retried "
                                  f"({held.summary()['held_reason']}); it is held at {held.path}.")
         else:
-            claim.defer(message, _reason(error))
+            claim.defer(message, _reason(error), waits_for=_waits_for(error))
 
     def _keep_own(self, envelope: _smtp.Envelope, outcome: _smtp.Outcome, claim: _spool.Claim,
                   message: _spool.SpooledMessage, result: dict[str, t.Any]) -> None:
@@ -364,7 +369,7 @@ class _Send:
             self.own_warnings.append(f"The delivery of {envelope.message_id} became unknown ({error.code}); it is "
                                      f"kept, held, at {held.path}. {_spool.UNKNOWN_HINT}")
         elif error.transient or error.stage == "auth":
-            claim.defer(message, _reason(error))
+            claim.defer(message, _reason(error), waits_for=_waits_for(error))
             result.update(spooled=True, spool_path=message.path)
             if error.transient:
                 self.own_warnings.append(

@@ -21,7 +21,7 @@ A mail file (format 2) has three parts, so that no change of state needs new dis
 
     bytes 0 .. 1023      the control block: a JSON object padded with spaces, then a newline; overwritten in place
                          {"spool": 2, "state": "pending"|"held", "attempts": 0, "next_attempt": <epoch s>,
-                          "lease": ".lease-…"|null, "last_error": "code: msg"|null,
+                          "lease": ".lease-…"|null, "last_error": "code: msg"|null, "waits_for": "server"|"mail"|null,
                           "held_code": null|"delivery_unknown"|"refused"|"expired"|<error code>,
                           "held_reason": null|"…", "held_at": null|"2026-01-01T00:00:00Z"}
     1024 + 256 * i       one status record per envelope recipient i, padded likewise; overwritten in place
@@ -144,6 +144,9 @@ class Control:
     next_attempt: int = 0
     lease: str | None = None
     last_error: str | None = None
+    #: What the last failed attempt waited for: ``server`` (the connection, TLS, the login: any send that reaches
+    #: the server may try again) or ``mail`` (this mail or a mailbox of it: its own schedule).
+    waits_for: str | None = None
     held_code: str | None = None
     held_reason: str | None = None
     held_at: str | None = None
@@ -161,7 +164,8 @@ class Control:
                 or not isinstance(control.next_attempt, int):
             raise ValueError("the control block is not valid")
         if not all(value is None or isinstance(value, str) for value in
-                   (control.lease, control.last_error, control.held_code, control.held_reason, control.held_at)):
+                   (control.lease, control.last_error, control.waits_for, control.held_code, control.held_reason,
+                    control.held_at)):
             raise ValueError("the control block is not valid")
         return control
 
@@ -451,7 +455,12 @@ class Spool:
     def _scan(self, account: str | None) -> tuple[list[SpooledMessage], list[str]]:
         messages: list[SpooledMessage] = []
         unreadable: list[str] = []
-        for directory in self._open(account):
+        directories = self._open(account)
+        if account is None:  # beside the account directories: format-1 files that could not be converted, strangers
+            unreadable.extend(path for path in (os.path.join(self.directory, name) for name in
+                                                self._names(self.directory, lambda name: True))
+                              if path not in directories)
+        for directory in directories:
             for name in self._names(directory, lambda name: True):
                 path = os.path.join(directory, name)
                 try:
@@ -517,6 +526,9 @@ class Spool:
                              hint=_WRITE_HINT) from None
         self._lease = (name, fd, os.path.join(directory, name))
         return name
+
+    def _own_lease(self) -> str | None:
+        return self._lease[0] if self._lease is not None else None
 
     def end_lease(self) -> None:
         """Give up this process's lease (its mail is then anybody's to deliver when due)."""
@@ -655,8 +667,9 @@ class Spool:
               skip: t.AbstractSet[str] = frozenset(), limit: int = CLAIM_WINDOW) -> t.Iterator[Claim]:
         """At most ``limit`` pending mails of ``account``, each locked against other processes until exit.
 
-        With ``paths``, those files (this task's own mail, leased to it). Otherwise the account's pending mail, due
-        first and oldest first: with ``due_only`` only what is due (a send), else all of it (an explicit flush);
+        With ``paths``, those files (this task's own mail, leased to it). Otherwise the account's pending mail, oldest
+        first: with ``due_only`` only what is due or waits only for the server (a send), else all
+        of it (an explicit flush);
         mail leased to a running task is passed by. A pending mail past the spool's lifetime is held as
         ``expired`` instead (:attr:`Claim.expired`). Paths in ``skip`` are not looked at. Files passed by are named
         in :attr:`Claim.passed`. Deliver inside the block, with :meth:`Claim.progress` after each transaction.
@@ -679,14 +692,16 @@ class Spool:
             claim.release_all()
 
     def _candidates(self, account: str, *, due_only: bool, skip: t.AbstractSet[str]) -> list[str]:
-        """The account's pending mail files in the order a delivery takes them: by next attempt, then oldest."""
+        """The account's pending mail files in the order a delivery takes them: oldest first (mail that is not due is
+        left out, so it holds up nothing)."""
         directories = self._open(account)
         if not directories:
             return []
         directory = directories[0]
         self._sweep(directory)
         now = self.clock()
-        order: list[tuple[int, str]] = []
+        order: list[str] = []
+        leases: dict[str, bool] = {}
         for name in self._names(directory, lambda name: name.endswith(SUFFIX)):
             path = os.path.join(directory, name)
             if path in skip:
@@ -701,10 +716,16 @@ class Spool:
                 continue
             finally:
                 os.close(fd)
-            if control.state != "pending" or (due_only and control.next_attempt > now):
+            # Mail that waits for the server is ready whenever a send reaches it: every send tries the server anyway.
+            if control.state != "pending" or (due_only and control.next_attempt > now and control.waits_for != "server"):
                 continue
-            order.append((control.next_attempt, path))
-        return [path for _when, path in sorted(order)]
+            if control.lease:  # a running task's mail (this one's included): not even locked to be passed by
+                if control.lease not in leases:
+                    leases[control.lease] = control.lease == self._own_lease() or _lease_held(directory, control.lease)
+                if leases[control.lease]:
+                    continue
+            order.append(path)
+        return order
 
 
 class _WindowFull(Exception):
@@ -773,7 +794,8 @@ class Claim:
 
     def _locked_message(self, fd: int, path: str, *, own: bool) -> SpooledMessage | None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # This task's own mail is locked by others only for a moment, while they pass it by: wait for that.
+            fcntl.flock(fd, fcntl.LOCK_EX if own else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return None  # another process is delivering it
@@ -860,13 +882,14 @@ class Claim:
         self._unlock(message.path)
         return held
 
-    def defer(self, message: SpooledMessage, error: str) -> SpooledMessage:
-        """Count a failed attempt and give the mail its next attempt time. Raises SmailError ``spool_write``."""
+    def defer(self, message: SpooledMessage, error: str, *, waits_for: str = "mail") -> SpooledMessage:
+        """Count a failed attempt and give the mail its next attempt time; ``waits_for`` is ``server`` when the
+        attempt failed before any transaction (see :attr:`Control.waits_for`). Raises SmailError ``spool_write``."""
         current = self._current[message.path]
         attempts = current.control.attempts + 1
         deferred = self.spool._write_control(  # pylint: disable=protected-access
             self._fds[message.path], current, dataclasses.replace(
-                current.control, attempts=attempts, lease=None, last_error=error,
+                current.control, attempts=attempts, lease=None, last_error=error, waits_for=waits_for,
                 next_attempt=int(self.spool.clock()) + backoff(attempts)))
         self._current[message.path] = deferred
         return deferred
