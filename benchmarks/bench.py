@@ -6,7 +6,8 @@
 
 Starts its own sandbox (loopback only), runs every case with warm-ups and timed runs interleaved, and writes
 docs/performance.md (medians, ratios, targets) and docs/performance-scaling.png. Times are whole-process wall
-times of ansible-playbook (or of the floor script). BENCH_RUNS=N sets the timed runs of each case (default 3, after
+times of ansible-playbook (or of the floor script); case 8 (the spool) times the send core's calls inside one process
+(spool_driver.py). BENCH_RUNS=N sets the timed runs of each case (default 3, after
 one warm-up), BENCH_HEAVY_RUNS=N those of the long steps without a warm-up of their own: 100 mails and smail_ini over
 50 hosts (default 2, or BENCH_RUNS if smaller). Every mail run also counts the SMTP
 connections it made, from the sandbox's smtp_sessions.jsonl.
@@ -666,7 +667,8 @@ def render_report(results: Results) -> str:
         f"interleaved round by round; the long steps (100 mails, 50 hosts' smail.ini) "
         f"{results.heavy_runs}. The whole run took {results.minutes:.0f} minutes. Times are whole-process wall "
         "times of "
-        "`ansible-playbook` (or of the floor script), medians in seconds, every task on localhost against the "
+        "`ansible-playbook` (or of the floor script; case 8 times the send core's calls inside one process), "
+        "medians in seconds, every task on localhost against the "
         "sandbox (`sandbox/xoauth2_sandbox.py`, loopback only), so smail.xoauth2.mail runs in the controller's "
         "worker process unless a variant says otherwise (case 1 says where it runs and why). Every timed run is "
         "checked: the sandbox must have stored exactly the mails sent; its SMTP connections are counted from the "
