@@ -6,7 +6,8 @@
 
 Starts its own sandbox (loopback only), runs every case with warm-ups and timed runs interleaved, and writes
 docs/performance.md (medians, ratios, targets) and docs/performance-scaling.png. Times are whole-process wall
-times of ansible-playbook (or of the floor script). BENCH_RUNS=N sets the timed runs of each case (default 3, after
+times of ansible-playbook (or of the floor script); case 8 (the spool) times the send core's calls inside one process
+(spool_driver.py). BENCH_RUNS=N sets the timed runs of each case (default 3, after
 one warm-up), BENCH_HEAVY_RUNS=N those of the long steps without a warm-up of their own: 100 mails and smail_ini over
 50 hosts (default 2, or BENCH_RUNS if smaller). Every mail run also counts the SMTP
 connections it made, from the sandbox's smtp_sessions.jsonl.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -25,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+import typing as t
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +42,12 @@ INI_SETTINGS = {
     "SMTP": {"Server": "smtp.gmail.com", "Port": "465", "Auth": "OAUTH-XOAUTH2", "From": "alerts@example.com"},
     "OAUTH": {"Provider": "google", "TokenFile": r"C:\SMAIL\smail_refresh_token.ini"},
 }
+#: Case 8, the spool: the 1000-message batch with and without spool_dir, the files of another account in the spool
+#: of one send (each run: SPOOL_SEND_REPEAT timed sends after a warm-up send), and the mails of the flush and of the
+#: batch it is compared with.
+SPOOL_OTHER_FILES = 10_000
+SPOOL_SEND_REPEAT = 5
+SPOOL_FLUSH = 10_000
 #: The controller environment that sends smail.xoauth2.mail to the module process (plugin_utils/_in_process.py).
 MODULE_PROCESS_ENV = {"SMAIL_XOAUTH2_IN_PROCESS": "0"}
 #: How long the sandbox's connection log must stay unchanged after a run before its connections are counted: a
@@ -84,6 +93,13 @@ def ratio_target(text: str, value: float | None, limit: float, *, aim: float | N
     if aim is not None and value is not None:
         measured += f" (aim {aim:.1f}x {'reached' if value <= aim else 'not reached'})"
     return Target(text, measured, None if value is None else value <= limit)
+
+
+def extra_ms_target(text: str, extra_seconds: float | None, limit_ms: float) -> Target:
+    """Return a target that an added time meets when it is at most `limit_ms` milliseconds."""
+    if extra_seconds is None:
+        return Target(text, "n/a", None)
+    return Target(text, f"{extra_seconds * 1000:+.0f} ms", extra_seconds * 1000 <= limit_ms)
 
 
 def count_target(text: str, counts: list[int], expected: int) -> Target:
@@ -137,10 +153,15 @@ class Bench:
 # --- processes ------------------------------------------------------------------------------------------------
 
 
+def last_log(bench: Bench, name: str) -> Path:
+    """Return the log of the latest process run_timed started, named `name`."""
+    return bench.work / "logs" / f"{bench.logs:04d}-{name}.log"
+
+
 def run_timed(bench: Bench, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> float:
     """Run argv to completion and return its wall time; raise BenchError (with the log path) when it fails."""
     bench.logs += 1
-    log = bench.work / "logs" / f"{bench.logs:04d}-{name}.log"
+    log = last_log(bench, name)
     with log.open("wb") as out:
         start = time.perf_counter()
         completed = subprocess.run(argv, cwd=bench.work, env=env or bench.env(), stdout=out, stderr=subprocess.STDOUT,
@@ -203,17 +224,41 @@ def settled_smtp_sessions(bench: Bench) -> list[dict]:
     return sessions
 
 
-def timed_mails(bench: Bench, name: str, argv: list[str], expected: int, *, env: dict[str, str] | None = None) -> float:
-    """Time a run that must deliver `expected` mails, check that the sandbox stored exactly that many, and record
-    the SMTP connections the run made in bench.connections[name]."""
+Measured = t.TypeVar("Measured")
+
+
+def checked_mails(bench: Bench, name: str, expected: int, run: Callable[[], Measured]) -> Measured:
+    """Return what `run` measured, once it has delivered `expected` mails: check that the sandbox stored exactly that
+    many, and record the SMTP connections the run made in bench.connections[name]."""
     before, sessions_before = stored_mails(bench), len(settled_smtp_sessions(bench))
-    elapsed = run_timed(bench, name, argv, env=env)
+    measured = run()
     delivered = stored_mails(bench) - before
     if delivered != expected:
         raise BenchError(f"{name}: the sandbox stored {delivered} mails, {expected} expected")
     new = settled_smtp_sessions(bench)[sessions_before:]
     bench.connections.setdefault(name, []).append((len(new), sum(1 for line in new if line["quit"])))
-    return elapsed
+    return measured
+
+
+def timed_mails(bench: Bench, name: str, argv: list[str], expected: int, *, env: dict[str, str] | None = None) -> float:
+    """Time a run that must deliver `expected` mails (checked_mails); return its wall time."""
+    return checked_mails(bench, name, expected, lambda: run_timed(bench, name, argv, env=env))
+
+
+def driver_argv(bench: Bench, command: str, vars_file: Path, *extra: str) -> list[str]:
+    """Return the command line of one measurement of benchmarks/spool_driver.py."""
+    return [str(bench.python), str(HERE / "spool_driver.py"), command, str(vars_file), *extra]
+
+
+def driver_seconds(bench: Bench, name: str, argv: list[str]) -> list[float]:
+    """Run spool_driver.py and return the times it measured inside its process (its last line of output)."""
+    run_timed(bench, name, argv)
+    return json.loads(last_log(bench, name).read_text(encoding="utf-8").splitlines()[-1])["seconds"]
+
+
+def driver_mails(bench: Bench, name: str, argv: list[str], expected: int) -> list[float]:
+    """driver_seconds of a run that must deliver `expected` mails (checked_mails)."""
+    return checked_mails(bench, name, expected, lambda: driver_seconds(bench, name, argv))
 
 
 # --- the sandbox ------------------------------------------------------------------------------------------------
@@ -316,15 +361,16 @@ def facts(bench: Bench) -> dict[str, str]:
 # --- the cases --------------------------------------------------------------------------------------------------
 
 
-def interleave(bench: Bench, variants: dict[str, Callable[[], float]], *, warmups: int = 1,
+def interleave(bench: Bench, variants: t.Mapping[str, Callable[[], float | list[float]]], *, warmups: int = 1,
                runs: int | None = None) -> dict[str, Series]:
-    """Run each variant once per round, warm-up rounds first; return the timed Series by variant name."""
+    """Run each variant once per round, warm-up rounds first; return the timed Series by variant name (a run that
+    measured several times adds each)."""
     series = {name: Series(name, warmups=warmups) for name in variants}
     for round_number in range(warmups + (bench.runs if runs is None else runs)):
         for name, run in variants.items():
             elapsed = run()
             if round_number >= warmups:
-                series[name].seconds.append(elapsed)
+                series[name].seconds.extend(elapsed if isinstance(elapsed, list) else [elapsed])
     return series
 
 
@@ -369,21 +415,79 @@ def case_scaling(bench: Bench) -> dict[int, dict[str, Series]]:
 
 def case_floor(bench: Bench) -> dict[str, Series]:
     """Case 3: 1000 messages as one batch vs the smtplib + google-auth script, interleaved like every other case
-    (a batch takes a few seconds: it gets the warm-up and runs of a short case)."""
+    (a batch takes a few seconds: it gets the warm-up and runs of a short case); the batch also with `spool_dir`."""
     messages = bench_messages("big", BIG_BATCH)
     floor = write_vars(bench, "floor", bench_messages=messages)
     batch = write_vars(bench, "big-batch", bench_mode="batch", bench_messages=messages,
                        bench_cache_dir=str(bench.work / "cache"))
+    spooled = write_vars(bench, "big-batch-spool", bench_mode="batch", bench_messages=messages,
+                         bench_cache_dir=str(bench.work / "cache"), bench_spool_dir=str(bench.work / "spool-playbook"))
+    run_names = {"floor script": "floor", "smail batch": "big-batch", "smail batch (spool_dir)": "big-batch-spool"}
     variants = {"floor script": lambda: timed_mails(
         bench, "floor", [str(bench.python), str(HERE / "floor_smtplib.py"), str(floor)], BIG_BATCH)}
     if bench.batch_unavailable is None:
-        variants["smail batch"] = lambda: timed_mails(bench, "big-batch", playbook_argv(bench, "mail_smail.yml", batch),
-                                                      BIG_BATCH)
+        for name, vars_file in (("smail batch", batch), ("smail batch (spool_dir)", spooled)):
+            variants[name] = functools.partial(timed_mails, bench, run_names[name],
+                                               playbook_argv(bench, "mail_smail.yml", vars_file), BIG_BATCH)
     series = interleave(bench, variants)
-    for name, run_name in (("floor script", "floor"), ("smail batch", "big-batch")):
-        if name in series:
-            series[name].connections = bench.connections.get(run_name, [])
+    for name, one in series.items():
+        one.connections = bench.connections.get(run_names[name], [])
     return series
+
+
+@dataclass
+class SpoolCases:
+    """Case 8: the spool's costs, each side by side with the same work without it (times inside one process)."""
+
+    #: 1000 messages as one deliver_batch, without and with spool_dir.
+    batch: dict[str, Series]
+    #: One send each (SPOOL_SEND_REPEAT a run), with an empty spool and with SPOOL_OTHER_FILES of another account.
+    send: dict[str, Series]
+    #: The untimed preparation of `send`: how long spooling SPOOL_OTHER_FILES mails took.
+    populate_seconds: float
+    #: Flushing SPOOL_FLUSH spooled mails, and deliver_batch of the same SPOOL_FLUSH messages.
+    flush: dict[str, Series]
+
+
+def case_spool(bench: Bench) -> SpoolCases:
+    """Case 8: the spool (spool_dir) vs the same work without it, by benchmarks/spool_driver.py in one process each.
+
+    The batch gets the warm-up and runs of a short case; the sends run their own warm-up send in each process; the
+    10 000-mail flush and batch get heavy_runs rounds without a warm-up (each flush round spools its mails first,
+    untimed).
+    """
+    cache = str(bench.work / "cache")
+    big = write_vars(bench, "spool-batch", bench_messages=bench_messages("spool", BIG_BATCH), bench_cache_dir=cache)
+    empty = bench.work / "spool-batch"
+    batch = interleave(bench, {
+        "deliver_batch": lambda: driver_mails(bench, "core-batch", driver_argv(bench, "batch", big), BIG_BATCH),
+        "deliver_batch (spool_dir)": lambda: driver_mails(
+            bench, "core-batch-spool", driver_argv(bench, "batch", big, "--spool-dir", str(empty)), BIG_BATCH),
+    })
+
+    one = write_vars(bench, "spool-send", bench_messages=bench_messages("send", 1), bench_cache_dir=cache)
+    crowded = bench.work / "spool-crowded"
+    (populate_seconds,) = driver_seconds(bench, "spool-populate", driver_argv(
+        bench, "populate", one, "--spool-dir", str(crowded), "--count", str(SPOOL_OTHER_FILES)))
+    sends = {"send, empty spool": ("core-send-empty", bench.work / "spool-empty"),
+             f"send, {SPOOL_OTHER_FILES} files of another account": ("core-send-crowded", crowded)}
+    send = interleave(bench, {name: functools.partial(
+        driver_mails, bench, run_name,
+        driver_argv(bench, "send", one, "--spool-dir", str(path), "--repeat", str(SPOOL_SEND_REPEAT)), SPOOL_SEND_REPEAT + 1)
+        for name, (run_name, path) in sends.items()}, warmups=0)
+
+    many = write_vars(bench, "spool-flush", bench_messages=bench_messages("flush", SPOOL_FLUSH), bench_cache_dir=cache)
+    flush = interleave(bench, {
+        f"flush_spool, {SPOOL_FLUSH} spooled": lambda: driver_mails(
+            bench, "core-flush", driver_argv(bench, "flush", many, "--spool-dir", str(bench.work / "spool-flush")),
+            SPOOL_FLUSH),
+        f"deliver_batch, {SPOOL_FLUSH} messages": lambda: driver_mails(
+            bench, "core-batch-many", driver_argv(bench, "batch", many), SPOOL_FLUSH),
+    }, warmups=0, runs=bench.heavy_runs)
+    for series, run_names in ((batch, ("core-batch", "core-batch-spool")), (flush, ("core-flush", "core-batch-many"))):
+        for one_series, run_name in zip(series.values(), run_names):
+            one_series.connections = bench.connections.get(run_name, [])
+    return SpoolCases(batch=batch, send=send, populate_seconds=populate_seconds, flush=flush)
 
 
 def case_token_requests(bench: Bench) -> tuple[Series, list[int]]:
@@ -532,6 +636,7 @@ class Results:
     ini_same: bool
     rss: dict[str, list[int]]
     module_wall: dict[str, list[float]]
+    spool: SpoolCases
     batch_unavailable: str | None
     runs: int
     heavy_runs: int
@@ -562,7 +667,8 @@ def render_report(results: Results) -> str:
         f"interleaved round by round; the long steps (100 mails, 50 hosts' smail.ini) "
         f"{results.heavy_runs}. The whole run took {results.minutes:.0f} minutes. Times are whole-process wall "
         "times of "
-        "`ansible-playbook` (or of the floor script), medians in seconds, every task on localhost against the "
+        "`ansible-playbook` (or of the floor script; case 8 times the send core's calls inside one process), "
+        "medians in seconds, every task on localhost against the "
         "sandbox (`sandbox/xoauth2_sandbox.py`, loopback only), so smail.xoauth2.mail runs in the controller's "
         "worker process unless a variant says otherwise (case 1 says where it runs and why). Every timed run is "
         "checked: the sandbox must have stored exactly the mails sent; its SMTP connections are counted from the "
@@ -581,6 +687,7 @@ def targets(results: Results) -> list[Target]:
     """Return the issue's targets with what was measured."""
     at20 = results.scaling[20]
     community = at20["community loop"]
+    spool = results.spool
     return [
         ratio_target("1. 20-mail loop on the controller (worker process) / community loop: at most 0.5x",
                      ratio(at20["smail loop"], community), 0.5, aim=0.3),
@@ -597,11 +704,23 @@ def targets(results: Results) -> list[Target]:
                      ratio(results.ini["smail_ini"], results.ini["template"]), 1.0),
         ratio_target("8. smail_ini / template, an unchanged rerun on 50 hosts: at most 0.6x",
                      ratio(results.ini_rerun["smail_ini rerun"], results.ini_rerun["template rerun"]), 0.6),
+        ratio_target(f"9. {BIG_BATCH}-message batch with `spool_dir` / without (deliver_batch in one process): at most 1.5x",
+                     ratio(spool.batch["deliver_batch (spool_dir)"], spool.batch["deliver_batch"]), 1.5),
+        extra_ms_target(f"10. one send with {SPOOL_OTHER_FILES} spool files of another account - with an empty spool: "
+                        "at most +50 ms", spool_send_extra(spool), 50),
+        ratio_target(f"11. flushing {SPOOL_FLUSH} spooled mails / a {SPOOL_FLUSH}-message batch (one process): at most 1.5x",
+                     ratio(*spool.flush.values()), 1.5),
     ]
 
 
+def spool_send_extra(spool: SpoolCases) -> float:
+    """Return how much longer (s, medians) a send takes beside the other account's files than with an empty spool."""
+    empty, crowded = spool.send.values()
+    return crowded.median - empty.median
+
+
 def case_sections(results: Results) -> list[str]:
-    """Return the markdown sections of the seven cases."""
+    """Return the markdown sections of the eight cases."""
     at20 = results.scaling[20]
     unavailable = f"*smail batch: {results.batch_unavailable}.*" if results.batch_unavailable else ""
     fixed_rows = ["| variant | fixed s | s per mail |", "| --- | ---: | ---: |"]
@@ -687,6 +806,7 @@ def case_sections(results: Results) -> list[str]:
         "## 3. 1000 messages as one batch vs plain Python (the floor)",
         "",
         "The floor is `benchmarks/floor_smtplib.py`: one google-auth refresh, one connection, AUTH XOAUTH2, smtplib.",
+        "`smail batch (spool_dir)` is the same task with `spool_dir` set (case 8 measures the spool more closely).",
         "",
         *series_table(results.floor, base="floor script"),
         *([] if "smail batch" in results.floor else ["", unavailable]),
@@ -750,6 +870,59 @@ def case_sections(results: Results) -> list[str]:
         "",
         *fixed_rows,
         *([] if "smail batch" in at20 else ["", unavailable]),
+        "",
+        *spool_section(results),
+    ]
+
+
+def spool_section(results: Results) -> list[str]:
+    """Return the markdown section of case 8, the spool."""
+    spool = results.spool
+    playbook = ratio(results.floor.get("smail batch (spool_dir)"), results.floor.get("smail batch"))
+    empty, crowded = spool.send.values()
+    send_rows = ["| variant | median ms | sends (ms) |", "| --- | ---: | --- |"]
+    send_rows += [f"| {one.label} | {one.median * 1000:.1f} | {', '.join(f'{s * 1000:.0f}' for s in one.seconds)} |"
+                  for one in (empty, crowded)]
+    return [
+        "## 8. The spool: `spool_dir` vs the same work without it",
+        "",
+        ("Measured inside one Python process by `benchmarks/spool_driver.py`, which calls the collection's send core "
+         "(`_mailer.deliver_batch`, `_mailer.deliver`, `_mailer.flush_spool`) as the `mail` and `spool` modules do, "
+         "without Ansible: the times are of those calls alone (a new connection each, the token cache warm), so the "
+         "spool's share is not hidden by the start-up of `ansible-playbook`. Every run is checked as the others are: "
+         "the sandbox must have stored exactly the mails it sent. The spool is filled through the spool's own API "
+         "(`_spool.Spool(dir).add(...)`, in `spool_one()` of the driver), untimed."),
+        "",
+        f"### {BIG_BATCH} messages as one batch, without and with `spool_dir` (an empty spool)",
+        "",
+        *series_table(spool.batch, base=next(iter(spool.batch))),
+        "",
+        *connection_rows(spool.batch),
+        "",
+        (f"As whole `ansible-playbook` runs (case 3) the batch with `spool_dir` takes {fmt(playbook, 2, 'x')} the "
+         "batch without it."),
+        "",
+        f"### One send beside {SPOOL_OTHER_FILES} spooled mails of another account",
+        "",
+        (f"The spool holds {SPOOL_OTHER_FILES} pending mails of another account, spooled once before the runs "
+         f"(untimed: {spool.populate_seconds:.1f} s). Each run is one process: a warm-up send, then "
+         f"{SPOOL_SEND_REPEAT} timed sends of one mail for the sandbox account; {results.runs} runs of each variant, "
+         "interleaved."),
+        "",
+        *send_rows,
+        "",
+        (f"Beside the other account's mail a send takes {more_or_less(spool_send_extra(spool) * 1000)} than with an "
+         "empty spool (medians)."),
+        "",
+        f"### Flushing {SPOOL_FLUSH} spooled mails vs a batch of the same {SPOOL_FLUSH} messages",
+        "",
+        (f"Each flush run first spools the {SPOOL_FLUSH} messages for the sandbox account (untimed), then times one "
+         f"`flush_spool`; the batch sends the same messages with `deliver_batch` and no `spool_dir`. "
+         f"{results.heavy_runs} rounds, no warm-up."),
+        "",
+        *series_table(spool.flush, base=list(spool.flush)[1]),
+        "",
+        *connection_rows(spool.flush),
     ]
 
 
@@ -802,11 +975,14 @@ def run_cases(bench: Bench) -> Results:
         ini, ini_rerun, ini_same = case_ini(bench)
         progress("case 6 (peak RSS)")
         rss, module_wall = case_rss(bench)
+        progress(f"case 8 (the spool: batches, a send beside {SPOOL_OTHER_FILES} files, a flush of {SPOOL_FLUSH})")
+        spool = case_spool(bench)
         info = facts(bench)
     finally:
         stop_sandbox(bench, process)
     return Results(facts=info, scaling=scaling, floor=floor, fleet=fleet, fleet_requests=fleet_requests, ini=ini,
                    ini_rerun=ini_rerun, ini_same=ini_same, rss=rss, module_wall=module_wall,
+                   spool=spool,
                    batch_unavailable=bench.batch_unavailable, runs=bench.runs,
                    heavy_runs=bench.heavy_runs, minutes=(time.perf_counter() - started) / 60)
 

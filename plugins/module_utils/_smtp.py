@@ -919,11 +919,16 @@ class SMTPSession:
         self.data(payload)
         return replies
 
-    def quit(self) -> None:
-        """QUIT politely; failures here do not matter any more."""
+    def quit(self, *, timeout: float | None = None) -> None:
+        """QUIT politely, waiting at most ``timeout`` seconds (when given) for the answer instead of the session's
+        whole timeout; failures here do not matter any more, and the socket is closed either way."""
         if self._smtp is None:
             return
         try:
+            sock = self._smtp.sock
+            if timeout is not None and sock is not None:
+                current = sock.gettimeout()
+                sock.settimeout(timeout if current is None else min(current, timeout))
             self._smtp.quit()
         except (OSError, smtplib.SMTPException):
             pass

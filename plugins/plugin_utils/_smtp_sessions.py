@@ -11,7 +11,8 @@ settings, mechanism, account and secret, after the server answered ``RSET`` with
 Nothing of a mail is ever said on a session before that check, so a reconnect never repeats a command of it.
 Sessions end with ``QUIT`` after :data:`IDLE_LIMIT_SECONDS` without use (at the next send) and when the worker ends:
 a worker leaves through multiprocessing, which runs its ``Finalize`` callbacks (not ``atexit``) after the task's
-result was sent.
+result was sent. Every such QUIT waits at most :data:`QUIT_TIMEOUT_SECONDS` for its answer: the mail was settled
+before, and a server that does not answer must not hold the worker (or the next send) for the session's timeout.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp
 IDLE_LIMIT_SECONDS = 30.0
 #: At most this many sessions are kept (a loop over a few accounts); the least recently used is ended first.
 MAX_KEPT_SESSIONS = 4
+#: The longest a kept session's QUIT waits for the server's answer (at the worker's exit and when a session is ended).
+QUIT_TIMEOUT_SECONDS = 2.0
 
 SessionKey = tuple[_smtp.SMTPEndpoint, str, str, str]
 
@@ -38,10 +41,15 @@ def session_key(endpoint: _smtp.SMTPEndpoint, login: _smtp.SASLLogin) -> Session
     return endpoint, login.mechanism, login.username or "", digest
 
 
+def _end(session: _smtp.SMTPSession) -> None:
+    """QUIT a kept session, waiting at most QUIT_TIMEOUT_SECONDS for the answer, and close it."""
+    session.quit(timeout=QUIT_TIMEOUT_SECONDS)
+
+
 def _quit_all(kept: dict[SessionKey, tuple[_smtp.SMTPSession, float]]) -> None:
     while kept:
         _key, (session, _since) = kept.popitem()
-        session.quit()
+        _end(session)
 
 
 class KeptSessions:
@@ -68,7 +76,7 @@ class KeptSessions:
         if kept is not None:
             session, since = kept
             if self.clock() - since > self.idle_limit:
-                session.quit()
+                _end(session)
             elif session.resume(transcript):
                 return session
             else:
@@ -84,18 +92,18 @@ class KeptSessions:
         key = session_key(session.endpoint, session.login)
         previous = self._kept.pop(key, None)
         if previous is not None and previous[0] is not session:
-            previous[0].quit()
+            _end(previous[0])
         self._kept[key] = (session, self.clock())
         while len(self._kept) > self.limit:
             _session, _since = self._kept.pop(next(iter(self._kept)))
-            _session.quit()
+            _end(_session)
 
     def _end_idle(self) -> None:
         now = self.clock()
         for key, (session, since) in list(self._kept.items()):
             if now - since > self.idle_limit:
                 del self._kept[key]
-                session.quit()
+                _end(session)
 
     def close(self) -> None:
         """End every kept session with QUIT."""

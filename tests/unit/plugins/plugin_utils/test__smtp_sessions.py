@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -121,3 +122,100 @@ def _wait_for(condition, timeout=5.0):
     while not condition():
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+class SilentAtQuit:
+    """A plain SMTP server on loopback that greets and answers EHLO, but never answers QUIT: it keeps the connection
+    open until the client closes it (``hang_up=False``) or closes it without a word (``hang_up=True``)."""
+
+    def __init__(self, *, hang_up: bool) -> None:
+        self.hang_up = hang_up
+        self.quits = 0
+        self._conversations: list[threading.Thread] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _address = self._listener.accept()
+            except OSError:
+                return
+            conversation = threading.Thread(target=self._converse, args=(conn,), daemon=True)
+            self._conversations.append(conversation)
+            conversation.start()
+
+    def _converse(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 silent.example ESMTP\r\n")
+            for line in lines:
+                verb = line.split(b" ", 1)[0].strip().upper()
+                if verb == b"QUIT":
+                    self.quits += 1
+                    if self.hang_up:
+                        return
+                elif verb == b"EHLO":
+                    conn.sendall(b"250-silent.example\r\n250 8BITMIME\r\n")
+                else:
+                    conn.sendall(b"250 OK\r\n")
+
+    def quits_heard(self) -> int:
+        """How many QUITs the server read, once every connection has ended (the client closed it)."""
+        for conversation in self._conversations:
+            conversation.join(timeout=30)  # a safety net only: the client has closed every connection by now
+        return self.quits
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def kept_session(server, username, *, timeout, quit_timeouts):
+    """A connected session with the server, recording the socket's timeout in force when it says QUIT."""
+    endpoint = _smtp.SMTPEndpoint(host="127.0.0.1", port=server.port, secure="never", timeout=timeout)
+    session = _smtp.SMTPSession(endpoint, _smtp.SASLLogin("xoauth2", username, "ya29.token"))
+    session.connect()
+    session.ehlo()
+    smtp, send = session.smtp, session.smtp.send
+
+    def recording_send(line):
+        if isinstance(line, str) and line.upper().startswith("QUIT"):
+            quit_timeouts.append(smtp.sock.gettimeout())
+        return send(line)
+
+    smtp.send = recording_send
+    return session
+
+
+def test_quit_of_an_evicted_and_of_a_kept_session_at_exit_waits_the_bounded_time(monkeypatch):
+    # A server that never answers QUIT: each QUIT waits only the bound (made short here), not the session's timeout.
+    monkeypatch.setattr(_smtp_sessions, "QUIT_TIMEOUT_SECONDS", 0.05, raising=False)
+    server, quit_timeouts = SilentAtQuit(hang_up=False), []
+    try:
+        sessions = _smtp_sessions.KeptSessions(limit=1)
+        first = kept_session(server, "a@example.com", timeout=5, quit_timeouts=quit_timeouts)
+        second = kept_session(server, "b@example.com", timeout=5, quit_timeouts=quit_timeouts)
+        sessions.release(first)
+        sessions.release(second)  # over the limit: the first is ended
+        assert not first.connected and len(sessions) == 1
+        sessions._finalizer()  # what multiprocessing runs when the worker ends
+        assert not second.connected and len(sessions) == 0
+        assert quit_timeouts == [0.05, 0.05]
+        assert server.quits_heard() == 2
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(("session_timeout", "quit_timeout"), [(5, 2.0), (1, 1.0)])
+def test_a_kept_session_waits_at_most_two_seconds_for_the_answer_to_quit(session_timeout, quit_timeout):
+    server, quit_timeouts = SilentAtQuit(hang_up=True), []
+    try:
+        sessions = _smtp_sessions.KeptSessions()
+        session = kept_session(server, "a@example.com", timeout=session_timeout, quit_timeouts=quit_timeouts)
+        sessions.release(session)
+        sessions.close()
+        assert not session.connected and len(sessions) == 0
+        assert quit_timeouts == [quit_timeout]
+    finally:
+        server.close()
