@@ -201,6 +201,11 @@ TEMPORARY_REJECT_REPLY = "451 4.3.0 Mail server temporarily rejected message."
 #: Too many recipients in this transaction (RFC 5321 4.5.3.1.10): 452 is right, 552 the RFC 821 code still in use.
 TOO_MANY_RECIPIENTS_REPLY = "452 4.5.3 Too many recipients"
 TOO_MANY_RECIPIENTS_552_REPLY = "552 5.5.3 Too many recipients"
+#: Gmail's answer at RCPT for a mailbox over its storage quota, a temporary failure for that recipient alone (RFC 3463
+#: X.2.2 "mailbox full"; RFC 5321 4.2.3: 452 "insufficient system storage"), given until the mailbox has room:
+#: https://support.google.com/a/answer/3726730 (Gmail SMTP errors and codes, 452 4.2.2).
+MAILBOX_FULL_REPLY = ("452 4.2.2 The recipient's inbox is out of storage space. Please direct the recipient to "
+                      "https://support.google.com/mail/?p=OverQuotaTemp (sandbox)")
 MESSAGE_REJECTED_REPLY = "550 5.7.1 Message rejected (sandbox)."
 NOT_A_FAULT_REPLY = "553 5.1.3 Not a sandbox fault here; see the fault grammar in sandbox/README.md"
 GREETING_REFUSED_REPLY = "421 4.3.2 Service not available, closing transmission channel"
@@ -255,7 +260,7 @@ def same_account(a: str, b: str) -> bool:
 
 #: Fault kinds by where they fire. Triggered by addresses and URLs alone, so tests need no control channel.
 MAIL_FAULTS = frozenset({"mail421"})
-RCPT_FAULTS = frozenset({"rcpt451", "rcpt452", "rcpt552", "rcpt421", "rcptslow"})
+RCPT_FAULTS = frozenset({"rcpt451", "rcpt452", "rcpt552", "rcpt421", "rcptslow", "rcptfull"})
 DATA_FAULTS = frozenset({"data451", "data550", "dataslow"})
 TOKEN_FAULTS = frozenset({"status500", "status503", "hang", "notjson", "noaccesstoken", "redirect307", "rtexpires",
                           "lifetime"})
@@ -269,6 +274,7 @@ SMTP_FAULT_REPLIES = {
     "rcpt451": TEMPORARY_REJECT_REPLY,
     "rcpt452": TOO_MANY_RECIPIENTS_REPLY,
     "rcpt552": TOO_MANY_RECIPIENTS_552_REPLY,
+    "rcptfull": MAILBOX_FULL_REPLY,
     "rcpt421": CLOSING_REPLY,
     "data451": TEMPORARY_REJECT_REPLY,
     "data550": MESSAGE_REJECTED_REPLY,

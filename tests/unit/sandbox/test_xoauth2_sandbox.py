@@ -800,6 +800,23 @@ def test_recipient_fault_too_many_recipients_n_times_then_accepted(settings: dic
     assert stored_count(settings, marker) == 1
 
 
+def test_recipient_fault_mailbox_full_defers_that_mailbox_alone_every_time(settings: dict[str, t.Any]) -> None:
+    full = fault_address("rcptfull")
+    message, marker = new_message(settings["account"], f"friend@example.com, {full}")
+    with logged_in(settings) as client:
+        for _attempt in range(3):
+            assert client.mail(settings["account"])[0] == 250
+            assert client.rcpt("friend@example.com")[0] == 250
+            code, text = client.rcpt(full)
+            assert (code, text.split(b" ", 1)[0]) == (452, b"4.2.2")
+            assert b"out of storage space" in text
+            assert client.rset()[0] == 250
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            client.sendmail(settings["account"], [full], message.as_bytes())
+        client.sendmail(settings["account"], ["friend@example.com", full], message.as_bytes())
+    assert stored_count(settings, marker) == 1
+
+
 def test_recipient_fault_without_count_fires_every_time(settings: dict[str, t.Any]) -> None:
     recipient = fault_address("rcpt451")
     with logged_in(settings) as client:
