@@ -432,9 +432,9 @@ class _Send:
             self.warnings.append(f"The mail spool could not be listed after the delivery: {exc.full_msg}")
             return {"spool_pending": []}
         if held:
-            self.warnings.append(f"{held} mail(s) for {self.username} are held in the mail spool {self.spool.directory} "
-                                 "and are never sent by themselves: list them with the smail.xoauth2.spool module, then "
-                                 "release or discard them.")
+            self.warnings.append(f"{held} held mail(s) for {self.username} in the mail spool {self.spool.directory}, never "
+                                 "sent by themselves: list them with the smail.xoauth2.spool module, then release or "
+                                 "discard them.")
         return {"spool_pending": pending, "spool_held_count": held}
 
     def close(self) -> None:

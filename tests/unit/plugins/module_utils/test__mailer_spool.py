@@ -281,4 +281,4 @@ def test_held_mail_is_counted_and_warned_of_on_every_send(settings, tmp_path):
                                _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="next"))
 
     assert delivery.result["spool_held_count"] == 1
-    assert any("1 mail(s)" in warning and "held" in warning for warning in delivery.warnings)
+    assert any("1 held mail(s)" in warning for warning in delivery.warnings)
