@@ -219,6 +219,9 @@ def _session_failed(outcomes: t.Sequence[_smtp.Outcome]) -> _smtp.SMTPError | No
 
 
 _SESSION_STAGES = frozenset(("connect", "tls", "ehlo", "auth"))
+#: Login failures that no fix of the credentials ends: the provider turned the mechanism off for good (Exchange
+#: Online's 5.7.30 for a password), so the mail is not kept to wait for it.
+_NOT_KEPT = frozenset(("basic_auth_disabled",))
 
 
 class _Send:
@@ -291,6 +294,7 @@ class _Send:
         while remaining:
             with self.spool.claim(self.username, paths=[message.path for _envelope, message in remaining]) as claim:
                 taken = {message.path for message in claim.messages}
+                self._seen.update(taken)  # settled by this send: not taken again by its drain
                 window = [(envelope, message) for envelope, message in remaining if message.path in taken]
                 remaining = [(envelope, message) for envelope, message in remaining if message.path not in taken]
                 if not window:  # pragma: no cover - leased files are this process's: only a broken spool gets here
@@ -368,7 +372,7 @@ class _Send:
             result.update(held=True, spool_path=held.path)
             self.own_warnings.append(f"The delivery of {envelope.message_id} became unknown ({error.code}); it is "
                                      f"kept, held, at {held.path}. {_spool.UNKNOWN_HINT}")
-        elif error.transient or error.stage == "auth":
+        elif error.transient or (error.stage == "auth" and error.code not in _NOT_KEPT):
             claim.defer(message, _reason(error), waits_for=_waits_for(error))
             result.update(spooled=True, spool_path=message.path)
             if error.transient:
@@ -388,6 +392,8 @@ class _Send:
         """The result of one of this send's mails: delivered, spooled, held, or failed with its error; its spool file
         brought to match (:meth:`_keep_own`). A file that cannot be updated fails this mail alone."""
         result = _message_result(envelope, outcome)
+        if outcome.error is not None:
+            outcome.error = add_provider_hint(self.options, outcome.error)
         error = outcome.error
         if claim is not None and message is not None and claim.holds(message):
             try:
@@ -403,7 +409,6 @@ class _Send:
         if outcome.pending and error is not None:
             if outcome.accepted:
                 error.details["may_have_been_delivered"] = True
-            error = add_provider_hint(self.options, error)
             if result.get("held") and self.spool is not None:
                 error.details.update(held=True, spool_path=result["spool_path"])
                 error.msg = f"{error.msg} It is held in the spool at {result['spool_path']}, never sent again by itself."

@@ -160,7 +160,7 @@ def test_exchange_refusing_basic_auth_is_basic_auth_disabled_not_retried_nor_spo
     assert "xoauth2" in info.value.hint and "docs/migration.md" in info.value.hint
     assert "SMTP.SendAsApp" not in info.value.full_msg
     assert sandbox.faults.seen(username.lower()) == 1  # one login, no retry
-    assert not list((tmp_path / "spool").rglob("*.eml"))
+    assert not list((tmp_path / "spool").rglob("*.mail"))
 
 
 def test_microsoft_renews_a_cached_token_with_less_than_ten_minutes_left(sandbox, settings, tmp_path):
