@@ -10,7 +10,7 @@ import re
 
 #: Keys a loop adds to each item's result, and values that depend on the time of the run.
 IGNORED = {"in_process", "ansible_loop_var", "_ansible_item_label", "_ansible_ignore_errors", "_ansible_no_log",
-           "item", "expires_in", "spooled_at"}
+           "item", "expires_in", "spooled_at", "next_attempt_at"}
 
 
 def _message_ids(value, found):
@@ -26,7 +26,7 @@ def _message_ids(value, found):
 
 
 #: The name of a spooled mail's file: its time and a random part.
-SPOOL_FILE = re.compile(r"\d{12,}-[0-9a-f]{8,}\.json")
+SPOOL_FILE = re.compile(r"\d{12,}-[0-9a-f]{8,}\.mail")
 #: How a transcript ends: with QUIT in a module process, with the session kept open for the next mail in the worker.
 ENDINGS = (["C: quit", "S: N Bye"], ["-- the session stays open for the next send of this process"])
 
@@ -48,7 +48,7 @@ def parity_view(result, replacements=None):
                 value = value.replace(message_id, "<message-id>")
             for old, new in pairs:
                 value = value.replace(old, new)
-            value = SPOOL_FILE.sub("<spooled file>.json", value)
+            value = SPOOL_FILE.sub("<spooled file>.mail", value)
             if key == "transcript":
                 value = re.sub(r"\d+", "N", value)
         return value
