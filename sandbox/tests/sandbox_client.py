@@ -42,8 +42,6 @@ REDIRECT_URI = "http://127.0.0.1:8765/"
 TIMEOUT = 10
 
 
-
-
 def client_context(settings: dict[str, t.Any]) -> ssl.SSLContext:
     """A verifying TLS client context that trusts only the sandbox CA."""
     return ssl.create_default_context(cafile=settings["ca_path"])
@@ -153,7 +151,6 @@ def stored_message(settings: dict[str, t.Any], marker: str) -> tuple[Path, dict[
     matches = [path for path in Path(settings["mail_dir"]).glob("*.eml") if marker.encode() in path.read_bytes()]
     assert len(matches) == 1, f"expected one stored message with {marker}, found {matches}"
     return matches[0], json.loads(matches[0].with_suffix(".json").read_text(encoding="utf-8"))
-
 
 
 def logged_outcomes(settings: dict[str, t.Any], spec: str) -> list[str]:
