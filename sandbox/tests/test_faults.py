@@ -98,10 +98,6 @@ def fault_address(spec: str) -> str:
     return f"fault-{spec}-{uuid.uuid4().hex[:12]}@example.com"
 
 
-
-
-
-
 def assert_disconnected(client: smtplib.SMTP) -> None:
     with pytest.raises(smtplib.SMTPServerDisconnected):
         client.noop()
@@ -269,13 +265,8 @@ def test_malformed_fault_addresses_are_refused_not_ignored(settings: dict[str, t
         assert client.noop()[0] == 250
 
 
-
 # --------------------------------------------------------------------------------------------------
 # fault injection: token endpoint, and revocation
-
-
-
-
 
 
 @pytest.mark.parametrize(

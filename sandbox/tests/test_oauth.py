@@ -371,7 +371,6 @@ def test_device_code_requests_check_the_client(settings: dict[str, t.Any]) -> No
     assert device_code(settings, client_secret=settings["client_secret"])["user_code"]
 
 
-
 # --------------------------------------------------------------------------------------------------
 # Entra ID's client authentication: public and confidential clients
 

@@ -196,7 +196,6 @@ def test_show_mail_prints_headers_text_and_other_parts(settings: dict[str, t.Any
     assert "text/html" in out and "blob.bin (application/octet-stream, 10 bytes)" in out
 
 
-
 # --------------------------------------------------------------------------------------------------
 # dedicated SMTP listeners and 8-bit transport
 
@@ -275,7 +274,6 @@ def test_8bit_and_utf8_mail_is_stored_with_its_mail_options(settings: dict[str, 
     assert eml_path.read_bytes() == wire
     assert {"BODY=8BITMIME", "SMTPUTF8"} <= set(sidecar["mail_options"])
     assert sidecar["rcpt_tos"] == ["j\u00f6rg@example.com"]
-
 
 
 # --------------------------------------------------------------------------------------------------

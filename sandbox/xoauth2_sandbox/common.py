@@ -180,7 +180,6 @@ def same_account(a: str, b: str) -> bool:
     return a.strip().lower() == b.strip().lower()
 
 
-
 def wait_for_file(path: Path, timeout: float) -> bool:
     """True once ``path`` exists, False when ``timeout`` seconds passed first."""
     deadline = time.monotonic() + timeout

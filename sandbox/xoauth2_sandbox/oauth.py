@@ -566,8 +566,6 @@ def verify_client_assertion(app: MicrosoftApp, form: t.Mapping[str, str], *, end
         raise OAuthError(401, "invalid_client", "AADSTS700024: Client assertion is not within its valid time range.")
 
 
-
-
 def pkce_challenge(verifier: str, method: str) -> str:
     """The code challenge of ``verifier`` (RFC 7636 section 4.2)."""
     if method == "S256":

@@ -411,7 +411,6 @@ class SandboxController(Controller):
         return SandboxSMTP(self.handler, **self.SMTP_kwargs)
 
 
-
 class GreetingRefusalServer(socketserver.ThreadingTCPServer):
     """Implicit TLS, then the greeting ``421`` and the connection closes: a server that is not available."""
 
