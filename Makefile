@@ -28,14 +28,14 @@ export PATH := $(BIN):$(PATH)
 export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 
 .PHONY: help venv venv-demo build demo test lint sanity units sandbox-tests integration sandbox-start sandbox-stop clean \
-  reliability-matrix   get-pip test-core
+  reliability-matrix get-pip test-core
 
 help:
 	@echo "make demo   render SMAIL config for three local hosts from vault, send notifications through XOAUTH2 to the local sandbox"
 	@echo "make test   lint, sanity, unit, sandbox and integration tests (starts and stops the sandbox)"
 	@echo "make sandbox-tests   the sandbox's own tests (sandbox/tests), on no particular ansible-core line"
 	@echo "make lint   ansible-lint, ruff, mypy, antsibull-changelog and antsibull-docs on the built collection,"
-	@echo "           ansible-lint also on the benchmarks' and the sandbox's playbooks"
+	@echo "           ansible-lint also on the benchmarks' and the sandbox's playbooks, ruff also on sandbox/"
 	@echo "make test-core CORE=2.21 [SUITES='demo units sanity integration lint']"
 	@echo "           the suites on one ansible-core line, in a Debian 13 root when this Python is too old for it"
 
