@@ -27,14 +27,15 @@ USER_PATH := $(PATH)
 export PATH := $(BIN):$(PATH)
 export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 
-.PHONY: help venv venv-demo build demo test lint sanity units integration sandbox-start sandbox-stop clean reliability-matrix \
-  get-pip test-core
+.PHONY: help venv venv-demo build demo test lint sanity units sandbox-tests integration sandbox-start sandbox-stop clean \
+  reliability-matrix get-pip test-core
 
 help:
 	@echo "make demo   render SMAIL config for three local hosts from vault, send notifications through XOAUTH2 to the local sandbox"
-	@echo "make test   lint, sanity, unit and integration tests (starts and stops the sandbox)"
+	@echo "make test   lint, sanity, unit, sandbox and integration tests (starts and stops the sandbox)"
+	@echo "make sandbox-tests   the sandbox's own tests (sandbox/tests), on no particular ansible-core line"
 	@echo "make lint   ansible-lint, ruff, mypy, antsibull-changelog and antsibull-docs on the built collection,"
-	@echo "           ansible-lint also on the benchmarks' and the sandbox's playbooks"
+	@echo "           ansible-lint also on the benchmarks' and the sandbox's playbooks, ruff also on sandbox/"
 	@echo "make test-core CORE=2.21 [SUITES='demo units sanity integration lint']"
 	@echo "           the suites on one ansible-core line, in a Debian 13 root when this Python is too old for it"
 
@@ -73,14 +74,14 @@ build: venv-demo
 
 sandbox-start: build
 	@echo "== sandbox: starting (log: $(BUILD)/sandbox.log)"
-	@$(PY) sandbox/xoauth2_sandbox.py stop --state-dir $(STATE) >/dev/null 2>&1 || true
+	@$(PY) sandbox/xoauth2_sandbox stop --state-dir $(STATE) >/dev/null 2>&1 || true
 	@rm -rf $(STATE) && mkdir -p $(STATE)
-	@nohup $(PY) sandbox/xoauth2_sandbox.py run --state-dir $(STATE) > $(BUILD)/sandbox.log 2>&1 &
-	@$(PY) sandbox/xoauth2_sandbox.py wait --state-dir $(STATE) --timeout 60 || { cat $(BUILD)/sandbox.log; exit 1; }
+	@nohup $(PY) sandbox/xoauth2_sandbox run --state-dir $(STATE) > $(BUILD)/sandbox.log 2>&1 &
+	@$(PY) sandbox/xoauth2_sandbox wait --state-dir $(STATE) --timeout 60 || { cat $(BUILD)/sandbox.log; exit 1; }
 
 sandbox-stop:
 	@echo "== sandbox: stopping"
-	-@$(PY) sandbox/xoauth2_sandbox.py stop --state-dir $(STATE)
+	-@$(PY) sandbox/xoauth2_sandbox stop --state-dir $(STATE)
 
 # The demo's inventory, vaulted credentials, vault password and ansible.cfg are written by sandbox/demo.py into
 # $(DEMO), each host's rendered files into $(DEMO)/hosts/HOST/; the report runs also after a failed play.
@@ -117,8 +118,9 @@ demo: sandbox-start
 get-pip: venv
 	@$(PY) .ci/install_get_pip.py .ci/get_pip_offline.py
 
-# Every linter runs on the built copy: there the test playbooks resolve smail.xoauth2 through
-# ANSIBLE_COLLECTIONS_PATH, and mypy imports the cores as ansible_collections.smail.xoauth2.
+# Every linter of the collection runs on the built copy: there the test playbooks resolve smail.xoauth2 through
+# ANSIBLE_COLLECTIONS_PATH, and mypy imports the cores as ansible_collections.smail.xoauth2. ruff also runs on the
+# checkout's sandbox/ (not collection content), with the same ruff.toml.
 # ansible-lint also runs on what the checkout holds besides the collection (the benchmarks' and the sandbox's
 # playbooks), with the same .ansible-lint: together the two runs cover every file of the repository.
 # ansible-core's own YAML loader warns when a key overrides a `<<:` merge (allowed YAML, used in the tests);
@@ -130,6 +132,7 @@ lint: venv build
 	@ANSIBLE_DUPLICATE_YAML_DICT_KEY=ignore $(BIN)/ansible-lint --nocolor -q $(NOT_COLLECTION)
 	@echo "== lint: ruff"
 	@cd $(COLLECTION) && $(BIN)/ruff check --no-cache --quiet plugins/module_utils plugins/plugin_utils
+	@$(BIN)/ruff check --no-cache --quiet sandbox
 	@echo "== lint: mypy"
 	@cd $(BUILD) && $(BIN)/mypy --config-file $(COLLECTION)/.mypy.ini --cache-dir $(BUILD)/mypy_cache \
 	  -p ansible_collections.smail.xoauth2.plugins.module_utils -p ansible_collections.smail.xoauth2.plugins.plugin_utils
@@ -171,6 +174,12 @@ units: venv build
 	@echo "== units: pytest tests/unit"
 	@cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/unit
 
+# The sandbox's own tests run from the checkout (the sandbox is no collection content) against sandboxes they start
+# themselves; they depend on no ansible-core line, so CI runs them on one line only (.ci/matrix.sh).
+sandbox-tests: venv
+	@echo "== sandbox-tests: pytest sandbox/tests"
+	@cd sandbox && $(PY) -m pytest -q -p no:cacheprovider tests
+
 # Dovecot's submission server is the third-party XOAUTH2 server: it checks tokens at the sandbox's /tokeninfo.
 # The packaging target builds the collection under test, installs the tarball into an empty path and sends from there.
 # TARGETS="mail packaging" limits the run to those targets.
@@ -185,7 +194,6 @@ integration: venv sandbox-start
 	$(PY) sandbox/dovecot_submission.py stop --state-dir $(STATE); \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
 
-# Each suite (lint, sanity, units, integration) stops make on failure: reaching the line below means all four passed.
 # The fault matrix of docs/reliability.md: the mail_faults and mail_spool_faults targets against a fresh sandbox, then
 # its table rewritten.
 reliability-matrix: venv sandbox-start
@@ -195,8 +203,10 @@ reliability-matrix: venv sandbox-start
 	[ $$status -ne 0 ] || $(PY) sandbox/fault_matrix.py --state-dir $(STATE) --doc docs/reliability.md || status=$$?; \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
 
-test: lint sanity units integration
-	@echo "suites: 4 passed, 0 failed"
+# Each suite (lint, sanity, units, sandbox-tests, integration) stops make on failure: reaching the line below means all
+# five passed.
+test: lint sanity units sandbox-tests integration
+	@echo "suites: 5 passed, 0 failed"
 
 # One ansible-core line: natively when this machine's python3 is new enough for it, otherwise in a Debian 13 root
 # under .build/roots (see .ci/core_root.sh); each suite runs on its own and a table of results ends the run.

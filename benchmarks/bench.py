@@ -266,7 +266,7 @@ def driver_mails(bench: Bench, name: str, argv: list[str], expected: int) -> lis
 
 def sandbox_cmd(bench: Bench, command: str, *extra: str) -> list[str]:
     """Return the command line of the sandbox's run/wait/stop with the benchmark's own state directory."""
-    script = bench.repo / "sandbox" / "xoauth2_sandbox.py"
+    script = bench.repo / "sandbox" / "xoauth2_sandbox"  # a package: Python runs its __main__.py
     return [str(bench.sandbox_python), str(script), command, "--state-dir", str(bench.sandbox_state), *extra]
 
 
@@ -669,7 +669,7 @@ def render_report(results: Results) -> str:
         "times of "
         "`ansible-playbook` (or of the floor script; case 8 times the send core's calls inside one process), "
         "medians in seconds, every task on localhost against the "
-        "sandbox (`sandbox/xoauth2_sandbox.py`, loopback only), so smail.xoauth2.mail runs in the controller's "
+        "sandbox (`sandbox/xoauth2_sandbox/`, loopback only), so smail.xoauth2.mail runs in the controller's "
         "worker process unless a variant says otherwise (case 1 says where it runs and why). Every timed run is "
         "checked: the sandbox must have stored exactly the mails sent; its SMTP connections are counted from the "
         "sandbox's `smtp_sessions.jsonl` (one line per ended connection). Targets are reported, not asserted."),

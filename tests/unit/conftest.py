@@ -17,7 +17,7 @@ def _sandbox_dir() -> Path:
     """The sandbox sources: named by the Makefile, or beside the tests in a checkout."""
     named = os.environ.get("SMAIL_XOAUTH2_SANDBOX_DIR")
     path = Path(named) if named else Path(__file__).resolve().parents[2] / "sandbox"
-    if not (path / "xoauth2_sandbox.py").is_file():
+    if not (path / "xoauth2_sandbox" / "__init__.py").is_file():
         raise RuntimeError(f"sandbox sources not found at {path}; set SMAIL_XOAUTH2_SANDBOX_DIR")
     return path
 

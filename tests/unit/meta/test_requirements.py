@@ -57,6 +57,16 @@ def test_the_demo_installs_no_tools(target, tmp_path):
     assert pip_installs(target, tmp_path) == ["requirements-demo.txt"]
 
 
-@pytest.mark.parametrize("target", ["lint", "units"])
+@pytest.mark.parametrize("target", ["lint", "units", "sandbox-tests"])
 def test_the_tests_install_the_tools_too(target, tmp_path):
     assert pip_installs(target, tmp_path) == ["requirements-demo.txt", "requirements-dev.txt"]
+
+
+def test_make_test_and_the_ci_runner_name_the_same_suites():
+    # .ci/core_root.sh runs `test` suite by suite: its list must be the Makefile's, the sandbox's tests included.
+    makefile = (CHECKOUT / "Makefile").read_text(encoding="utf-8")
+    runner = (CHECKOUT / ".ci" / "core_root.sh").read_text(encoding="utf-8")
+    make_test = re.search(r"^test: (.+)$", makefile, re.MULTILINE).group(1).split()
+    runner_test = re.search(r'"\$suite" = test \]; then expanded\+=\(([^)]*)\)', runner).group(1).split()
+    assert make_test == runner_test
+    assert make_test.count("sandbox-tests") == 1 and "units" in make_test
