@@ -46,3 +46,15 @@ def test_a_yaml_example_sends_a_batch():
              for task in (yaml.safe_load(block) or []) if isinstance(task, dict)]
     batches = [task for task in tasks if len(task.get("smail.xoauth2.mail", {}).get("messages", [])) >= 2]
     assert batches, "no smail.xoauth2.mail task with messages in the README"
+
+
+def test_the_map_of_the_core_names_every_file_and_package():
+    start = README.index("Its Python core is plain Python")
+    core_map = README[start:README.index("\n## ", start)]
+    named = set(re.findall(r"`(?:plugins/(?:module_utils|plugin_utils)/)?(_\w+(?:\.py|/))`", core_map))
+    present = {path.name + ("/" if path.is_dir() else "")
+               for folder in ("module_utils", "plugin_utils")
+               for path in (COLLECTION_ROOT / "plugins" / folder).iterdir()
+               if path.name.startswith("_") and path.name != "__init__.py" and path.name != "__pycache__"}
+    assert sorted(present - named) == []
+    assert (COLLECTION_ROOT / "docs" / "architecture.md").is_file() and "docs/architecture.md" in core_map
