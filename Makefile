@@ -131,11 +131,11 @@ lint: venv build
 	@echo "== lint: ansible-lint (production profile) on $(NOT_COLLECTION)"
 	@ANSIBLE_DUPLICATE_YAML_DICT_KEY=ignore $(BIN)/ansible-lint --nocolor -q $(NOT_COLLECTION)
 	@echo "== lint: ruff"
-	@cd $(COLLECTION) && $(BIN)/ruff check --no-cache --quiet plugins/module_utils plugins/plugin_utils
+	@cd $(COLLECTION) && $(BIN)/ruff check --no-cache --quiet plugins
 	@$(BIN)/ruff check --no-cache --quiet sandbox
 	@echo "== lint: mypy"
 	@cd $(BUILD) && $(BIN)/mypy --config-file $(COLLECTION)/.mypy.ini --cache-dir $(BUILD)/mypy_cache \
-	  -p ansible_collections.smail.xoauth2.plugins.module_utils -p ansible_collections.smail.xoauth2.plugins.plugin_utils
+	  -p ansible_collections.smail.xoauth2.plugins
 	@echo "== lint: antsibull-changelog"
 	@cd $(COLLECTION) && $(BIN)/antsibull-changelog lint
 	@echo "== lint: antsibull-docs (collection and plugin docs)"

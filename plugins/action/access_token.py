@@ -28,7 +28,7 @@ class ActionModule(InProcessModuleAction):
     def run_module(self, params: dict[str, t.Any], *, check_mode: bool) -> TaskResult:
         return access_token.run(params, check_mode=check_mode)
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
         host = (task_vars or {}).get("inventory_hostname", "")
         return keep_tokens_out_of_output(result, label=f"{host}: {self.MODULE}")

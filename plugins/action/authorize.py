@@ -110,7 +110,7 @@ class ActionModule(ActionBase):
     _supports_check_mode = False
     _supports_async = False
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
         del tmp
         secrets: set[str] = set()

@@ -94,7 +94,7 @@ class ActionModule(IniFileAction):
         return IniRequest(
             settings=token_settings(values, section=args["section"], keys=keys, encoding=args["encoding"]),
             secret_keys=secret_keys,
-            secret_values={values[field] for field in _token_ini.SECRET_FIELDS if values.get(field)},
+            secret_values={value for field in _token_ini.SECRET_FIELDS if (value := values.get(field))},
             field="token_ini",
         )
 

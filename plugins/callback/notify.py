@@ -198,6 +198,7 @@ import datetime
 import html
 import socket
 import traceback
+import typing as t
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleError
@@ -206,15 +207,23 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import AnsibleVaultError
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _awx, _credentials, _mailer, _smtp, _summary
+from ansible_collections.smail.xoauth2.plugins.module_utils import _awx, _credentials, _mailer, _refresh_expiry, _smtp, _summary
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._spool import default_spool_dir as _spool_default_dir
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     OAUTH2_ARGSPEC,
     SMTP_ARGSPEC,
     TLS_ARGSPEC,
     merge_argspecs,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._spool import default_spool_dir as _spool_default_dir
+
+if t.TYPE_CHECKING:
+    # ansible-core ships no type information: these name what the callback is given, for the reader.
+    from ansible.executor.stats import AggregateStats
+    from ansible.playbook import Playbook
+    from ansible.playbook.play import Play
+    from ansible.playbook.task import Task
+    from ansible.utils.display import Display
 
 CONNECTION_ARGSPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC)
 SECRET_OPTIONS = tuple(name for name, spec in CONNECTION_ARGSPEC.items() if spec.get("no_log"))
@@ -230,7 +239,7 @@ CREDENTIALS_FILE_ARGSPEC = {
 }
 
 
-def _plain(value):
+def _plain(value: t.Any) -> t.Any:
     """YAML data as plain Python values; an inline-vaulted string is decrypted by str()."""
     if isinstance(value, Mapping):
         return {str(key): _plain(item) for key, item in value.items()}
@@ -241,7 +250,7 @@ def _plain(value):
     return str(value)
 
 
-def read_credentials_file(path, *, loader):
+def read_credentials_file(path: str, *, loader: DataLoader) -> dict[str, t.Any]:
     """The option values of a credentials file, typed like the options; OptionError (never a value) when unusable.
 
     ``loader`` decrypts vaulted content with the vault secrets it holds (the playbook's own).
@@ -266,7 +275,7 @@ def read_credentials_file(path, *, loader):
     return {name: validated.validated_parameters[name] for name in data}
 
 
-def _task_result_parts(result):
+def _task_result_parts(result: t.Any) -> tuple[str, Task, dict[str, t.Any]]:
     """Host name, task and result dictionary of a task result, in ansible-core 2.17 and later."""
     # 2.19 made host, task and result public and deprecated the underscored names that 2.17 and 2.18 only have.
     host = getattr(result, "host", None) or result._host
@@ -275,16 +284,16 @@ def _task_result_parts(result):
     return host.get_name(), task, data
 
 
-def _task_name(task):
+def _task_name(task: Task) -> str:
     # An unnamed task is named after its action, as in ansible's own output.
     return str(task.get_name() or task.action or "").strip()
 
 
-def _now():
+def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def mask_registered_secrets(text):
+def mask_registered_secrets(text: str) -> str:
     """``text`` with every secret registered with ansible-core masked: its no_log values, vault secrets, ...
 
     ``ansible.module_utils.secrets`` exists from ansible-core 2.22 on; older lines have no such registry, and their
@@ -297,12 +306,12 @@ def mask_registered_secrets(text):
     return mask_secrets(text, mask_placeholder=_smtp.MASK)
 
 
-def mask_text(text, transcript):
+def mask_text(text: str, transcript: _smtp.Transcript) -> str:
     """``text`` with every secret of ``transcript`` and every secret registered with ansible-core masked."""
     return mask_registered_secrets(transcript.mask(text))
 
 
-def mask_html(text, transcript):
+def mask_html(text: str, transcript: _smtp.Transcript) -> str:
     """Rendered HTML with every secret of ``transcript`` masked, also where the rendering escaped it (``&amp;``)."""
     for secret in sorted(transcript.secrets, key=len, reverse=True):
         text = text.replace(html.escape(secret), _smtp.MASK)
@@ -317,30 +326,30 @@ class CallbackModule(CallbackBase):
     CALLBACK_NAME = "smail.xoauth2.notify"
     CALLBACK_NEEDS_ENABLED = True
 
-    def __init__(self, display=None, options=None):
+    def __init__(self, display: Display | None = None, options: dict[str, t.Any] | None = None) -> None:
         super().__init__(display=display, options=options)
-        self.run = None
+        self.run: _summary.PlaybookRun | None = None
         # The playbook's loader, which holds its vault secrets; set when the playbook starts.
-        self.loader = None
+        self.loader: DataLoader | None = None
         # The ID of the AWX job this run is, from its extra variables; None outside AWX. Set when a play starts.
-        self.awx_job = None
+        self.awx_job: str | None = None
         # True once the options say this AWX job would spool into its own throwaway home directory: it does not.
         self.unkept_in_awx = False
         # The callback's own secrets, read at the first failure (see _own_secrets).
-        self._secrets = None
+        self._secrets: _smtp.Transcript | None = None
 
-    def _current_run(self):
+    def _current_run(self) -> _summary.PlaybookRun:
         """The run being recorded; created at the first event, normally v2_playbook_on_start."""
         if self.run is None:
             self.run = _summary.PlaybookRun(controller=socket.gethostname(), started=_now())
         return self.run
 
-    def _warn(self, text, transcript=None):
+    def _warn(self, text: str, transcript: _smtp.Transcript | None = None) -> None:
         self._display.warning(f"smail.xoauth2.notify: {transcript.mask(text) if transcript else text}")
 
     # events
 
-    def v2_playbook_on_start(self, playbook):
+    def v2_playbook_on_start(self, playbook: Playbook) -> None:
         first = self.run is None
         self.loader = getattr(playbook, "_loader", None) or self.loader
         self._current_run().add_playbook(str(playbook._file_name))
@@ -353,28 +362,28 @@ class CallbackModule(CallbackBase):
                 # ansible-core skips a callback that says it is disabled.
                 self.disabled = True
 
-    def v2_playbook_on_play_start(self, play):
+    def v2_playbook_on_play_start(self, play: Play) -> None:
         self._current_run().add_play(play.get_name().strip())
         if self.awx_job is None:
             self.awx_job = _awx.job_id(play.get_variable_manager().extra_vars)
 
-    def v2_runner_on_ok(self, result):
+    def v2_runner_on_ok(self, result: t.Any) -> None:
         host, task, data = _task_result_parts(result)
         if data.get("changed"):
             self._current_run().record_change(host, _task_name(task))
 
-    def v2_runner_on_failed(self, result, ignore_errors=False):
+    def v2_runner_on_failed(self, result: t.Any, ignore_errors: bool = False) -> None:
         self._record_problem(result, _summary.IGNORED if ignore_errors else _summary.FAILED)
 
-    def v2_runner_on_unreachable(self, result):
+    def v2_runner_on_unreachable(self, result: t.Any) -> None:
         self._record_problem(result, _summary.UNREACHABLE)
 
-    def _record_problem(self, result, kind):
+    def _record_problem(self, result: t.Any, kind: str) -> None:
         host, task, data = _task_result_parts(result)
         no_log = isinstance(task.no_log, bool) and task.no_log
         secrets = self._own_secrets()
 
-        def mask(text):
+        def mask(text: str) -> str:
             return mask_text(text, secrets)
 
         # Masked before the output is cut to max_output, so that no part of a secret is left at the cut.
@@ -382,7 +391,7 @@ class CallbackModule(CallbackBase):
         self._current_run().record_problem(_summary.TaskProblem(host=host, task=mask(_task_name(task)), message=message,
                                                                 kind=kind))
 
-    def _own_secrets(self):
+    def _own_secrets(self) -> _smtp.Transcript:
         """A transcript holding the callback's secret option values (environment, ansible.cfg, credentials_file).
 
         A task that prints its environment shows them (SMAIL_XOAUTH2_CLIENT_SECRET=...): they are masked in the
@@ -398,7 +407,7 @@ class CallbackModule(CallbackBase):
                 self._secrets.add_secret(options.get(name))
         return self._secrets
 
-    def v2_playbook_on_stats(self, stats):
+    def v2_playbook_on_stats(self, stats: AggregateStats) -> None:
         run = self._current_run()
         run.finish([_summary.HostRecap.from_counts(host, stats.summarize(host)) for host in stats.processed], _now())
         if not _summary.should_send(self.get_option("on"), run):
@@ -407,7 +416,7 @@ class CallbackModule(CallbackBase):
             return
         self.send_summary(run)
 
-    def warn_recorded_expiry(self):
+    def warn_recorded_expiry(self) -> None:
         """Without a summary to send, still warn of a refresh token that will die, as far as the token cache knows.
 
         No token is fetched for it; a problem reading the options or the cache only shows at -vv.
@@ -426,7 +435,7 @@ class CallbackModule(CallbackBase):
 
     # sending
 
-    def subject(self, run):
+    def subject(self, run: _summary.PlaybookRun) -> str:
         """The rendered ``subject`` template, or the default subject."""
         default = _summary.default_subject(run)
         template = self.get_option("subject")
@@ -445,7 +454,7 @@ class CallbackModule(CallbackBase):
             return default
         return " ".join(rendered.split()) or default
 
-    def _option_is_set(self, name):
+    def _option_is_set(self, name: str) -> bool:
         """True when the option has a value from its environment variable or ansible.cfg, not only its default."""
         try:
             value, origin = self.get_option_and_origin(name)
@@ -453,7 +462,7 @@ class CallbackModule(CallbackBase):
             value, origin = self.get_option(name), None
         return value is not None and origin != "default"
 
-    def connection_options(self):
+    def connection_options(self) -> dict[str, t.Any]:
         """The OAuth2, TLS and SMTP options: environment and ansible.cfg, then credentials_file, then defaults."""
         options = {name: self.get_option(name) for name in CONNECTION_ARGSPEC}
         path = self.get_option("credentials_file")
@@ -469,15 +478,15 @@ class CallbackModule(CallbackBase):
             options["spool_dir"] = _spool_default_dir()
         return options
 
-    def _unkept_notice(self):
+    def _unkept_notice(self) -> str:
         """`` It is not kept ...`` after a failure in an AWX job without spool_dir, else nothing."""
-        return f" {_awx.unkept_summary_notice(self.awx_job)}" if self.unkept_in_awx else ""
+        return f" {_awx.unkept_summary_notice(self.awx_job)}" if self.unkept_in_awx and self.awx_job is not None else ""
 
-    def send_summary(self, run):
+    def send_summary(self, run: _summary.PlaybookRun) -> None:
         """Mail the summary through the collection's one send path; a failure is a warning, never an error."""
         transcript = _smtp.Transcript()
         # The refresh token's expiry warnings of a send that then failed: shown with the failure.
-        notices = []
+        notices: list[str] = []
         try:
             options = self.connection_options()
             # Registered before the send: a failure before the SMTP session would otherwise leave them unmasked.
@@ -486,10 +495,10 @@ class CallbackModule(CallbackBase):
             for secret in self._own_secrets().secrets:
                 transcript.add_secret(secret)
 
-            def masked(spec):
+            def masked(spec: _smtp.MessageSpec) -> _smtp.MessageSpec:
                 # The transcript holds every secret the send knows, the access token once it is had.
                 return spec._replace(subject=mask_text(spec.subject, transcript), body=mask_html(spec.body, transcript),
-                                     text_body=mask_text(spec.text_body, transcript))
+                                     text_body=None if spec.text_body is None else mask_text(spec.text_body, transcript))
 
             spec = masked(_smtp.MessageSpec(
                 sender=self.get_option("sender"),
@@ -502,7 +511,7 @@ class CallbackModule(CallbackBase):
                 headers=SUMMARY_HEADERS,
             ))
 
-            def add_expiry_notice(expiry):
+            def add_expiry_notice(expiry: _refresh_expiry.ExpiryReport) -> list[_smtp.MessageSpec]:
                 # Once the token is had, before the mail is built for good: the summary is masked again, now also
                 # against the access token, and gets the expiry notice when there is one.
                 if expiry.warning:

@@ -64,13 +64,15 @@ _value:
       type: dict
 """
 
+import typing as t
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 from ansible_collections.smail.xoauth2.plugins.module_utils._providers import describe
 
 
-def provider_info(name):
+def provider_info(name: str) -> dict[str, t.Any]:
     """The registry entry of provider ``name`` as plain data."""
     try:
         return describe(name)
@@ -79,5 +81,5 @@ def provider_info(name):
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> dict[str, t.Callable[..., t.Any]]:
         return {"provider_info": provider_info}

@@ -95,7 +95,7 @@ class IniError(ValueError):
         self.field = field
         self.problem = problem
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[IniError], tuple[str, str]]:
         # Keeps the two-argument constructor working across pickling.
         return (type(self), (self.field, self.problem))
 

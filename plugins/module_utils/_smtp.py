@@ -36,6 +36,9 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._errors import Optio
 from ansible_collections.smail.xoauth2.plugins.module_utils._net import has_blank_or_control, is_loopback
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
 
+if t.TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
 SECURE_MODES = ("ssl", "starttls", "never")
 DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "never": 25}
 AUTH_MECHANISMS = ("xoauth2", "oauthbearer", "plain", "login", "none")
@@ -128,7 +131,7 @@ class _TranscribingMixin:
     _host: str  # smtplib's own attribute, not in its stubs
     in_sasl_exchange = False
 
-    def send(self, s):  # noqa: D401 - smtplib's own signature
+    def send(self, s: ReadableBuffer | str) -> None:  # noqa: D401 - smtplib's own signature
         if isinstance(s, str):
             for line in s.splitlines():
                 if self.in_sasl_exchange:
@@ -142,7 +145,7 @@ class _TranscribingMixin:
                     self.transcript.client(line)
         return super().send(s)  # type: ignore[misc]
 
-    def getreply(self):
+    def getreply(self) -> tuple[int, bytes]:
         code, message = super().getreply()  # type: ignore[misc]
         self.transcript.server(code, message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message))
         return code, message
@@ -152,7 +155,7 @@ class _SMTP(_TranscribingMixin, smtplib.SMTP):
     #: Called with the connected socket before the greeting is read; it may raise to give up on the connection.
     before_greeting: t.Callable[[socket.socket], None] | None = None
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # smtplib's own, not in its stubs
         if self.before_greeting is not None:
             try:
@@ -591,7 +594,7 @@ class SMTPSession:
     def __enter__(self) -> SMTPSession:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:

@@ -968,5 +968,3 @@ def _write_v2_from_v1(spool: Spool, entry: dict[str, t.Any], name: str) -> None:
         os.close(fd)
     os.rename(tmp, target)
     fsync_directory(directory)
-
-

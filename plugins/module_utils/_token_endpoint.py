@@ -34,7 +34,16 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import (
 from ansible_collections.smail.xoauth2.plugins.module_utils._refresh_expiry import expiry_from
 
 if t.TYPE_CHECKING:
+    import requests
+    from google.auth.credentials import Credentials as GoogleCredentials
+    from google.auth.transport.requests import Request as GoogleRequest
+
     from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import Grant
+
+    class _RequestWithStatedLifetime(GoogleRequest):
+        """What :func:`_timeout_request` returns: google-auth's transport, remembering the stated lifetime."""
+
+        refresh_token_expires_in: t.Any
 
 _ENDPOINT_ERROR_HINTS = {
     "invalid_grant": (
@@ -136,13 +145,13 @@ def redirect_error(status: int, *, token_uri: str, location: str | None) -> Toke
     )
 
 
-def refuse_redirects(session, *, token_uri: str) -> None:
+def refuse_redirects(session: requests.Session, *, token_uri: str) -> None:
     """Make every request of the requests ``session`` raise :func:`redirect_error` on a 3xx instead of following it.
 
     The check is a response hook: it runs before requests would follow a redirect, so a 307 or 308 cannot re-send
     the form (with the client secret) elsewhere, whoever builds the request (google-auth, oauthlib or this file).
     """
-    def refuse(response, *_args: t.Any, **_kwargs: t.Any):
+    def refuse(response: requests.Response, *_args: t.Any, **_kwargs: t.Any) -> requests.Response:
         if 300 <= response.status_code < 400:
             response.close()
             raise redirect_error(response.status_code, token_uri=token_uri, location=response.headers.get("Location"))
@@ -151,7 +160,7 @@ def refuse_redirects(session, *, token_uri: str) -> None:
     session.hooks["response"].append(refuse)
 
 
-def bypass_proxies_for_plain_http(session, *, uri: str) -> None:
+def bypass_proxies_for_plain_http(session: requests.Session, *, uri: str) -> None:
     """Make the requests ``session`` ignore the environment's proxies when ``uri`` is plain http (loopback only).
 
     requests reads ``HTTP_PROXY`` (and ``.netrc``) per request while ``trust_env`` is on: off, nothing but the
@@ -188,7 +197,7 @@ def map_refresh_exception(exc: BaseException, *, token_uri: str, request: str = 
     return bad_response_error(f"The token endpoint {token_uri} gave an unusable answer ({type(exc).__name__}).")
 
 
-def _requests_session(token_uri: str, tls: TLSSettings):
+def _requests_session(token_uri: str, tls: TLSSettings) -> requests.Session:
     import requests  # pylint: disable=import-outside-toplevel
     from requests.utils import get_environ_proxies  # pylint: disable=import-outside-toplevel
 
@@ -317,7 +326,7 @@ def _without_client_secret(body: t.Any) -> t.Any:
     return kept.encode("utf-8") if isinstance(body, bytes) else kept
 
 
-def _timeout_request(session, timeout: float, *, public_client: bool = False):
+def _timeout_request(session: requests.Session, timeout: float, *, public_client: bool = False) -> _RequestWithStatedLifetime:
     """google-auth's requests transport with ``timeout``; for a ``public_client``, forms leave out ``client_secret``
     (google-auth always sends the field, empty when there is no secret)."""
     from google.auth.transport.requests import Request  # pylint: disable=import-outside-toplevel
@@ -326,7 +335,7 @@ def _timeout_request(session, timeout: float, *, public_client: bool = False):
         #: The ``refresh_token_expires_in`` of the last JSON answer, as given (None when it had none).
         refresh_token_expires_in: t.Any = None
 
-        def __call__(self, *args, **kwargs):  # pylint: disable=signature-differs
+        def __call__(self, *args: t.Any, **kwargs: t.Any) -> t.Any:  # pylint: disable=signature-differs
             kwargs["timeout"] = timeout
             if public_client and "body" in kwargs:
                 kwargs["body"] = _without_client_secret(kwargs["body"])
@@ -334,7 +343,8 @@ def _timeout_request(session, timeout: float, *, public_client: bool = False):
             self.refresh_token_expires_in = _stated_refresh_lifetime(getattr(response, "data", b""))
             return response
 
-    return _RequestWithTimeout(session)
+    # The class is made here, where google-auth is imported: its static type is declared above, for type checkers.
+    return t.cast("_RequestWithStatedLifetime", _RequestWithTimeout(session))
 
 
 def _stated_refresh_lifetime(body: t.Any) -> t.Any:
@@ -348,7 +358,7 @@ def _stated_refresh_lifetime(body: t.Any) -> t.Any:
     return answer.get("refresh_token_expires_in") if isinstance(answer, dict) else None
 
 
-def _google_token(credentials, *, token_uri: str, fallback_scopes: tuple[str, ...]) -> AccessToken:
+def _google_token(credentials: GoogleCredentials, *, token_uri: str, fallback_scopes: tuple[str, ...]) -> AccessToken:
     if not credentials.token:
         raise bad_response_error(f"The token endpoint {token_uri} returned no access_token.")
     expires_at = credentials.expiry.replace(tzinfo=datetime.timezone.utc) if credentials.expiry is not None else None

@@ -43,6 +43,9 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import
 )
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 
+if t.TYPE_CHECKING:
+    from google_auth_oauthlib.flow import Flow
+
 #: How long a manual-mode authorization waits for its pasted redirect (Google's codes live about as long).
 PENDING_LIFETIME_SECONDS = 600
 LOOPBACK_HOST = "127.0.0.1"
@@ -170,7 +173,7 @@ def loopback_redirect_uri(port: int) -> str:
     return f"http://{LOOPBACK_HOST}:{port}/"
 
 
-def _flow(client: ConsentClient, redirect_uri: str, code_verifier: str | None = None):
+def _flow(client: ConsentClient, redirect_uri: str, code_verifier: str | None = None) -> Flow:
     try:
         from google_auth_oauthlib.flow import Flow  # pylint: disable=import-outside-toplevel
     except ImportError as exc:

@@ -126,7 +126,7 @@ class IniFileAction(ActionBase):
         """A last check of the merged file before it is copied; returns extra result fields, raises SmailError."""
         return {}
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp

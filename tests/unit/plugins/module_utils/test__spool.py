@@ -418,7 +418,7 @@ class TestClaim:
         with contextlib.ExitStack() as running:
             workers = [running.enter_context(subprocess.Popen(
                 [sys.executable, "-c", textwrap.dedent(worker), spool.directory, ACCOUNT], env=child_env(),
-                stdout=subprocess.PIPE, text=True)) for _ in range(3)]
+                stdout=subprocess.PIPE, text=True)) for number in range(3)]
             outputs = [process.communicate(timeout=120)[0] for process in workers]
         taken = [line for output in outputs for line in output.split()]
         assert sorted(taken) == sorted(ids)
@@ -463,7 +463,7 @@ class TestChangesById:
         with contextlib.ExitStack() as running:
             workers = [running.enter_context(subprocess.Popen(
                 [sys.executable, "-c", textwrap.dedent(script), spool.directory], env=child_env(),
-                stdout=subprocess.PIPE, text=True)) for _ in range(4)]
+                stdout=subprocess.PIPE, text=True)) for number in range(4)]
             answers = sorted(process.communicate(timeout=60)[0].strip() for process in workers)
         assert answers == ["False", "False", "False", "True"]
         assert len(spool.pending()) == 1 and spool.held() == []
