@@ -167,9 +167,11 @@ sanity: venv build get-pip
 	  fi; \
 	done
 
+# The unit tests run in UNIT_WORKERS processes (pytest-xdist; `auto`: one per CPU, 0: in pytest's own process).
+UNIT_WORKERS ?= auto
 units: venv build
 	@echo "== units: pytest tests/unit"
-	@cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/unit
+	@cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider -n $(UNIT_WORKERS) tests/unit
 
 # Dovecot's submission server is the third-party XOAUTH2 server: it checks tokens at the sandbox's /tokeninfo.
 # The packaging target builds the collection under test, installs the tarball into an empty path and sends from there.
