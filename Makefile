@@ -170,9 +170,11 @@ sanity: venv build get-pip
 	  fi; \
 	done
 
+# The unit tests run in UNIT_WORKERS processes (pytest-xdist; `auto`: one per CPU, 0: in pytest's own process).
+UNIT_WORKERS ?= auto
 units: venv build
 	@echo "== units: pytest tests/unit"
-	@cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/unit
+	@cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider -n $(UNIT_WORKERS) tests/unit
 
 # The sandbox's own tests run from the checkout (the sandbox is no collection content) against sandboxes they start
 # themselves; they depend on no ansible-core line, so CI runs them on one line only (.ci/matrix.sh).

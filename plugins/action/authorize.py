@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import time
 import typing as t
 import webbrowser
 
@@ -109,6 +110,9 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = False
     _supports_async = False
+    #: What the waits for the consent (the loopback redirect, the device flow's polls) read and pause with.
+    clock = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
 
     def run(self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
@@ -178,19 +182,17 @@ class ActionModule(ActionBase):
         return _consent.finish_manual(client, args["authorization_response"], store=_consent.PendingStore(), tls=tls,
                                       login_hint=args.get("login_hint"))
 
-    @staticmethod
-    def _loopback(client: _consent.ConsentClient, args: dict[str, t.Any], tls: _oauth2.TLSSettings) -> _consent.Authorization:
+    def _loopback(self, client: _consent.ConsentClient, args: dict[str, t.Any], tls: _oauth2.TLSSettings) -> _consent.Authorization:
         return _consent.run_loopback(
             client, port=args["port"], timeout=args["timeout"], login_hint=args.get("login_hint"), tls=tls,
             announce=lambda url: show_now(
                 f"smail.xoauth2.authorize: waiting up to {args['timeout']} seconds for the consent. If no browser "
                 f"opens, open this URL in a browser on this machine:\n{url}"),
             open_browser=open_in_browser if args["open_browser"] else None,
-            note=lambda message: display.v(f"smail.xoauth2.authorize: {message}"),
+            note=lambda message: display.v(f"smail.xoauth2.authorize: {message}"), clock=self.clock,
         )
 
-    @staticmethod
-    def _device(args: dict[str, t.Any], from_file: _client_secrets.ClientSecrets | None, tls: _oauth2.TLSSettings,
+    def _device(self, args: dict[str, t.Any], from_file: _client_secrets.ClientSecrets | None, tls: _oauth2.TLSSettings,
                 secrets: set[str]) -> _consent.Authorization:
         client = _device_flow.resolve_device_client(
             provider=args["provider"], client_id=args.get("client_id"), client_secret=args.get("client_secret"),
@@ -209,4 +211,4 @@ class ActionModule(ActionBase):
                      f"to {wait} seconds.")
 
         return _device_flow.run_device_flow(client, timeout=args["timeout"], tls=tls, announce=announce,
-                                            login_hint=args.get("login_hint"))
+                                            login_hint=args.get("login_hint"), clock=self.clock, sleep=self.sleep)

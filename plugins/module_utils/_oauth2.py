@@ -280,11 +280,14 @@ class TokenCache:
         return os.path.join(self.directory, f"{record_key(refresh_token)}.refresh")
 
     @contextlib.contextmanager
-    def locked(self, key: str, *, timeout: float, while_waiting: t.Callable[[], None] = lambda: None) -> t.Iterator[bool]:
+    def locked(self, key: str, *, timeout: float, while_waiting: t.Callable[[], None] = lambda: None,
+               clock: t.Callable[[], float] = time.monotonic,
+               sleep: t.Callable[[float], None] = time.sleep) -> t.Iterator[bool]:
         """Hold an exclusive lock for ``key``; yields whether it is held.
 
-        Waits at most ``timeout`` seconds, calling ``while_waiting`` between tries (it may raise to stop waiting),
-        then yields False: the caller goes on without the lock. Yields True at once where fcntl is missing.
+        Waits at most ``timeout`` seconds by ``clock``, calling ``while_waiting`` between tries (it may raise to stop
+        waiting) and ``sleep`` between them, then yields False: the caller goes on without the lock. Yields True at
+        once where fcntl is missing.
         """
         self._ensure_directory()
         path = os.path.join(self.directory, f"{key}.lock")
@@ -296,7 +299,7 @@ class TokenCache:
             raise SmailError("token_cache", f"Cannot open the token cache lock {path}: {exc.strerror}",
                              hint="Set token_cache_dir to a writable directory or token_cache=false.") from None
         try:
-            yield _lock_within(fd, timeout, while_waiting)
+            yield _lock_within(fd, timeout, while_waiting, clock=clock, sleep=sleep)
         finally:
             os.close(fd)  # closing releases the flock
 
@@ -381,11 +384,12 @@ class TokenCache:
             details={"remembered_error": code, "token_attempts": 0}, transient=True)
 
 
-def _lock_within(fd: int, timeout: float, while_waiting: t.Callable[[], None]) -> bool:
+def _lock_within(fd: int, timeout: float, while_waiting: t.Callable[[], None], *, clock: t.Callable[[], float],
+                 sleep: t.Callable[[float], None]) -> bool:
     """Take an exclusive flock on ``fd`` within ``timeout`` seconds, polling; False when it was not had."""
     if fcntl is None:
         return True
-    deadline = time.monotonic() + timeout
+    deadline = clock() + timeout
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -395,9 +399,9 @@ def _lock_within(fd: int, timeout: float, while_waiting: t.Callable[[], None]) -
         except OSError:
             return False  # a file system without flock (ENOLCK): the lock only saves refreshes
         while_waiting()
-        if time.monotonic() >= deadline:
+        if clock() >= deadline:
             return False
-        time.sleep(_LOCK_POLL_SECONDS)
+        sleep(_LOCK_POLL_SECONDS)
 
 
 def obtain_access_token(
@@ -411,6 +415,7 @@ def obtain_access_token(
     margin: float = EXPIRY_MARGIN_SECONDS,
     retry: RetryPolicy = NO_RETRY,
     sleep: t.Callable[[float], None] = time.sleep,
+    clock: t.Callable[[], float] = time.monotonic,
     now: t.Callable[[], datetime.datetime] = _utcnow,
 ) -> AccessToken:
     """An access token for the grant: the given one as is, else a cached one, else a fresh refresh.
@@ -430,13 +435,15 @@ def obtain_access_token(
     transient failure is remembered for :data:`FAILURE_MEMORY_SECONDS` after each failed attempt: the waiting and
     later processes raise ``token_endpoint_unavailable`` (transient) at once, so an outage costs every fork on the
     machine one retry budget together, not one each, and the endpoint is asked by one of them only.
+
+    Every wait (the retries' pauses, the lock's) reads ``clock`` and pauses with ``sleep``.
     """
     if access_token:
         return _registered(AccessToken(token=access_token, source="given"))
     if grant is None:
         raise OptionError("refresh_token", "either access_token or client_id, client_secret and refresh_token are required")
     if cache is None:
-        return _registered(_refresh_with_retries(grant, refresh, tls=tls, retry=retry, sleep=sleep))
+        return _registered(_refresh_with_retries(grant, refresh, tls=tls, retry=retry, sleep=sleep, clock=clock))
     key = cache_key(grant, tls)
 
     def raise_remembered_failure() -> None:
@@ -457,12 +464,12 @@ def obtain_access_token(
         return token
 
     lock_wait = (tls or TLSSettings()).timeout + LOCK_WAIT_MARGIN_SECONDS
-    with cache.locked(key, timeout=lock_wait, while_waiting=raise_remembered_failure):
+    with cache.locked(key, timeout=lock_wait, while_waiting=raise_remembered_failure, clock=clock, sleep=sleep):
         cached = cache.load(key, margin=margin)
         if cached is not None and cached.token != refused:
             return _registered(_with_refresh_record(cached, cache, grant))
         raise_remembered_failure()
-        token = _refresh_with_retries(grant, refresh_remembering, tls=tls, retry=retry, sleep=sleep)
+        token = _refresh_with_retries(grant, refresh_remembering, tls=tls, retry=retry, sleep=sleep, clock=clock)
         keys = [key]
         if token.rotated_refresh_token and isinstance(grant, RefreshTokenGrant):
             keys.append(cache_key(grant._replace(refresh_token=token.rotated_refresh_token), tls))
@@ -509,16 +516,17 @@ def _note_refresh_token(token: AccessToken, cache: TokenCache, grant: Grant, *, 
 
 
 def _refresh_with_retries(grant: Grant, refresh: t.Callable[..., AccessToken], *, tls: TLSSettings | None,
-                          retry: RetryPolicy, sleep: t.Callable[[float], None]) -> AccessToken:
+                          retry: RetryPolicy, sleep: t.Callable[[float], None],
+                          clock: t.Callable[[], float]) -> AccessToken:
     """``refresh(grant)``, with transient failures retried as ``retry`` says; the last error has ``token_attempts``."""
-    started = time.monotonic()
+    started = clock()
     failures = 0
     while True:
         try:
             return refresh(grant, tls=tls)
         except TokenError as exc:
             failures += 1
-            pause = retry.pause(failures, time.monotonic() - started) if exc.transient else None
+            pause = retry.pause(failures, clock() - started) if exc.transient else None
             if pause is None:
                 exc.details.setdefault("token_attempts", failures)
                 raise

@@ -424,17 +424,17 @@ class LoopbackReceiver:
     def __exit__(self, *exc_info: object) -> None:
         self._server.server_close()
 
-    def wait(self, *, state: str, timeout: float) -> str:
-        """The code of the first redirect with ``state``; ConsentError ``timeout`` after ``timeout`` seconds.
+    def wait(self, *, state: str, timeout: float, clock: t.Callable[[], float] = time.monotonic) -> str:
+        """The code of the first redirect with ``state``; ConsentError ``timeout`` after ``timeout`` seconds by ``clock``.
 
         Redirects with another state are answered, told to ``note`` and otherwise ignored until the deadline.
         """
         self._server.expected_state = state
         self._server.received.clear()
         self._server.foreign = 0
-        deadline = time.monotonic() + timeout
+        deadline = clock() + timeout
         while not self._server.received:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock()
             if remaining <= 0:
                 ignored = (f" ({self._server.foreign} request(s) with another state were ignored)"
                            if self._server.foreign else "")
@@ -463,17 +463,19 @@ def run_loopback(client: ConsentClient, *, port: int = 0, timeout: float = 300, 
                  announce: t.Callable[[str], t.Any] = lambda url: None,
                  open_browser: t.Callable[[str], t.Any] | None = None,
                  tls: _oauth2.TLSSettings | None = None,
-                 note: t.Callable[[str], t.Any] = lambda message: None) -> Authorization:
+                 note: t.Callable[[str], t.Any] = lambda message: None,
+                 clock: t.Callable[[], float] = time.monotonic) -> Authorization:
     """The whole consent on this machine: listen, show the URL, open the browser, wait for the redirect, exchange.
 
-    ``note`` is told of each request to the listener with another state, which is ignored.
+    ``note`` is told of each request to the listener with another state, which is ignored. The wait for the redirect
+    ends ``timeout`` seconds after it began by ``clock``.
     """
     with LoopbackReceiver(port, note=note) as receiver:
         pending = start_authorization(client, redirect_uri=receiver.redirect_uri, login_hint=login_hint)
         announce(pending.url)
         if open_browser is not None:
             _open_in_background(open_browser, pending.url)
-        code = receiver.wait(state=pending.state, timeout=timeout)
+        code = receiver.wait(state=pending.state, timeout=timeout, clock=clock)
     return exchange_code(client, code, redirect_uri=pending.redirect_uri, code_verifier=pending.code_verifier, tls=tls,
                          login_hint=login_hint)
 

@@ -16,7 +16,7 @@ import pytest
 # The checkout (the built copy holds no sandbox/): named by the Makefile, or above the tests.
 CHECKOUT = (Path(os.environ["SMAIL_XOAUTH2_SANDBOX_DIR"]).parent if os.environ.get("SMAIL_XOAUTH2_SANDBOX_DIR")
             else Path(__file__).resolve().parents[3])
-TOOLS = {"ansible-lint", "ruff", "mypy", "antsibull-changelog", "antsibull-docs", "ansible-builder", "pytest"}
+TOOLS = {"ansible-lint", "ruff", "mypy", "antsibull-changelog", "antsibull-docs", "ansible-builder", "pytest", "pytest-xdist"}
 DEMO_NEEDS = {"ansible-core", "google-auth", "requests", "google-auth-oauthlib", "aiosmtpd", "trustme", "cryptography"}
 
 

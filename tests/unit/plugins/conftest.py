@@ -271,3 +271,40 @@ def secret_masker(monkeypatch):
         return None
     monkeypatch.setattr(secrets, "_secret_masker", core_secrets.SecretMasker())
     return secrets.mask_secrets
+
+
+class FakeClock:
+    """A clock that moves only when something sleeps on it: ``clock()`` reads it, ``clock.sleep(seconds)`` moves it.
+
+    ``pauses`` lists every sleep, in order, so a test says how long the code waited without waiting itself.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.pauses: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += max(seconds, 0)
+
+
+@pytest.fixture()
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def google_auth_backoff(monkeypatch) -> list[float]:
+    """google-auth's pauses between its own retries of a 5xx, 408 or 429 answer (1 s, then 2 s), recorded, not slept.
+
+    Used by every test: google-auth sleeps on the real clock and takes no sleeper, and a test of an outage would wait
+    three seconds per refresh.
+    """
+    from google.auth import _exponential_backoff  # pylint: disable=import-outside-toplevel
+
+    pauses: list[float] = []
+    monkeypatch.setattr(_exponential_backoff, "time", type("Time", (), {"sleep": staticmethod(pauses.append)}))
+    return pauses

@@ -98,7 +98,9 @@ def test_manual_mode_in_two_runs(settings, tmp_path, home, vaulted_client_json, 
     assert again["failed"] is True and again["error"] == "state_mismatch" and "_ansible_no_log" not in again
 
 
-def test_loopback_timeout_and_option_errors(settings, home, make_target, run_ini_action):
+def test_loopback_timeout_and_option_errors(settings, home, make_target, run_ini_action, monkeypatch):
+    # The clock's readings: the start of the wait and its deadline, a second later.
+    monkeypatch.setattr(AuthorizeAction, "clock", staticmethod(iter((0.0, 1.0)).__next__))
     base = {"provider": "custom", "client_id": settings["client_id"], "client_secret": settings["client_secret"],
             "auth_uri": settings["auth_uri"], "token_uri": settings["token_uri"], "scopes": ["https://mail.google.com/"],
             "open_browser": False}
@@ -146,6 +148,18 @@ def test_graphical_browsers_are_opened(monkeypatch):
 
 
 @pytest.fixture()
+def device_clock(fake_clock, monkeypatch):
+    """The action's device flow on a fake clock: its polls come at once, in the sandbox's time.
+
+    The sandbox's own clock is real: a poll sooner than its interval after another is answered slow_down, so the
+    sandbox switches here decide at the first poll (``approve_after=0``).
+    """
+    monkeypatch.setattr(AuthorizeAction, "clock", staticmethod(fake_clock))
+    monkeypatch.setattr(AuthorizeAction, "sleep", staticmethod(fake_clock.sleep))
+    return fake_clock
+
+
+@pytest.fixture()
 def shown(monkeypatch):
     """What the action displays at the default verbosity."""
     messages = []
@@ -161,9 +175,9 @@ def device_args(settings, switches, **overrides):
 
 
 def test_device_mode_shows_the_user_code_and_never_the_device_code(
-        settings, shown, make_target, run_ini_action, secret_masker):
+        settings, shown, device_clock, make_target, run_ini_action, secret_masker):
     # `flow` is the alias of mode.
-    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", flow="device",
+    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=0", flow="device",
                                                          login_hint=settings["account"]), make_target())
 
     assert result["changed"] is True and token_kept_out_of_output(result, secret_masker)
@@ -173,10 +187,11 @@ def test_device_mode_shows_the_user_code_and_never_the_device_code(
     assert re.search(r"enter the code [B-Z]{4}-[B-Z]{4}\b", announcement) and "waiting up to 300 seconds" in announcement
     assert "device-sandbox-" not in "".join(shown) + json.dumps(result)
     assert settings["client_secret"] not in "".join(shown)
+    assert device_clock.pauses == [1]  # the sandbox's interval, before the one poll
 
 
 @pytest.mark.parametrize("switches, error", [("deny_after=0", "device_access_denied"), ("expires_in=1", "device_code_expired")])
-def test_device_mode_failures(settings, shown, make_target, run_ini_action, switches, error):
+def test_device_mode_failures(settings, shown, device_clock, make_target, run_ini_action, switches, error):
     result = run_ini_action(AuthorizeAction, device_args(settings, switches, mode="device"), make_target())
     assert (result["failed"], result["error"]) == (True, error) and "_ansible_no_log" not in result
     assert "device-sandbox-" not in json.dumps(result) and "device-sandbox-" not in "".join(shown)
@@ -202,10 +217,10 @@ def expiring_token_uri(settings, seconds):
     return settings["token_uri_fault"].replace("{fault}", f"rtexpires{seconds}-{uuid.uuid4().hex[:12]}")
 
 
-def test_device_mode_records_the_stated_expiry_in_the_token_cache(settings, shown, tmp_path, make_target, run_ini_action):
+def test_device_mode_records_the_stated_expiry_in_the_token_cache(settings, shown, device_clock, tmp_path, make_target, run_ini_action):
     cache_dir = tmp_path / "tokens"
     started = datetime.datetime.now(datetime.timezone.utc)
-    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", mode="device",
+    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=0", mode="device",
                                                          token_uri=expiring_token_uri(settings, 86400),
                                                          token_cache_dir=str(cache_dir)), make_target())
 
@@ -221,9 +236,9 @@ def test_device_mode_records_the_stated_expiry_in_the_token_cache(settings, show
 
 
 def test_device_mode_without_a_stated_expiry_records_when_it_was_obtained(
-        settings, shown, tmp_path, make_target, run_ini_action):
+        settings, shown, device_clock, tmp_path, make_target, run_ini_action):
     cache_dir = tmp_path / "tokens"
-    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", mode="device",
+    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=0", mode="device",
                                                          token_cache_dir=str(cache_dir)), make_target())
 
     assert "refresh_token_expires_at" not in result and "expires at" not in shown[-1]
@@ -231,9 +246,9 @@ def test_device_mode_without_a_stated_expiry_records_when_it_was_obtained(
     assert record.expires_at is None and record.obtained_at is not None
 
 
-def test_device_mode_with_the_token_cache_off_writes_nothing(settings, shown, tmp_path, make_target, run_ini_action):
+def test_device_mode_with_the_token_cache_off_writes_nothing(settings, shown, device_clock, tmp_path, make_target, run_ini_action):
     cache_dir = tmp_path / "tokens"
-    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=1", mode="device", token_cache=False,
+    result = run_ini_action(AuthorizeAction, device_args(settings, "approve_after=0", mode="device", token_cache=False,
                                                          token_uri=expiring_token_uri(settings, 86400),
                                                          token_cache_dir=str(cache_dir)), make_target())
 

@@ -605,7 +605,7 @@ try:
                                         retry=RetryPolicy(retries=args["retries"], delay=args["delay"], max_time=30))
     outcome = {"source": token.source}
 except _oauth2.TokenError as exc:
-    outcome = {"error": exc.code, "transient": exc.transient, "msg": exc.full_msg}
+    outcome = {"error": exc.code, "transient": exc.transient, "msg": exc.full_msg, "attempts": exc.details["token_attempts"]}
 print(json.dumps({**outcome, "started": started, "ended": time.time()}))
 """
 
@@ -614,7 +614,7 @@ class TestOutage:
     """A token endpoint that does not answer costs the forks one retry budget together, not one each."""
 
     def test_forks_share_one_retry_budget(self, settings, tmp_path):
-        forks, timeout, retries, delay = 8, 1.0, 1, 0.2
+        forks, timeout, retries, delay = 8, 0.5, 1, 0.05
         tagged, uri = fault_token_uri(settings, "hang5")
         args = json.dumps({"client_id": settings["client_id"], "client_secret": settings["client_secret"],
                            "refresh_token": settings["refresh_token"], "token_uri": uri, "ca_path": settings["ca_path"],
@@ -629,25 +629,30 @@ class TestOutage:
         # One budget, one first attempt, and slack for a busy machine; one after another, the forks took 8 budgets.
         assert elapsed < budget + timeout + 5, outcomes
         assert len(fault_requests(settings, tagged)) <= retries + 1
+        # One fork spent the budget; the others were told of its failure and asked nothing themselves.
+        assert sorted(outcome["attempts"] for outcome in outcomes) == [0] * (forks - 1) + [retries + 1], outcomes
 
-    def test_a_remembered_failure_is_raised_at_once_and_holds_no_secret(self, settings, tmp_path):
+    def test_a_remembered_failure_is_raised_at_once_and_holds_no_secret(self, settings, tmp_path, fake_clock,
+                                                                          google_auth_backoff):
         cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
         tagged, uri = fault_token_uri(settings, "status503")
         grant = grant_for(settings, token_uri=uri)
         with pytest.raises(_oauth2.TokenError) as first:
-            _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings))
+            _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings), clock=fake_clock, sleep=fake_clock.sleep)
         asked = len(fault_requests(settings, tagged))
-        started = time.monotonic()
+        assert asked == 3 and len(google_auth_backoff) == 2  # google-auth asked three times, pausing between
+        google_auth_backoff.clear()
         with pytest.raises(_oauth2.TokenError) as second:
-            _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings))
-        assert time.monotonic() - started < 1 and len(fault_requests(settings, tagged)) == asked
+            _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings), clock=fake_clock, sleep=fake_clock.sleep)
+        # At once: no request, and no pause of ours or of google-auth's.
+        assert len(fault_requests(settings, tagged)) == asked and not fake_clock.pauses and not google_auth_backoff
         assert (first.value.code, second.value.code) == ("token_endpoint_unavailable", "token_endpoint_unavailable")
         assert second.value.transient and second.value.details["token_attempts"] == 0
         for path in (tmp_path / "tokens").iterdir():
             text = path.read_text()
             assert settings["client_secret"] not in text and settings["refresh_token"] not in text
 
-    def test_only_transient_failures_are_remembered_and_a_success_forgets(self, settings, tmp_path):
+    def test_only_transient_failures_are_remembered_and_a_success_forgets(self, settings, tmp_path, fake_clock):
         cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
         # google-auth asks three times before it reports a 503: the second attempt of ours gets a token.
         _tagged, uri = fault_token_uri(settings, "status503x3")
@@ -659,8 +664,9 @@ class TestOutage:
             return _oauth2.fetch_access_token(grant, tls=tls)
 
         token = _oauth2.obtain_access_token(grant=grant, cache=cache, tls=tls(settings), refresh=refresh,
-                                            retry=RetryPolicy(retries=1, delay=0.1))
+                                            retry=RetryPolicy(retries=1, delay=0.1), clock=fake_clock, sleep=fake_clock.sleep)
         assert token.source == "refresh" and remembered == [False, True]
+        assert len(fake_clock.pauses) == 1 and 0.05 <= fake_clock.pauses[0] <= 0.1  # one pause of the retry policy
         assert cache.remembered_failure(_oauth2.cache_key(grant, tls(settings))) is None
         revoked = grant_for(settings, refresh_token=settings["revoked_refresh_token"])
         with pytest.raises(_oauth2.TokenError) as info:
@@ -674,8 +680,7 @@ class TestOutage:
         later = time.time() + _oauth2.FAILURE_MEMORY_SECONDS + 1
         assert cache.remembered_failure("k", now=later) is None
 
-    def test_a_lock_held_too_long_is_given_up(self, settings, tmp_path, monkeypatch):
-        monkeypatch.setattr(_oauth2, "LOCK_WAIT_MARGIN_SECONDS", 0.5, raising=False)
+    def test_a_lock_held_too_long_is_given_up(self, settings, tmp_path, fake_clock):
         cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
         grant = grant_for(settings)
         results = []
@@ -684,11 +689,12 @@ class TestOutage:
         with open(tmp_path / "tokens" / f"{_oauth2.cache_key(grant, trust)}.lock", "wb") as holder:
             fcntl.flock(holder.fileno(), fcntl.LOCK_EX)  # a stuck holder
             worker = threading.Thread(target=lambda: results.append(
-                _oauth2.obtain_access_token(grant=grant, cache=cache, tls=trust)))
-            started = time.monotonic()
+                _oauth2.obtain_access_token(grant=grant, cache=cache, tls=trust, clock=fake_clock, sleep=fake_clock.sleep)))
             worker.start()
-            worker.join(timeout=10)
-            waited = time.monotonic() - started
-        worker.join()
+            worker.join(timeout=60)
+            assert not worker.is_alive(), "the wait for the lock did not end"
         assert results and results[0].source == "refresh"
-        assert 1.5 <= waited < 5
+        # It waited the request's timeout and the margin, polling, and then went on without the lock.
+        waited = sum(fake_clock.pauses)
+        lock_wait = trust.timeout + _oauth2.LOCK_WAIT_MARGIN_SECONDS
+        assert lock_wait <= waited < lock_wait + 2 * _oauth2._LOCK_POLL_SECONDS

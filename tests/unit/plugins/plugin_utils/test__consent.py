@@ -226,10 +226,13 @@ class TestLoopback:
 
     def test_only_foreign_states_is_a_timeout_that_says_so(self, settings):
         browser = Browser(settings, rewrite=lambda location: replace_param(location, "state", "forged"))
+        noted = []
+        # The wait's time runs out once the forged redirect was answered and ignored (not before it came).
         with pytest.raises(_consent.ConsentError) as info:
-            _consent.run_loopback(sandbox_client(settings), timeout=2, open_browser=browser, tls=tls(settings))
+            _consent.run_loopback(sandbox_client(settings), timeout=2, open_browser=browser, tls=tls(settings),
+                                  note=noted.append, clock=lambda: 3.0 if noted else 0.0)
         assert info.value.code == "timeout" and "1 request(s) with another state were ignored" in info.value.msg
-        assert browser.pages[0][0] == 400
+        assert browser.pages[0][0] == 400 and len(noted) == 1
 
     def test_refusal_is_access_denied(self, settings):
         browser = Browser(settings)
@@ -240,11 +243,13 @@ class TestLoopback:
         assert browser.pages[0][0] == 400 and "refused" in browser.pages[0][1]
 
     def test_no_answer_is_timeout(self, settings):
-        started = time.monotonic()
+        # The clock's readings: the start, one wait that ends without a request, and the deadline (a fourth is none).
+        readings = iter((0.0, 0.49, 0.5))
         with pytest.raises(_consent.ConsentError) as info:
-            _consent.run_loopback(sandbox_client(settings), timeout=0.5, open_browser=None, tls=tls(settings))
-        assert info.value.code == "timeout" and "mode=manual" in info.value.full_msg
-        assert time.monotonic() - started < 5
+            _consent.run_loopback(sandbox_client(settings), timeout=0.5, open_browser=None, tls=tls(settings),
+                                  clock=readings.__next__)
+        assert info.value.code == "timeout" and "mode=manual" in info.value.full_msg and "0.5 seconds" in info.value.msg
+        assert next(readings, None) is None
 
     def test_port_in_use_is_an_option_error(self, settings):
         with _consent.LoopbackReceiver() as taken:

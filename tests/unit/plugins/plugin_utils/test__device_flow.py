@@ -239,40 +239,48 @@ def tls(settings):
     return _oauth2.TLSSettings(ca_path=settings["ca_path"], timeout=10)
 
 
-def test_the_user_approves_while_the_task_polls(settings):
+def test_the_user_approves_while_the_task_polls(settings, fake_clock):
     announced = []
     approved = threading.Event()
 
-    def user_approves(authorization):
-        announced.append(authorization)
+    def approve(authorization):
+        request = urllib.request.Request(settings["device_approve_uri"], method="POST",
+                                         data=urllib.parse.urlencode({"user_code": authorization.user_code}).encode())
+        with urllib.request.urlopen(request, timeout=10, context=ssl.create_default_context(cafile=settings["ca_path"])) as answer:
+            assert answer.status == 200
+        approved.set()
 
-        def approve():
-            time.sleep(1.5)  # at least one poll is answered authorization_pending
-            request = urllib.request.Request(settings["device_approve_uri"], method="POST",
-                                             data=urllib.parse.urlencode({"user_code": authorization.user_code}).encode())
-            with urllib.request.urlopen(request, timeout=10, context=ssl.create_default_context(cafile=settings["ca_path"])) as answer:
-                assert answer.status == 200
-            approved.set()
+    def sleep(seconds):
+        """The wait before each poll; during the second (after a poll was answered pending) the user approves.
 
-        threading.Thread(target=approve, daemon=True).start()
+        The sandbox answers slow_down to a poll sooner than its interval after another by its own, real clock: that
+        one wait is real. The wait before the first poll is not, nor is any wait the sandbox does not check."""
+        fake_clock.sleep(seconds)
+        if len(fake_clock.pauses) == 2:
+            approve(announced[0])
+            time.sleep(seconds)
 
     authorization = _device_flow.run_device_flow(sandbox_device_client(settings, "interval=1"), timeout=30, tls=tls(settings),
-                                                 announce=user_approves)
-    assert approved.is_set() and announced[0].interval == 1
+                                                 announce=announced.append, clock=fake_clock, sleep=sleep)
+    assert approved.is_set() and announced[0].interval == 1 and fake_clock.pauses == [1, 1]
     assert authorization.refresh_token.startswith("1//sandbox-") and authorization.account == settings["account"]
     log = [json.loads(line) for line in open(settings["token_log"], encoding="utf-8")]
     polls = [entry["outcome"] for entry in log if entry["grant_type"] == _device_flow.DEVICE_CODE_GRANT][-3:]
     assert "authorization_pending" in polls and polls[-1] == "issued"
 
 
-def test_microsoft_public_client_and_the_sandbox_switches(settings):
-    authorization = _device_flow.run_device_flow(sandbox_device_client(settings, "approve_after=1", microsoft=True, secret=False),
-                                                 timeout=30, tls=tls(settings), login_hint="reports@contoso.example")
+def test_microsoft_public_client_and_the_sandbox_switches(settings, fake_clock):
+    # On a fake clock the flow polls at once; the switches decide at the first poll, which the sandbox takes at any time.
+    authorization = _device_flow.run_device_flow(sandbox_device_client(settings, "approve_after=0", microsoft=True, secret=False),
+                                                 timeout=30, tls=tls(settings), login_hint="reports@contoso.example",
+                                                 clock=fake_clock, sleep=fake_clock.sleep)
     assert authorization.scopes == ("https://outlook.office.com/SMTP.Send",)
     assert authorization.account == "reports@contoso.example" and authorization.refresh_token
+    assert fake_clock.pauses == [1]
 
     with pytest.raises(_consent.ConsentError) as info:
-        _device_flow.run_device_flow(sandbox_device_client(settings, "deny_after=0", microsoft=True), timeout=30, tls=tls(settings))
+        _device_flow.run_device_flow(sandbox_device_client(settings, "deny_after=0", microsoft=True), timeout=30, tls=tls(settings),
+                                     clock=fake_clock, sleep=fake_clock.sleep)
     assert (info.value.code, info.value.details["endpoint_error"]) == ("device_access_denied", "authorization_declined")
 
     with pytest.raises(SmailError) as info:
