@@ -215,6 +215,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     TLS_ARGSPEC,
     merge_argspecs,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 CONNECTION_ARGSPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC)
 SECRET_OPTIONS = tuple(name for name, spec in CONNECTION_ARGSPEC.items() if spec.get("no_log"))
@@ -514,7 +515,9 @@ class CallbackModule(CallbackBase):
         except SmailError as exc:
             for notice in notices:
                 self._warn(notice, transcript)
-            self._warn(f"the summary mail was not sent ({exc.code}): {exc.full_msg}{self._unkept_notice()}", transcript)
+            failure = TaskResult.from_error(exc).fields
+            self._warn(f"the summary mail was not sent ({failure['error']}): {failure['msg']}{self._unkept_notice()}",
+                       transcript)
             return
         except Exception as exc:  # pylint: disable=broad-exception-caught
             # A bug must not turn a finished playbook into a crash; the traceback is for -vvv.
