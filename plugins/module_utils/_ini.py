@@ -96,6 +96,9 @@ class IniError(OptionError, ValueError):
         super().__init__(field, problem)
         self.field = field
 
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}"
+
     def __reduce__(self):
         # Keeps the two-argument constructor working across pickling.
         return (type(self), (self.field, self.problem))
