@@ -104,10 +104,13 @@ class OptionError(SmailError):
 
 
 class MissingLibraryError(SmailError):
-    """A Python library the work needs is not installed where it runs; ``library`` is its name on PyPI."""
+    """A Python library the refresh needs is not installed where it runs; ``library`` is its name on PyPI.
 
-    def __init__(self, library: str, exc: ImportError, *, needed_for: str = "to refresh an access token") -> None:
-        super().__init__("missing_library", f"The Python library {library} is required {needed_for}: {exc}",
+    A task result tells it as ansible-core does (``TaskResult.from_error``); the consent of ``authorize``, which runs on
+    the controller only, raises ``missing_library`` with its own message.
+    """
+
+    def __init__(self, library: str, exc: ImportError) -> None:
+        super().__init__("missing_library", f"The Python library {library} is required to refresh an access token: {exc}",
                          details={"library": library})
         self.library = library
-        self.needed_for = needed_for

@@ -36,7 +36,7 @@ def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvid
     The module process and the in-process action (``plugins/action/spool.py``) both call this.
     """
     if not params["spool_dir"]:
-        return TaskResult.failure("Option 'spool_dir': is required", error="invalid_option", option="spool_dir")
+        return TaskResult.from_error(_errors.OptionError("spool_dir", "is required"))
     both = sorted(set(map(str.casefold, params["release"])) & set(map(str.casefold, params["discard"])))
     if both:
         return TaskResult.failure(f"Options 'release' and 'discard': both name {', '.join(both)}",
