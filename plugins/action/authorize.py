@@ -17,6 +17,7 @@ from ansible.utils.display import Display
 from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _client_secrets, _consent, _device_flow
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._core_adapter import keep_tokens_out_of_output, mask_result
 
@@ -123,7 +124,7 @@ class ActionModule(ActionBase):
             secrets.update(str(args[name]) for name, spec in AUTHORIZE_ARGSPEC.items() if spec.get("no_log") and args.get(name))
             result.update(self._authorize(args, secrets))
         except SmailError as exc:
-            result.update(failed=True, **exc.as_result())
+            result.update(TaskResult.from_error(exc).fields, failed=True)
         # Nothing above echoes a secret of the task's arguments; this keeps it so if a message ever did.
         return mask_result(result, secrets)
 

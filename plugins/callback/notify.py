@@ -216,6 +216,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     merge_argspecs,
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._spool import default_spool_dir as _spool_default_dir
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 if t.TYPE_CHECKING:
     # ansible-core ships no type information: these name what the callback is given, for the reader.
@@ -523,7 +524,9 @@ class CallbackModule(CallbackBase):
         except SmailError as exc:
             for notice in notices:
                 self._warn(notice, transcript)
-            self._warn(f"the summary mail was not sent ({exc.code}): {exc.full_msg}{self._unkept_notice()}", transcript)
+            failure = TaskResult.from_error(exc).fields
+            self._warn(f"the summary mail was not sent ({failure['error']}): {failure['msg']}{self._unkept_notice()}",
+                       transcript)
             return
         except Exception as exc:  # pylint: disable=broad-exception-caught
             # A bug must not turn a finished playbook into a crash; the traceback is for -vvv.

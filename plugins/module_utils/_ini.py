@@ -32,6 +32,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+
 __all__ = (
     "DEFAULT_ENCODING",
     "DEFAULT_NEWLINE",
@@ -82,18 +84,20 @@ _BOM_WRITING_CODECS = {"utf-8-sig": "utf-8", "utf-16": "utf-16-le", "utf-32": "u
 _ASCII_PROBE = "\r\n[]=;# \t"
 
 
-class IniError(ValueError):
-    """An INI file or a requested setting that cannot be used safely.
+class IniError(OptionError, ValueError):
+    """An INI file or a requested setting that cannot be used safely: bad input, code ``invalid_option``.
 
     ``field`` names what is wrong (``settings[SMTP][Server]``, ``file``, an option
-    name) and ``problem`` says why.  Neither ever contains the text of a value, so
-    the message is safe to show even when the value is a secret.
+    name) and is the error's ``option``; ``problem`` says why.  Neither ever contains
+    the text of a value, so the message is safe to show even when the value is a secret.
     """
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
+        super().__init__(field, problem)
         self.field = field
-        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}"
 
     def __reduce__(self) -> tuple[type[IniError], tuple[str, str]]:
         # Keeps the two-argument constructor working across pickling.

@@ -205,15 +205,6 @@ class TokenError(SmailError):
         self.transient = transient
 
 
-class MissingLibraryError(SmailError):
-    """A Python library needed for the refresh is not installed where the refresh runs."""
-
-    def __init__(self, library: str, exc: ImportError) -> None:
-        super().__init__("missing_library", f"The Python library {library} is required to refresh an access token: {exc}",
-                         details={"library": library})
-        self.library = library
-
-
 def fetch_access_token(grant: Grant, *, tls: TLSSettings | None = None) -> AccessToken:
     """A new access token for any grant, from the token endpoint (``_token_endpoint``, imported only then)."""
     from ansible_collections.smail.xoauth2.plugins.module_utils import _token_endpoint  # pylint: disable=import-outside-toplevel

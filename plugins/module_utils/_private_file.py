@@ -11,10 +11,10 @@ Temp files are named ``.<target name>.<random>.tmp``, so listings that skip dot 
 What another local user could have planted is never trusted: :func:`check_private_directory` refuses a directory
 that is not this user's own or that others may write to, and :func:`read_private_file` and
 :func:`open_private_lock` follow no symlink (``O_NOFOLLOW``) and refuse a file of another user, raising
-:class:`InsecurePathError` for the caller to name in its own error.
+:class:`InsecurePathError` (code ``insecure_path``) for the caller to name in its own error.
 
-This file is private to the collection, has no Ansible imports and only light stdlib ones (modules import it on
-every run).
+This file is private to the collection, has no Ansible imports and only light stdlib ones besides ``_errors`` (modules
+import it on every run).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import errno
 import os
 import stat
 import typing as t
+
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 
 PRIVATE_DIRECTORY_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -38,16 +40,21 @@ _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLO
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
-class InsecurePathError(Exception):
+class InsecurePathError(SmailError):
     """A directory or file that another user could control: its content cannot be trusted, nor written to.
 
-    ``reason`` completes a sentence about ``path`` ("belongs to another user (uid 1001)").
+    ``reason`` completes a sentence about ``path`` ("belongs to another user (uid 1001)"). Callers that know what the
+    path is for raise their own code instead (``token_cache_insecure``, ``spool_insecure``, ...).
     """
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path} {reason}")
+        super().__init__("insecure_path", f"{path} {reason}.", details={"path": path})
         self.path = path
         self.reason = reason
+
+    def __reduce__(self) -> tuple[t.Any, ...]:
+        # Keeps the two-argument constructor working across pickling.
+        return (type(self), (self.path, self.reason))
 
 
 def mode_for_secret_file(mode: t.Any) -> t.Any:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.smail.xoauth2.plugins.module_utils import _secrets
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import MissingLibraryError, SmailError
 
 if t.TYPE_CHECKING:
     from ansible.module_utils.basic import AnsibleModule
@@ -43,6 +46,20 @@ class TaskResult:
                 **fields: t.Any) -> TaskResult:
         """A failed task: ``msg`` and the other fields, as ``fail_json`` would take them."""
         return cls({**fields, "msg": msg}, failed=True, secrets=secrets, warnings=warnings)
+
+    @classmethod
+    def from_error(cls, exc: SmailError, *, secrets: t.Iterable[str] = (), warnings: t.Iterable[str] = (),
+                   **fields: t.Any) -> TaskResult:
+        """The failed task of ``exc``, the one mapping from an error to a result for every module, action and callback.
+
+        The result holds ``exc``'s details, ``error`` (its code) and ``msg`` (its message and hint), then ``fields``
+        (a transcript, say). A missing library is told as ansible-core tells it (``missing_required_lib``: the host
+        and the Python interpreter that lack it).
+        """
+        if isinstance(exc, MissingLibraryError):
+            return cls.failure(missing_required_lib(exc.library), secrets=secrets, warnings=warnings, error=exc.code,
+                               **fields)
+        return cls.failure(exc.full_msg, secrets=secrets, warnings=warnings, **{**exc.details, "error": exc.code, **fields})
 
 
 def exit_module(module: AnsibleModule, outcome: TaskResult) -> t.NoReturn:

@@ -21,11 +21,10 @@ import urllib.parse
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._app_grants import ClientCredentialsGrant, ServiceAccountGrant
-from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import MissingLibraryError, OptionError
 from ansible_collections.smail.xoauth2.plugins.module_utils._net import goes_direct
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import (
     AccessToken,
-    MissingLibraryError,
     RefreshTokenGrant,
     TLSSettings,
     TokenError,

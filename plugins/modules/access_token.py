@@ -151,7 +151,8 @@ refresh_token:
 error:
   description:
     - The stable code of a failure, for example V(invalid_grant), V(invalid_client), V(invalid_scope),
-      V(token_endpoint_unreachable), V(token_endpoint_tls), V(token_endpoint_bad_response), V(invalid_option).
+      V(token_endpoint_unreachable), V(token_endpoint_tls), V(token_endpoint_bad_response), V(invalid_option); all codes, with cause
+      and fix, in C(docs/troubleshooting.md).
   returned: failure
   type: str
   sample: invalid_grant

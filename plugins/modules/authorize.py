@@ -302,6 +302,7 @@ error:
     - In O(mode=device) also V(device_access_denied) (access was refused at the verification address) and
       V(device_code_expired) (the code expired before access was allowed). V(invalid_option) naming O(mode) refuses
       O(provider=google).
+    - All codes, with cause and fix, in C(docs/troubleshooting.md).
   returned: failure
   type: str
   sample: access_denied

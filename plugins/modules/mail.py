@@ -432,7 +432,7 @@ results:
       description: True when it was written to O(spool_dir) instead.
       type: bool
     error:
-      description: The stable code of its failure, or null.
+      description: The stable code of its failure (see C(docs/troubleshooting.md)), or null.
       type: str
     msg:
       description: What went wrong, when RV(results[].error) is set.
@@ -513,7 +513,7 @@ error:
       V(token_endpoint_tls), V(token_endpoint_bad_response), V(smtp_connect), V(smtp_tls), V(smtp_timeout),
       V(token_endpoint_unavailable), V(smtp_auth), V(basic_auth_disabled), V(sender_refused), V(recipients_refused), V(recipients_deferred),
       V(data_refused), V(delivery_unknown), V(message_too_large), V(smtputf8_unsupported), V(spool_write),
-      V(invalid_option).
+      V(invalid_option); all codes, with cause and fix, in C(docs/troubleshooting.md).
   returned: failure
   type: str
   sample: invalid_grant

@@ -104,7 +104,8 @@ backup_file:
 error:
   description:
     - The stable code of a failure, for example V(invalid_option) (bad input, nothing written), V(dest_missing)
-      (O(create=false)), V(missing_collection), V(read_failed), V(write_failed).
+      (O(create=false)), V(missing_collection), V(read_failed), V(write_failed); all codes, with cause and fix, in
+      C(docs/troubleshooting.md).
   returned: failure
   type: str
   sample: invalid_option

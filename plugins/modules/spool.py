@@ -173,7 +173,8 @@ attempts:
   returned: always
   type: int
 error:
-  description: The stable code of a failure (as for M(smail.xoauth2.mail)).
+  description: The stable code of a failure (as for M(smail.xoauth2.mail)); all codes, with cause and fix, in
+    C(docs/troubleshooting.md).
   returned: failure
   type: str
 """

@@ -203,7 +203,7 @@ error:
   description:
     - The stable code of a failure, for example V(invalid_option) (bad input, nothing written), V(invalid_grant),
       V(invalid_client), V(token_endpoint_unreachable) (O(verify=true)), V(missing_collection), V(read_failed),
-      V(write_failed).
+      V(write_failed); all codes, with cause and fix, in C(docs/troubleshooting.md).
   returned: failure
   type: str
   sample: invalid_grant

@@ -27,6 +27,7 @@ from ansible.utils.hashing import checksum_s
 from ansible_collections.smail.xoauth2.plugins.module_utils import _ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import mode_for_secret_file, others_may_read
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._core_adapter import mask_result
 
 NEWLINES = {"crlf": "\r\n", "lf": "\n"}
@@ -135,11 +136,8 @@ class IniFileAction(ActionBase):
             _validation, args = self.validate_argument_spec(self.ARGSPEC)
             secrets.update(str(args[name]) for name, spec in self.ARGSPEC.items() if spec.get("no_log") and args.get(name))
             result.update(self._merge_and_write(args, task_vars, secrets))
-        except _ini.IniError as exc:
-            # The INI core names the setting (or dest) and never quotes a value.
-            result.update(failed=True, **OptionError(exc.field, exc.problem).as_result())
-        except SmailError as exc:
-            result.update(failed=True, **exc.as_result())
+        except SmailError as exc:  # the INI core's IniError among them: it names the setting, never quotes a value
+            result.update(TaskResult.from_error(exc).fields, failed=True)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         # Belt and braces: nothing built above carries a secret, but a value could still echo through a message.

@@ -10,11 +10,8 @@ over :func:`run`; neither imports the other.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
@@ -34,10 +31,8 @@ def run(params: dict, *, check_mode: bool = False) -> TaskResult:
         token = _credentials.obtain_token(params, credentials)
         rotation = _credentials.settle_rotation(params, credentials, token, check_only=check_mode)
         expiry = _credentials.refresh_token_expiry(params, token if token.source != "given" else None)
-    except MissingLibraryError as exc:
-        return TaskResult.failure(missing_required_lib(exc.library), error=exc.code, secrets=secrets)
     except SmailError as exc:
-        return TaskResult(exc.as_result(), failed=True, secrets=secrets)
+        return TaskResult.from_error(exc, secrets=secrets)
     result = {
         "changed": bool(rotation and rotation.persisted_to),
         "expires_in": token.expires_in(),

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     OAUTH2_ARGSPEC,
     SMTP_ARGSPEC,
@@ -109,11 +106,10 @@ def batch_result(params: dict, *, check_mode: bool, transcript: _smtp.Transcript
                    or any(item["spooled"] for item in result["results"]))
     failed = [index for index, error in enumerate(batch.errors) if error is not None]
     if failed and not params["allow_partial"]:
-        first = batch.errors[failed[0]]
+        first = next(error for error in batch.errors if error is not None)
         return TaskResult.failure(f"{len(failed)} of {len(specs)} messages failed; the first, messages[{failed[0]}]: "
-                                  f"{first.full_msg if first else ''}", secrets=delivery.secrets,
-                                  warnings=delivery.warnings,
-                                  **{**result, "error": first.code if first else "batch_failed", "changed": changed})
+                                  f"{first.full_msg}", secrets=delivery.secrets, warnings=delivery.warnings,
+                                  **{**result, "error": first.code, "changed": changed})
     if check_mode:
         result["msg"] = f"Check mode: authenticated to the server; {len(specs)} mails were not sent."
     return TaskResult({"changed": changed, **result}, secrets=delivery.secrets, warnings=delivery.warnings)
@@ -131,11 +127,9 @@ def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvid
             return batch_result(params, check_mode=check_mode, transcript=transcript, sessions=sessions)
         delivery = _mailer.deliver(params, message_spec(params), check_only=check_mode, transcript=transcript,
                                    sessions=sessions)
-    except MissingLibraryError as exc:
-        return TaskResult.failure(missing_required_lib(exc.library), error=exc.code)
     except SmailError as exc:
         extra = {"transcript": transcript.lines} if params["debug"] else {}
-        return TaskResult({**exc.as_result(), **extra}, failed=True, secrets=transcript.secrets)
+        return TaskResult.from_error(exc, secrets=transcript.secrets, **extra)
     result = dict(delivery.result)
     sent = result.pop("sent")
     if params["debug"]:

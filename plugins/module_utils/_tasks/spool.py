@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.smail.xoauth2.plugins.module_utils import _errors, _mailer, _smtp, _spool
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import MissingLibraryError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     OAUTH2_ARGSPEC,
     SMTP_ARGSPEC,
@@ -39,7 +36,7 @@ def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvid
     The module process and the in-process action (``plugins/action/spool.py``) both call this.
     """
     if not params["spool_dir"]:
-        return TaskResult.failure("Option 'spool_dir': is required", error="invalid_option", option="spool_dir")
+        return TaskResult.from_error(_errors.OptionError("spool_dir", "is required"))
     both = sorted(set(map(str.casefold, params["release"])) & set(map(str.casefold, params["discard"])))
     if both:
         return TaskResult.failure(f"Options 'release' and 'discard': both name {', '.join(both)}",
@@ -77,10 +74,8 @@ def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvid
         result["spool_held"] = [message.summary() for message in spool.held()]
         result["spool_held_count"] = len(result["spool_held"])
         result["spool_unreadable"] = spool.unreadable()
-    except MissingLibraryError as exc:
-        return TaskResult.failure(missing_required_lib(exc.library), error=exc.code)
     except SmailError as exc:
-        return TaskResult(exc.as_result(), failed=True, secrets=transcript.secrets)
+        return TaskResult.from_error(exc, secrets=transcript.secrets)
     result["spool_released"] = [message.message_id for message in released]
     result["spool_discarded"] = [message.message_id for message in discarded]
     if result["spool_unreadable"]:

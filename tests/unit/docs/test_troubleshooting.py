@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""docs/troubleshooting.md lists every ``error`` code the collection raises, as its code says them."""
+"""One registry of ``error`` codes (``_errors.CODES``): the code raises only registered codes, docs/troubleshooting.md
+documents exactly the registry, and each module's RETURN ``error`` names registered codes and the troubleshooting page."""
 
 from __future__ import annotations
 
@@ -10,10 +11,19 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+import yaml
+
+from ansible_collections.smail.xoauth2.plugins.module_utils._errors import CODES
+
 COLLECTION_ROOT = Path(__file__).resolve().parents[3]
 PLUGINS = COLLECTION_ROOT / "plugins"
 DOC = COLLECTION_ROOT / "docs" / "troubleshooting.md"
 CODE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+#: The page every module's RETURN ``error`` names: the rule is "name it", not "list every code the module can return".
+DOC_REFERENCE = "C(docs/troubleshooting.md)"
+#: Modules that return no ``error`` code, and why.
+NO_ERROR_CODE = {"slurp_stat": "an internal helper of the INI actions; its failure is reported by them as read_failed"}
 
 
 def _called_name(call: ast.Call) -> str | None:
@@ -79,10 +89,13 @@ def raised_codes() -> dict[str, set[str]]:
                 codes: set[str] = set()
                 if isinstance(node, ast.Call):
                     name = _called_name(node)
+                    # A code given by keyword: a provider's ReplyHint(code=...), a result's error=...
+                    codes = set().union(*(_codes_of(kw.value, {}) for kw in node.keywords
+                                          if kw.arg in ("code", "error") and isinstance(kw.value, ast.Constant)))
                     in_error_class = isinstance(scope, ast.ClassDef) and scope.name in errors
                     if (name in errors and name not in not_a_code_argument) or (name == "__init__" and in_error_class):
                         first = node.args[0] if node.args else next((kw.value for kw in node.keywords if kw.arg == "code"), None)
-                        codes = _codes_of(first, assignments)
+                        codes |= _codes_of(first, assignments)
                 # An OAuth endpoint's error answers that have a hint are kept as the task's code.
                 elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(
                         isinstance(target, ast.Name) and target.id.endswith("_HINTS") for target in node.targets):
@@ -93,21 +106,86 @@ def raised_codes() -> dict[str, set[str]]:
 
 
 def documented_codes() -> set[str]:
-    """The codes in the first column of the doc's tables, as `code` (several may share a row)."""
-    rows = [line.split("|")[1] for line in DOC.read_text(encoding="utf-8").splitlines() if line.startswith("| `")]
-    return {code for row in rows for code in re.findall(r"`([a-z0-9_]+)`", row)}
+    """The codes a row of the doc's tables starts with: `code`, or `code`, `code` (what follows, as in "`invalid_option`
+    naming `mode`", qualifies them); header rows (followed by the --- row) are no codes."""
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    codes = set()
+    for line, following in zip(lines, [*lines[1:], ""]):
+        if not line.startswith("| `") or following.startswith("| ---"):
+            continue
+        leading = re.match(r"\s*(`[a-z0-9_]+`(?:,\s*`[a-z0-9_]+`)*)", line.split("|")[1])
+        codes.update(re.findall(r"`([a-z0-9_]+)`", leading.group(1)) if leading else ())
+    return codes
+
+
+def _return_docs(path: Path) -> dict:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(target, ast.Name) and target.id == "RETURN" for target in node.targets):
+            return yaml.safe_load(node.value.value) or {}
+    return {}
+
+
+def _error_fields(returns: dict, prefix: str = "") -> dict[str, str]:
+    """Each ``error`` field of RETURN docs (``results[].error`` too), with its description as one text."""
+    found = {}
+    for name, field in returns.items():
+        if name == "error":
+            description = field.get("description", "")
+            found[prefix + name] = " ".join(description) if isinstance(description, list) else description
+        if isinstance(field.get("contains"), dict):
+            found.update(_error_fields(field["contains"], f"{prefix}{name}[]."))
+    return found
+
+
+MODULES = sorted(path for path in (PLUGINS / "modules").glob("*.py") if path.stem != "__init__")
 
 
 def test_the_collector_finds_the_codes_it_should():
     codes = raised_codes()
-    # Literal codes, codes through a name, through super().__init__, and an endpoint's hinted error answers.
+    # Literal codes, codes through a name, through super().__init__, an endpoint's hinted error answers, a provider's
+    # reply code and a result's error=.
     for code in ("smtp_auth", "spool_write", "token_endpoint_error", "invalid_option", "missing_library",
-                 "invalid_grant", "redirect_uri_mismatch", "delivery_unknown", "token_endpoint_unreachable"):
+                 "invalid_grant", "redirect_uri_mismatch", "delivery_unknown", "token_endpoint_unreachable",
+                 "insecure_path", "basic_auth_disabled", "write_failed"):
         assert code in codes, code
     assert "client_id" not in codes  # an OptionError's option, not a code
     assert "requests" not in codes  # MissingLibraryError's library
 
 
-def test_every_code_is_in_troubleshooting():
-    missing = {code: sorted(files) for code, files in raised_codes().items() if code not in documented_codes()}
-    assert missing == {}, f"add these codes to {DOC.name}: {missing}"
+def test_the_doc_reader_reads_codes_only():
+    codes = documented_codes()
+    assert {"invalid_option", "spool_write", "spool_read", "unauthorized_client", "invalid_client"} <= codes
+    assert not {"error", "mode"} & codes  # the header, and the option an invalid_option row qualifies
+
+
+def test_every_raised_code_is_registered():
+    unregistered = {code: sorted(files) for code, files in raised_codes().items() if code not in CODES}
+    assert unregistered == {}, f"add these codes to CODES in plugins/module_utils/_errors.py: {unregistered}"
+
+
+def test_every_registered_code_is_raised():
+    assert sorted(set(CODES) - set(raised_codes())) == [], "codes nothing raises: remove them from CODES and the doc"
+
+
+def test_every_registered_code_has_a_meaning():
+    assert [code for code, meaning in CODES.items() if not CODE.match(code) or not meaning.strip()] == []
+
+
+def test_troubleshooting_documents_exactly_the_registry():
+    documented = documented_codes()
+    assert sorted(set(CODES) - documented) == [], f"document these codes in {DOC.name}"
+    assert sorted(documented - set(CODES)) == [], f"{DOC.name} documents codes that are not in CODES"
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda path: path.stem)
+def test_module_return_docs_name_registered_codes_and_the_troubleshooting_page(module):
+    fields = _error_fields(_return_docs(module))
+    if module.stem in NO_ERROR_CODE:
+        assert fields == {}, f"{module.stem} documents an error code; drop it from NO_ERROR_CODE"
+        return
+    assert "error" in fields, f"{module.stem}: RETURN documents no error"
+    for name, description in fields.items():
+        assert DOC_REFERENCE in description, f"{module.stem}: RETURN {name} does not name {DOC_REFERENCE}"
+        named = set(re.findall(r"V\(([a-z0-9_]+)\)", description))
+        assert sorted(named - set(CODES)) == [], f"{module.stem}: RETURN {name} names codes that are not in CODES"

@@ -21,6 +21,7 @@ import pytest
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _connection, _credentials, _mailer, _oauth2, _smtp, _spool, _token_ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 
 def options(settings, tmp_path, **extra):
@@ -198,7 +199,7 @@ def test_a_mail_whose_fate_is_unknown_is_kept_held(settings, tmp_path):
     assert held.message_id == error.details["message_id"] and held.recipients == ("drop-after-data-unknown@example.com",)
     assert "check the recipients' mailboxes" in held.held_reason
     # The task's message says where the mail is held and how to release or discard it.
-    shown = error.as_result()["msg"]
+    shown = TaskResult.from_error(error).fields["msg"]
     assert f"held in the spool at {held.path}" in shown
     assert f"spool_dir={tmp_path / 'spool'}" in shown
     assert f"release: ['{held.message_id}']" in shown and f"discard: ['{held.message_id}']" in shown
