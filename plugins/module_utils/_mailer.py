@@ -292,7 +292,8 @@ class _Send:
         failure: _smtp.SMTPError | None = None
         remaining = list(zip(envelopes, queued))
         while remaining:
-            with self.spool.claim(self.username, paths=[message.path for _envelope, message in remaining]) as claim:
+            with self.spool.claim(self.username, paths=[message.path for _envelope, message in remaining],
+                                  own=True) as claim:
                 taken = {message.path for message in claim.messages}
                 self._seen.update(taken)  # settled by this send: not taken again by its drain
                 window = [(envelope, message) for envelope, message in remaining if message.path in taken]
@@ -315,18 +316,25 @@ class _Send:
         if self.spool is None:
             return True
         seen = self._seen
-        while windows is None or windows > 0:
+        try:
+            order = self.spool.candidates(self.username, due_only=due_only, skip=seen)  # read once per drain
+        except SmailError as exc:
+            self.warnings.append(f"The mail spool was not delivered: {exc.full_msg}")
+            return False
+        while order and (windows is None or windows > 0):
             windows = None if windows is None else windows - 1
             try:
-                with self.spool.claim(self.username, due_only=due_only, skip=seen) as claim:
+                with self.spool.claim(self.username, paths=order) as claim:
                     for expired in claim.expired:
                         self.fields["spool_expired"].append(expired.summary())
                         self.warnings.append(f"The spooled mail {expired.message_id} was not delivered within "
                                              f"spool_lifetime; it is held at {expired.path} as expired.")
-                    seen.update(claim.passed, (message.path for message in claim.expired))
+                    looked = [*claim.passed, *(message.path for message in claim.expired),
+                              *(message.path for message in claim.messages)]
+                    seen.update(looked)
+                    order = order[len(looked):]  # a claim looks at the paths in order, and stops at a full window
                     if not claim.messages:
-                        return True
-                    seen.update(message.path for message in claim.messages)
+                        continue
                     outcomes = self._window(claim, logins, policy=policy)
                     for message, outcome in zip(claim.messages, outcomes):
                         self._settle_spooled(claim, message, outcome)
@@ -476,7 +484,7 @@ def flush_spool(options: t.Mapping[str, t.Any], *, transcript: _smtp.Transcript 
     send = _Send(options, endpoint=endpoint, username=username, spool=spool, transcript=transcript, sessions=sessions)
     result: dict[str, t.Any] = {}
     try:
-        if spool.pending(username):
+        if spool.candidates(username, due_only=False):
             logins = _login_source(options, credentials, username=username, transcript=transcript)
             _smtp.validate_connection(endpoint, logins.login())
             send.spooled_mail(logins, due_only=False, policy=policy)
@@ -615,7 +623,7 @@ class _Batch:
             except _oauth2.TokenError as exc:
                 if send.spool is None:
                     raise
-                with send.spool.claim(send.username, paths=[message.path for message in self.queued]) as claim:
+                with send.spool.claim(send.username, paths=[message.path for message in self.queued], own=True) as claim:
                     for envelope, message in zip(self.envelopes, self.queued):
                         self.settle(envelope, _failed_before_sending(envelope, exc), claim, message)
                 return False
@@ -636,7 +644,8 @@ class _Batch:
         self.envelopes = _envelopes_of(revised, option_prefix)
         self.enqueue()
         if self.send.spool is not None:
-            with self.send.spool.claim(self.send.username, paths=[message.path for message in replaced]) as claim:
+            with self.send.spool.claim(self.send.username, paths=[message.path for message in replaced],
+                                       own=True) as claim:
                 for message in claim.messages:
                     claim.forget(message)
 

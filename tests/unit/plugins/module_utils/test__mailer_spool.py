@@ -283,3 +283,15 @@ def test_held_mail_is_counted_and_warned_of_on_every_send(settings, tmp_path):
 
     assert delivery.result["spool_held_count"] == 1
     assert any("1 held mail(s)" in warning for warning in delivery.warnings)
+
+
+def test_revised_messages_replace_the_enqueued_ones_and_go_once(settings, tmp_path):
+    # The notify callback revises its summary once the token is had: the first enqueued copy must not go as well.
+    first = _smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject="revise first")
+    revised = first._replace(subject="revise second")
+
+    delivery = _mailer.deliver(options(settings, tmp_path), first, revise=lambda report: [revised])
+
+    assert delivery.result["sent"] is True and delivery.result["spool_pending"] == []
+    assert copies_for(settings, "revise first") == [] and copies_for(settings, "revise second") == [("ops@example.com",)]
+    assert list((tmp_path / "spool").rglob("*.mail")) == []
