@@ -22,6 +22,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils import (
     _retry,
     _smtp,
     _spool,
+    _spool_file,
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._credentials import (
     Credentials,
@@ -379,7 +380,7 @@ class _Send:
             held = claim.hold(message, error.code, _reason(error))
             result.update(held=True, spool_path=held.path)
             self.own_warnings.append(f"The delivery of {envelope.message_id} became unknown ({error.code}); it is "
-                                     f"kept, held, at {held.path}. {_spool.UNKNOWN_HINT}")
+                                     f"kept, held, at {held.path}. {_spool_file.UNKNOWN_HINT}")
         elif error.transient or (error.stage == "auth" and error.code not in _NOT_KEPT):
             claim.defer(message, _reason(error), waits_for=_waits_for(error))
             result.update(spooled=True, spool_path=message.path)

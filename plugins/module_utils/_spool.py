@@ -17,21 +17,7 @@ On disk (this is the one description of the format)::
             .<name>.<random>.tmp                 a write in progress (see _private_file); swept after an hour
         <time_ns:020d>-<16 hex>.json, .held.json  format 1 (collection 1.0.0): converted on first use
 
-A mail file (format 2) has three parts, so that no change of state needs new disk space::
-
-    bytes 0 .. 1023      the control block: a JSON object padded with spaces, then a newline; overwritten in place
-                         {"spool": 2, "state": "pending"|"held", "attempts": 0, "next_attempt": <epoch s>,
-                          "lease": ".lease-…"|null, "last_error": "code: msg"|null, "waits_for": "server"|"mail"|null,
-                          "held_code": null|"delivery_unknown"|"refused"|"expired"|<error code>,
-                          "held_reason": null|"…", "held_at": null|"2026-01-01T00:00:00Z"}
-    1024 + 256 * i       one status record per envelope recipient i, padded likewise; overwritten in place
-                         ["pending"|"delivered"|"refused", "<the server's reply>"]
-    then                 the body, written once: one JSON line
-                         {"account", "server", "sender", "recipients": [...], "message_id", "spooled_at" (ISO 8601
-                          UTC), "spooled_ns", "reason", "data": "<base64 of the exact message bytes, CRLF>"}
-
-A file that is not such a mail (another format, a short or corrupt file, another user's file, a FIFO or anything but
-a regular file) is never read past ``fstat``, never deleted and never delivered: listings name it as unreadable.
+A mail file's format, and reading and writing one, are in ``_spool_file``.
 
 A delivery claims files with a non-blocking exclusive ``flock`` (:meth:`Spool.claim`, a bounded window at a time);
 a mail whose control names a lease that its task still holds is left to that task. After each recipient's final
@@ -63,6 +49,23 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import
     fsync_directory,
     remove_private_file,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._spool_file import (
+    CONTROL_SIZE,
+    CREATE_FLAGS,
+    OPEN_FLAGS,
+    READ_FLAGS,
+    RECORD_SIZE,
+    SUFFIX,
+    Control,
+    SpooledMessage,
+    encode_body,
+    encode_record,
+    iso,
+    open_regular,
+    pwrite_durably,
+    read_fd,
+    write_all,
+)
 
 if t.TYPE_CHECKING:
     from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import Envelope, Outcome
@@ -72,10 +75,6 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
 
-FORMAT_VERSION = 2
-SUFFIX = ".mail"
-CONTROL_SIZE = 1024
-RECORD_SIZE = 256
 #: How many mail files a delivery holds open (locked) at a time: a spool of any size drains under a small
 #: open-file limit, and only this many mails are in memory.
 CLAIM_WINDOW = 32
@@ -89,24 +88,15 @@ MAX_BACKOFF = 4000
 SYNC_ALL_FROM = 16
 #: A temp file this old was left by a process that died while writing: swept.
 STALE_TEMP_SECONDS = 3600
-_OPEN_FLAGS = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _V1_MESSAGE, _V1_HELD = ".json", ".held.json"
 #: Failures of these steps concern the server or the account, not the mail: it stays pending.
 SESSION_STAGES = frozenset(("connect", "tls", "ehlo", "auth"))
-UNKNOWN_HINT = ("The server may have accepted it: check the recipients' mailboxes for this Message-ID, then release "
-                "it (send once more) or discard it with the smail.xoauth2.spool module.")
 _WRITE_HINT = "The user running the task needs a spool directory of its own that it can write to (and free space in it)."
 
 
 def default_spool_dir() -> str:
     """The spool directory used when none is given: ``~/.ansible/smail_xoauth2/spool``."""
     return os.path.join(os.path.expanduser("~"), ".ansible", "smail_xoauth2", "spool")
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def backoff(attempts: int) -> int:
@@ -118,223 +108,6 @@ def account_directory_name(account: str) -> str:
     """The directory of ``account`` inside the spool: the login casefolded and percent-encoded, never hidden."""
     name = urllib.parse.quote(account.casefold(), safe="@+-_")
     return name.replace(".", "%2E") if name.startswith(".") or not name else name.replace("%2E", ".")
-
-
-def _fixed(value: t.Any, size: int) -> bytes:
-    """``value`` as ASCII JSON padded with spaces to ``size`` bytes (the last a newline); long strings cut to fit."""
-    while True:
-        raw = json.dumps(value, separators=(",", ":")).encode("ascii")
-        excess = len(raw) - (size - 1)
-        if excess <= 0:
-            return raw + b" " * (size - 1 - len(raw)) + b"\n"
-        strings = [(len(item), key) for key, item in (value.items() if isinstance(value, dict) else enumerate(value))
-                   if isinstance(item, str)]
-        if not strings:
-            raise ValueError("the record cannot be made to fit")
-        length, key = max(strings)
-        value = dict(value) if isinstance(value, dict) else list(value)
-        # A character takes 1 to 12 bytes in ASCII JSON: cut by what surely goes, until it fits.
-        value[key] = value[key][:max(0, length - 1 - max(1, excess // 12))] + "…"
-
-
-@dataclasses.dataclass(frozen=True)
-class Control:
-    """The control block of a mail file: its state and schedule."""
-
-    state: str = "pending"
-    attempts: int = 0
-    next_attempt: int = 0
-    lease: str | None = None
-    last_error: str | None = None
-    #: What the last failed attempt waited for: ``server`` (the connection, TLS, the login: any send that reaches
-    #: the server may try again) or ``mail`` (this mail or a mailbox of it: its own schedule).
-    waits_for: str | None = None
-    held_code: str | None = None
-    held_reason: str | None = None
-    held_at: str | None = None
-
-    def encode(self) -> bytes:
-        return _fixed({"spool": FORMAT_VERSION, **dataclasses.asdict(self)}, CONTROL_SIZE)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> Control:
-        entry = json.loads(raw)
-        if not isinstance(entry, dict) or entry.pop("spool", None) != FORMAT_VERSION:
-            raise ValueError("not a spool file of this format")
-        control = cls(**{field.name: entry.get(field.name, field.default) for field in dataclasses.fields(cls)})
-        if control.state not in ("pending", "held") or not isinstance(control.attempts, int) \
-                or not isinstance(control.next_attempt, int):
-            raise ValueError("the control block is not valid")
-        if not all(value is None or isinstance(value, str) for value in
-                   (control.lease, control.last_error, control.waits_for, control.held_code, control.held_reason,
-                    control.held_at)):
-            raise ValueError("the control block is not valid")
-        return control
-
-
-@dataclasses.dataclass(frozen=True)
-class SpooledMessage:
-    """One mail in the spool, as read from (or just written to) its file."""
-
-    path: str
-    account: str
-    server: str
-    sender: str
-    #: Every envelope recipient, in the order of the status records.
-    envelope_recipients: tuple[str, ...]
-    message_id: str | None
-    #: The exact message bytes: long, and the mail's content, so kept out of the repr.
-    data: bytes = dataclasses.field(repr=False)
-    spooled_at: str
-    spooled_ns: int
-    reason: str
-    control: Control = Control()
-    #: One (state, reply) per envelope recipient.
-    records: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def recipients(self) -> tuple[str, ...]:
-        """The recipients still to be served."""
-        return tuple(address for address, (state, _reply) in zip(self.envelope_recipients, self.records)
-                     if state == "pending")
-
-    @property
-    def delivered(self) -> tuple[str, ...]:
-        return tuple(address for address, (state, _reply) in zip(self.envelope_recipients, self.records)
-                     if state == "delivered")
-
-    @property
-    def refused(self) -> dict[str, str]:
-        return {address: reply for address, (state, reply) in zip(self.envelope_recipients, self.records)
-                if state == "refused"}
-
-    @property
-    def held(self) -> bool:
-        return self.control.state == "held"
-
-    @property
-    def held_reason(self) -> str | None:
-        """Why the mail is held, with what to check for a mail whose delivery became unknown."""
-        reason = self.control.held_reason
-        if reason is not None and self.control.held_code == "delivery_unknown":
-            reason = f"{reason} {UNKNOWN_HINT}"
-        return reason
-
-    def is_for(self, account: str) -> bool:
-        """Whether the mail is to be sent with the SMTP login ``account`` (compared case-insensitively)."""
-        return self.account.casefold() == account.casefold()
-
-    def envelope(self) -> Envelope:
-        """The envelope of the recipients still to be served."""
-        from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import Envelope  # pylint: disable=import-outside-toplevel
-        return Envelope(self.sender, self.recipients, self.data, self.message_id)
-
-    def summary(self) -> dict[str, t.Any]:
-        """Result fields describing the mail, without its content."""
-        control = self.control
-        result: dict[str, t.Any] = {
-            "path": self.path, "account": self.account, "message_id": self.message_id,
-            "recipients": list(self.recipients), "spooled_at": self.spooled_at, "reason": self.reason,
-            "attempts": control.attempts,
-            "next_attempt_at": _iso(control.next_attempt) if control.next_attempt and not self.held else None,
-        }
-        if control.last_error:
-            result["last_error"] = control.last_error
-        if self.delivered:
-            result["delivered"] = list(self.delivered)
-        if self.refused:
-            result["refused"] = self.refused
-        if self.held:
-            result.update(held_code=control.held_code, held_reason=self.held_reason, held_at=control.held_at)
-        return result
-
-
-def _body(*, account: str, server: str, envelope: Envelope, reason: str, now_ns: int) -> bytes:
-    return json.dumps({
-        "account": account, "server": server, "sender": envelope.sender, "recipients": list(envelope.recipients),
-        "message_id": envelope.message_id, "spooled_at": _iso(now_ns / 1e9), "spooled_ns": now_ns, "reason": reason,
-        "data": base64.b64encode(envelope.data).decode("ascii"),
-    }, separators=(",", ":")).encode("ascii") + b"\n"
-
-
-def _record(state: str, reply: str = "") -> bytes:
-    return _fixed([state, reply], RECORD_SIZE)
-
-
-def _parse(path: str, raw: bytes) -> SpooledMessage:
-    """The mail stored as ``raw`` at ``path``. Raises ValueError for anything but a mail file of this format."""
-    control = Control.decode(raw[:CONTROL_SIZE])
-    body_start = raw.find(b"\n{", CONTROL_SIZE - 1)
-    count, rest = divmod(body_start + 1 - CONTROL_SIZE, RECORD_SIZE) if body_start > 0 else (0, 1)
-    if rest:
-        raise ValueError("the status records are cut short")
-    entry = json.loads(raw[body_start + 1:])
-    if not isinstance(entry, dict):
-        raise ValueError("the body is not an object")
-    for name in ("account", "server", "sender", "spooled_at", "reason", "data"):
-        if not isinstance(entry.get(name), str):
-            raise ValueError(f"{name} is missing")
-    recipients = entry.get("recipients")
-    if not isinstance(recipients, list) or not all(isinstance(item, str) for item in recipients) \
-            or len(recipients) != count:
-        raise ValueError("recipients do not match the status records")
-    if not (entry.get("message_id") is None or isinstance(entry["message_id"], str)) \
-            or not isinstance(entry.get("spooled_ns"), int):
-        raise ValueError("a field has the wrong type")
-    records = []
-    for index in range(count):
-        record = json.loads(raw[CONTROL_SIZE + index * RECORD_SIZE:CONTROL_SIZE + (index + 1) * RECORD_SIZE])
-        if not (isinstance(record, list) and len(record) == 2 and record[0] in ("pending", "delivered", "refused")
-                and isinstance(record[1], str)):
-            raise ValueError("a status record is not valid")
-        records.append((record[0], record[1]))
-    return SpooledMessage(
-        path=path, account=entry["account"], server=entry["server"], sender=entry["sender"],
-        envelope_recipients=tuple(recipients), message_id=entry.get("message_id"),
-        data=base64.b64decode(entry["data"], validate=True),  # binascii.Error is a ValueError
-        spooled_at=entry["spooled_at"], spooled_ns=entry["spooled_ns"], reason=entry["reason"],
-        control=control, records=tuple(records))
-
-
-def _open_regular(path: str, flags: int) -> int:
-    """A descriptor of the regular file ``path`` of this user. A symlink, FIFO, device, directory or another user's
-    file raises ValueError (without blocking: O_NONBLOCK, O_NOFOLLOW); a missing one FileNotFoundError."""
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK, errno.ENXIO, errno.EISDIR):
-            raise ValueError(f"not a regular file ({exc.strerror})") from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
-        if info.st_uid != os.geteuid():
-            raise ValueError("the file belongs to another user")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _read_fd(fd: int, path: str) -> SpooledMessage:
-    size = os.fstat(fd).st_size
-    chunks = []
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, size - offset, offset)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        offset += len(chunk)
-    return _parse(path, b"".join(chunks))
-
-
-def _pwrite_durably(fd: int, data: bytes, offset: int) -> None:
-    written = os.pwrite(fd, data, offset)
-    if written != len(data):
-        raise OSError(errno.EIO, "short write in place")
-    os.fsync(fd)
 
 
 def _lease_held(directory: str, lease: str | None) -> bool:
@@ -466,14 +239,14 @@ class Spool:
             for name in self._names(directory, lambda name: True):
                 path = os.path.join(directory, name)
                 try:
-                    fd = _open_regular(path, _READ_FLAGS)
+                    fd = open_regular(path, READ_FLAGS)
                 except FileNotFoundError:
                     continue  # delivered meanwhile
                 except (OSError, ValueError):
                     unreadable.append(path)
                     continue
                 try:
-                    message = _read_fd(fd, path)
+                    message = read_fd(fd, path)
                     if account is not None and not message.is_for(account):
                         raise ValueError("another account's mail")
                     messages.append(message)
@@ -501,7 +274,7 @@ class Spool:
         for directory in self._open(account):
             for name in self._names(directory, lambda name: name.endswith(SUFFIX)):
                 with contextlib.suppress(OSError, ValueError):
-                    fd = _open_regular(os.path.join(directory, name), _READ_FLAGS)
+                    fd = open_regular(os.path.join(directory, name), READ_FLAGS)
                     try:
                         count += Control.decode(os.pread(fd, CONTROL_SIZE, 0)).state == "held"
                     finally:
@@ -521,7 +294,7 @@ class Spool:
         directory = self.account_directory(account)
         name = f".lease-{os.urandom(8).hex()}"
         try:
-            fd = os.open(os.path.join(directory, name), _CREATE_FLAGS, 0o600)
+            fd = os.open(os.path.join(directory, name), CREATE_FLAGS, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             raise SmailError("spool_write", f"Cannot write to the mail spool {directory}: {exc.strerror}.",
@@ -561,17 +334,17 @@ class Spool:
                 now_ns = int(self.clock() * 1e9)
                 name = f"{time.time_ns():020d}-{os.urandom(8).hex()}{SUFFIX}"  # sorts in the order of enqueueing
                 tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
-                records = b"".join(_record("pending") for _address in envelope.recipients)
-                body = _body(account=account, server=server, envelope=envelope, reason=reason, now_ns=now_ns)
-                fd = os.open(tmp, _CREATE_FLAGS, 0o600)
+                records = b"".join(encode_record("pending") for _address in envelope.recipients)
+                body = encode_body(account=account, server=server, envelope=envelope, reason=reason, now_ns=now_ns)
+                fd = os.open(tmp, CREATE_FLAGS, 0o600)
                 try:
                     written.append((tmp, os.path.join(directory, name), SpooledMessage(
                         path=os.path.join(directory, name), account=account, server=server, sender=envelope.sender,
                         envelope_recipients=tuple(envelope.recipients), message_id=envelope.message_id,
-                        data=envelope.data, spooled_at=_iso(now_ns / 1e9), spooled_ns=now_ns, reason=reason,
+                        data=envelope.data, spooled_at=iso(now_ns / 1e9), spooled_ns=now_ns, reason=reason,
                         control=Control(next_attempt=int(self.clock()), lease=lease),
                         records=tuple(("pending", "") for _address in envelope.recipients))))
-                    _write_all(fd, control + records + body)
+                    write_all(fd, control + records + body)
                     if len(envelopes) < SYNC_ALL_FROM:
                         os.fsync(fd)
                 finally:
@@ -643,7 +416,7 @@ class Spool:
     def _locked(self, path: str, *, wait: bool) -> t.Iterator[tuple[int, SpooledMessage | None]]:
         """The file ``path`` locked, and its mail as it is now (None when it is gone or unusable)."""
         try:
-            fd = _open_regular(path, _OPEN_FLAGS)
+            fd = open_regular(path, OPEN_FLAGS)
         except (OSError, ValueError):
             yield -1, None
             return
@@ -653,7 +426,7 @@ class Spool:
                 yield fd, None  # removed (delivered or discarded) while this process waited for the lock
                 return
             try:
-                current = _read_fd(fd, path)
+                current = read_fd(fd, path)
             except (OSError, ValueError):
                 current = None
             yield fd, current
@@ -662,7 +435,7 @@ class Spool:
 
     def _write_control(self, fd: int, message: SpooledMessage, control: Control) -> SpooledMessage:
         try:
-            _pwrite_durably(fd, control.encode(), 0)
+            pwrite_durably(fd, control.encode(), 0)
         except (OSError, ValueError) as exc:
             raise SmailError("spool_write", f"Cannot update {message.path} in the mail spool: "
                              f"{getattr(exc, 'strerror', None) or exc}.", hint=_WRITE_HINT) from None
@@ -715,7 +488,7 @@ class Spool:
             if path in skip:
                 continue
             try:
-                fd = _open_regular(path, _READ_FLAGS)
+                fd = open_regular(path, READ_FLAGS)
             except (OSError, ValueError):
                 continue  # gone, or unreadable (listed by unreadable())
             try:
@@ -742,12 +515,6 @@ class _WindowFull(Exception):
 
 def _bare_id(message_id: str | None) -> str:
     return (message_id or "").strip().strip("<>").casefold()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _remove(path: str, hint: str, *, durable: bool = True) -> None:
@@ -779,7 +546,7 @@ class Claim:
     def take(self, path: str, *, own: bool = False) -> None:
         """Lock and read the mail at ``path`` if it is pending, this account's and nobody else's to deliver."""
         try:
-            fd = _open_regular(path, _OPEN_FLAGS)
+            fd = open_regular(path, OPEN_FLAGS)
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE) and self.messages:
                 raise _WindowFull() from None  # the process's open-file limit ends this window; a later one takes it
@@ -815,7 +582,7 @@ class Claim:
         try:
             if os.fstat(fd).st_nlink == 0:
                 return None  # delivered or discarded after this process opened it
-            message = _read_fd(fd, path)
+            message = read_fd(fd, path)
         except (OSError, ValueError):
             return None
         if message.held or not message.is_for(self.account):
@@ -828,7 +595,7 @@ class Claim:
                 message.control, state="held", lease=None, held_code="expired",
                 held_reason=f"Not delivered within spool_lifetime ({self.spool.lifetime} s)"
                             + (f"; last error: {message.control.last_error}" if message.control.last_error else ""),
-                held_at=_iso(self.spool.clock())))
+                held_at=iso(self.spool.clock())))
             self.expired.append(held)
             return None
         return message
@@ -875,7 +642,7 @@ class Claim:
         if changed:
             try:
                 for index in changed:
-                    os.pwrite(fd, _record(*records[index]), CONTROL_SIZE + index * RECORD_SIZE)
+                    os.pwrite(fd, encode_record(*records[index]), CONTROL_SIZE + index * RECORD_SIZE)
                 os.fsync(fd)
             except (OSError, ValueError) as exc:
                 raise SmailError("spool_write", f"Cannot update {message.path} in the mail spool: "
@@ -891,7 +658,7 @@ class Claim:
         held = self.spool._write_control(  # pylint: disable=protected-access
             self._fds[message.path], current, dataclasses.replace(
                 current.control, state="held", lease=None, held_code=code, held_reason=reason,
-                held_at=_iso(self.spool.clock())))
+                held_at=iso(self.spool.clock())))
         self._current[message.path] = held
         self._unlock(message.path)
         return held
@@ -933,7 +700,7 @@ def _convert_v1(spool: Spool) -> None:
     for name in spool._names(spool.directory, lambda name: name.endswith(_V1_MESSAGE)):  # pylint: disable=protected-access
         path = os.path.join(spool.directory, name)
         try:
-            fd = _open_regular(path, _OPEN_FLAGS)
+            fd = open_regular(path, OPEN_FLAGS)
         except (OSError, ValueError):
             continue
         try:
@@ -974,9 +741,9 @@ def _write_v2_from_v1(spool: Spool, entry: dict[str, t.Any], name: str) -> None:
                        "data": entry["data"]}, separators=(",", ":")).encode("ascii") + b"\n"
     base64.b64decode(entry["data"], validate=True)
     tmp = os.path.join(directory, f".{stem}{SUFFIX}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, _CREATE_FLAGS, 0o600)
+    fd = os.open(tmp, CREATE_FLAGS, 0o600)
     try:
-        _write_all(fd, control.encode() + b"".join(_record(*record) for record in records) + body)
+        write_all(fd, control.encode() + b"".join(encode_record(*state) for state in records) + body)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -154,7 +154,7 @@ def test_a_full_disk_fails_the_batch_before_anything_is_sent(settings, tmp_path,
     def disk_full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_spool, "_write_all", disk_full)
+    monkeypatch.setattr(_spool, "write_all", disk_full)
     specs = [_smtp.MessageSpec(sender=settings["account"], to=("ops@example.com",), subject=f"enospc {number}")
              for number in range(3)]
 

@@ -173,7 +173,7 @@ class TestEnqueue:
         def disk_full(*_args):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(_spool, "_write_all", disk_full)
+        monkeypatch.setattr(_spool, "write_all", disk_full)
         with pytest.raises(SmailError) as info:
             spool.enqueue([envelope(), envelope("<2@example.com>")], account=ACCOUNT, server="s:465")
         assert info.value.code == "spool_write" and spool.account_directory(ACCOUNT) in info.value.msg
@@ -344,13 +344,13 @@ class TestClaim:
         mine = add(spool)
         add(spool, account="other@example.com", message_id="<other@example.com>")
         opened = []
-        real_open = _spool._open_regular
+        real_open = _spool.open_regular
 
         def watch(path, flags):
             opened.append(path)
             return real_open(path, flags)
 
-        monkeypatch.setattr(_spool, "_open_regular", watch)
+        monkeypatch.setattr(_spool, "open_regular", watch)
         with spool.claim(ACCOUNT) as claim:
             assert claim.messages == [mine]
         assert spool.held_count(ACCOUNT) == 0
@@ -383,7 +383,7 @@ class TestClaim:
 
     def test_the_open_file_limit_ends_a_window_not_the_spool(self, spool, monkeypatch):
         messages = [add(spool, message_id=f"<{n}@example.com>") for n in range(3)]
-        real_open = _spool._open_regular
+        real_open = _spool.open_regular
         opened = []
 
         def emfile_on_the_third(path, flags):
@@ -393,7 +393,7 @@ class TestClaim:
                     raise OSError(errno.EMFILE, "Too many open files")
             return real_open(path, flags)
 
-        monkeypatch.setattr(_spool, "_open_regular", emfile_on_the_third)
+        monkeypatch.setattr(_spool, "open_regular", emfile_on_the_third)
         with spool.claim(ACCOUNT) as claim:
             assert claim.messages == messages[:2] and claim.passed == []
 
