@@ -248,6 +248,10 @@ class _Send:
         #: Spooled mail files this send has looked at: none is taken twice.
         self._seen: set[str] = set()
 
+    def own_paths(self, paths: t.Iterable[str]) -> None:
+        """This send's own mail files: its drains never look at them (:meth:`own_mail` delivers them)."""
+        self._seen.update(paths)
+
     # --- transmit ---------------------------------------------------------------------------------
 
     def _deliver(self, logins: _smtp.LoginSource, envelopes: t.Sequence[_smtp.Envelope], *,
@@ -293,8 +297,8 @@ class _Send:
         failure: _smtp.SMTPError | None = None
         remaining = list(zip(envelopes, queued))
         while remaining:
-            with self.spool.claim(self.username, paths=[message.path for _envelope, message in remaining],
-                                  own=True) as claim:
+            with self.spool.claim(self.username, paths=[message.path for _envelope, message in remaining], own=True,
+                                  known={message.path: message for _envelope, message in remaining}) as claim:
                 taken = {message.path for message in claim.messages}
                 self._seen.update(taken)  # settled by this send: not taken again by its drain
                 window = [(envelope, message) for envelope, message in remaining if message.path in taken]
@@ -610,6 +614,7 @@ class _Batch:
         if self.send.spool is not None:
             self.queued = self.send.spool.enqueue(self.envelopes, account=self.send.username,
                                                   server=f"{self.send.endpoint.host}:{self.send.endpoint.port}")
+            self.send.own_paths(message.path for message in self.queued)
 
     def log_in(self, credentials: Credentials, *, check_only: bool) -> bool:
         """The login of the send (a bearer token obtained); False when no token could be had and the mail was kept.

@@ -445,12 +445,14 @@ class Spool:
 
     @contextlib.contextmanager
     def claim(self, account: str, *, paths: t.Sequence[str] | None = None, own: bool = False, due_only: bool = True,
-              skip: t.AbstractSet[str] = frozenset(), limit: int = CLAIM_WINDOW) -> t.Iterator[Claim]:
+              skip: t.AbstractSet[str] = frozenset(), limit: int = CLAIM_WINDOW,
+              known: t.Mapping[str, SpooledMessage] | None = None) -> t.Iterator[Claim]:
         """At most ``limit`` pending mails of ``account``, each locked against other processes until exit.
 
         With ``paths``, those files: this task's own mail, leased to it, when ``own``; else candidates found before
         (:meth:`candidates`), looked at again under their locks. Without, the account's pending mail as
-        :meth:`candidates` gives it; mail leased to a running task is passed by. A pending mail past the spool's lifetime is held as
+        :meth:`candidates` gives it; mail leased to a running task is passed by. ``known`` (own mail only): the mails
+        as this process enqueued them, not read again once locked. A pending mail past the spool's lifetime is held as
         ``expired`` instead (:attr:`Claim.expired`). Paths in ``skip`` are not looked at. Files passed by are named
         in :attr:`Claim.passed`. Deliver inside the block, with :meth:`Claim.progress` after each transaction.
         """
@@ -464,7 +466,7 @@ class Spool:
                 if len(claim.messages) >= limit:
                     break
                 try:
-                    claim.take(path, own=own)
+                    claim.take(path, own=own, known=(known or {}).get(path) if own else None)
                 except _WindowFull:
                     break
             yield claim
@@ -543,7 +545,7 @@ class Claim:
         self._fds: dict[str, int] = {}
         self._current: dict[str, SpooledMessage] = {}
 
-    def take(self, path: str, *, own: bool = False) -> None:
+    def take(self, path: str, *, own: bool = False, known: SpooledMessage | None = None) -> None:
         """Lock and read the mail at ``path`` if it is pending, this account's and nobody else's to deliver."""
         try:
             fd = open_regular(path, OPEN_FLAGS)
@@ -559,7 +561,7 @@ class Claim:
             self.passed.append(path)
             return
         try:
-            message = self._locked_message(fd, path, own=own)
+            message = self._locked_message(fd, path, own=own, known=known)
         except BaseException:
             os.close(fd)
             raise
@@ -571,7 +573,7 @@ class Claim:
         self._current[path] = message
         self.messages.append(message)
 
-    def _locked_message(self, fd: int, path: str, *, own: bool) -> SpooledMessage | None:
+    def _locked_message(self, fd: int, path: str, *, own: bool, known: SpooledMessage | None) -> SpooledMessage | None:
         try:
             # This task's own mail is locked by others only for a moment, while they pass it by: wait for that.
             fcntl.flock(fd, fcntl.LOCK_EX if own else fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -582,6 +584,8 @@ class Claim:
         try:
             if os.fstat(fd).st_nlink == 0:
                 return None  # delivered or discarded after this process opened it
+            if known is not None:
+                return known  # this process's own mail, leased to it: nobody else changed it
             message = read_fd(fd, path)
         except (OSError, ValueError):
             return None
