@@ -632,8 +632,8 @@ class TestOutage:
         # One fork spent the budget; the others were told of its failure and asked nothing themselves.
         assert sorted(outcome["attempts"] for outcome in outcomes) == [0] * (forks - 1) + [retries + 1], outcomes
 
-    def test_a_remembered_failure_is_raised_at_once_and_holds_no_secret(self, settings, tmp_path, fake_clock,
-                                                                          google_auth_backoff):
+    def test_a_remembered_failure_is_raised_at_once_and_holds_no_secret(
+            self, settings, tmp_path, fake_clock, google_auth_backoff):
         cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
         tagged, uri = fault_token_uri(settings, "status503")
         grant = grant_for(settings, token_uri=uri)

@@ -39,10 +39,9 @@ def test_an_option_error_names_the_option():
 
 
 def test_a_missing_library_is_told_as_ansible_core_tells_it():
-    try:
+    with pytest.raises(ImportError) as info:
         import a_library_that_is_not_there  # noqa: F401  # pylint: disable=import-outside-toplevel,unused-import
-    except ImportError as exc:
-        error = MissingLibraryError("google-auth", exc)
+    error = MissingLibraryError("google-auth", info.value)
 
     outcome = TaskResult.from_error(error)
 
