@@ -12,8 +12,8 @@ version_added: 1.0.0
 description:
   - Mail that M(smail.xoauth2.mail) or the C(smail.xoauth2.notify) callback could not send for a reason that proves the
     server did not take it is kept in O(spool_dir) (see O(spool_dir) and C(docs/reliability.md)). Every later send
-    with the same spool and account delivers it first; this module does the same without sending a mail of its
-    own, for example from cron after an outage, or lists what waits.
+    with the same spool and account delivers what is due of it; this module delivers all of it, due or not, without
+    sending a mail of its own, for example from cron after an outage, or lists what waits.
   - With O(flush=false) (the default) it only lists, and contacts nothing.
   - With O(flush=true) it delivers the spooled mail of the SMTP account (O(username), else the account of
     O(token_ini)) oldest first, with the retries of O(retries), at most 32 files open at a time. After each
