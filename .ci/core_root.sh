@@ -21,7 +21,8 @@ for suite in "${suites[@]}"; do
   if [ "$suite" = test ]; then expanded+=(lint sanity units sandbox-tests integration); else expanded+=("$suite"); fi
 done
 root=${CORE_ROOT:-$checkout/.build/roots/trixie}
-packages=python3,python3-venv,python3-pip,ca-certificates,git,make,dovecot-core,dovecot-submissiond,procps,openssl,openssh-client
+# mount: the full-disk case of the mail_spool_queue target mounts a small tmpfs of its own.
+packages=python3,python3-venv,python3-pip,ca-certificates,git,make,dovecot-core,dovecot-submissiond,procps,openssl,openssh-client,mount
 
 # The oldest controller Python of each line (ansible-core's python_requires).
 case $core in
