@@ -39,7 +39,8 @@ def import_core() -> tuple[t.Any, t.Any, t.Any]:
     for entry in reversed(os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)):
         if entry:
             sys.path.insert(0, entry)
-    from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp, _spool  # pylint: disable=import-outside-toplevel
+    from ansible_collections.smail.xoauth2.plugins.module_utils._send import pipeline as _mailer  # pylint: disable=import-outside-toplevel
+    from ansible_collections.smail.xoauth2.plugins.module_utils._send import spool as _spool  # pylint: disable=import-outside-toplevel
 
     return _mailer, _smtp, _spool
 
@@ -63,7 +64,7 @@ def send_options(bench_vars: dict, spool_dir: str | None) -> dict[str, t.Any]:
 
 def message_specs(bench_vars: dict, sender: str) -> list[t.Any]:
     """Return the MessageSpec of every message of the vars file, sent by `sender`."""
-    return [_smtp.MessageSpec(sender=sender, to=tuple(entry["to"]), subject=entry["subject"], body=entry["body"])
+    return [_smtp_message.MessageSpec(sender=sender, to=tuple(entry["to"]), subject=entry["subject"], body=entry["body"])
             for entry in bench_vars["bench_messages"]]
 
 

@@ -14,8 +14,10 @@ import webbrowser
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import cache as _token_cache
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import expiry as _refresh_expiry
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import grants as _grants
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _client_secrets, _consent, _device_flow
@@ -97,7 +99,7 @@ def record_refresh_token(args: t.Mapping[str, t.Any], authorization: _consent.Au
     if not args.get("token_cache", True):
         return None
     try:
-        cache = _oauth2.TokenCache(args.get("token_cache_dir"))
+        cache = _token_cache.TokenCache(args.get("token_cache_dir"))
         cache.store_refresh_record(authorization.refresh_token, authorization.record())
     except SmailError as exc:
         return f"When the refresh token was obtained is not recorded in the token cache: {exc.full_msg}"
@@ -139,7 +141,7 @@ class ActionModule(ActionBase):
                 raise OptionError("authorization_response", "is for mode=manual")
             if args["timeout"] <= 0:
                 raise OptionError("timeout", "must be a positive number of seconds")
-        tls = _oauth2.TLSSettings(validate_certs=args["validate_certs"], ca_path=args.get("ca_path"))
+        tls = _grants.TLSSettings(validate_certs=args["validate_certs"], ca_path=args.get("ca_path"))
         if args["mode"] == "device":
             authorization = self._device(args, from_file, tls, secrets)
         else:
@@ -179,11 +181,11 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _finish_manual(client: _consent.ConsentClient, args: dict[str, t.Any],
-                       tls: _oauth2.TLSSettings) -> _consent.Authorization:
+                       tls: _grants.TLSSettings) -> _consent.Authorization:
         return _consent.finish_manual(client, args["authorization_response"], store=_consent.PendingStore(), tls=tls,
                                       login_hint=args.get("login_hint"))
 
-    def _loopback(self, client: _consent.ConsentClient, args: dict[str, t.Any], tls: _oauth2.TLSSettings) -> _consent.Authorization:
+    def _loopback(self, client: _consent.ConsentClient, args: dict[str, t.Any], tls: _grants.TLSSettings) -> _consent.Authorization:
         return _consent.run_loopback(
             client, port=args["port"], timeout=args["timeout"], login_hint=args.get("login_hint"), tls=tls,
             announce=lambda url: show_now(
@@ -193,7 +195,7 @@ class ActionModule(ActionBase):
             note=lambda message: display.v(f"smail.xoauth2.authorize: {message}"), clock=self.clock,
         )
 
-    def _device(self, args: dict[str, t.Any], from_file: _client_secrets.ClientSecrets | None, tls: _oauth2.TLSSettings,
+    def _device(self, args: dict[str, t.Any], from_file: _client_secrets.ClientSecrets | None, tls: _grants.TLSSettings,
                 secrets: set[str]) -> _consent.Authorization:
         client = _device_flow.resolve_device_client(
             provider=args["provider"], client_id=args.get("client_id"), client_secret=args.get("client_secret"),

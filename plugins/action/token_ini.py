@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _ini, _providers, _token_ini
+from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._ini import engine as _ini
+from ansible_collections.smail.xoauth2.plugins.module_utils._ini import token_layout as _token_ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     INI_FILE_ARGSPEC,
     OAUTH2_ARGSPEC,
     TLS_ARGSPEC,
     merge_argspecs,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import credentials as _credentials
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _client_secrets
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._ini_action import IniFileAction, IniRequest
 

@@ -207,15 +207,20 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import AnsibleVaultError
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _awx, _credentials, _mailer, _refresh_expiry, _smtp, _summary
+from ansible_collections.smail.xoauth2.plugins.module_utils import _awx, _summary
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import expiry as _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     OAUTH2_ARGSPEC,
     SMTP_ARGSPEC,
     TLS_ARGSPEC,
     merge_argspecs,
 )
-from ansible_collections.smail.xoauth2.plugins.module_utils._spool import default_spool_dir as _spool_default_dir
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import credentials as _credentials
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import pipeline as _mailer
+from ansible_collections.smail.xoauth2.plugins.module_utils._send.spool import default_spool_dir as _spool_default_dir
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import message as _smtp_message
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import transcript as _smtp_transcript
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 if t.TYPE_CHECKING:
@@ -304,18 +309,18 @@ def mask_registered_secrets(text: str) -> str:
         from ansible.module_utils.secrets import mask_secrets  # pylint: disable=import-outside-toplevel
     except ImportError:
         return text
-    return mask_secrets(text, mask_placeholder=_smtp.MASK)
+    return mask_secrets(text, mask_placeholder=_smtp_transcript.MASK)
 
 
-def mask_text(text: str, transcript: _smtp.Transcript) -> str:
+def mask_text(text: str, transcript: _smtp_transcript.Transcript) -> str:
     """``text`` with every secret of ``transcript`` and every secret registered with ansible-core masked."""
     return mask_registered_secrets(transcript.mask(text))
 
 
-def mask_html(text: str, transcript: _smtp.Transcript) -> str:
+def mask_html(text: str, transcript: _smtp_transcript.Transcript) -> str:
     """Rendered HTML with every secret of ``transcript`` masked, also where the rendering escaped it (``&amp;``)."""
     for secret in sorted(transcript.secrets, key=len, reverse=True):
-        text = text.replace(html.escape(secret), _smtp.MASK)
+        text = text.replace(html.escape(secret), _smtp_transcript.MASK)
     return mask_text(text, transcript)
 
 
@@ -337,7 +342,7 @@ class CallbackModule(CallbackBase):
         # True once the options say this AWX job would spool into its own throwaway home directory: it does not.
         self.unkept_in_awx = False
         # The callback's own secrets, read at the first failure (see _own_secrets).
-        self._secrets: _smtp.Transcript | None = None
+        self._secrets: _smtp_transcript.Transcript | None = None
 
     def _current_run(self) -> _summary.PlaybookRun:
         """The run being recorded; created at the first event, normally v2_playbook_on_start."""
@@ -345,7 +350,7 @@ class CallbackModule(CallbackBase):
             self.run = _summary.PlaybookRun(controller=socket.gethostname(), started=_now())
         return self.run
 
-    def _warn(self, text: str, transcript: _smtp.Transcript | None = None) -> None:
+    def _warn(self, text: str, transcript: _smtp_transcript.Transcript | None = None) -> None:
         self._display.warning(f"smail.xoauth2.notify: {transcript.mask(text) if transcript else text}")
 
     # events
@@ -392,14 +397,14 @@ class CallbackModule(CallbackBase):
         self._current_run().record_problem(_summary.TaskProblem(host=host, task=mask(_task_name(task)), message=message,
                                                                 kind=kind))
 
-    def _own_secrets(self) -> _smtp.Transcript:
+    def _own_secrets(self) -> _smtp_transcript.Transcript:
         """A transcript holding the callback's secret option values (environment, ansible.cfg, credentials_file).
 
         A task that prints its environment shows them (SMAIL_XOAUTH2_CLIENT_SECRET=...): they are masked in the
         summary. Read once; options that cannot be read yet leave out what they would add.
         """
         if self._secrets is None:
-            self._secrets = _smtp.Transcript()
+            self._secrets = _smtp_transcript.Transcript()
             try:
                 options = self.connection_options()
             except SmailError:
@@ -422,7 +427,7 @@ class CallbackModule(CallbackBase):
 
         No token is fetched for it; a problem reading the options or the cache only shows at -vv.
         """
-        transcript = _smtp.Transcript()
+        transcript = _smtp_transcript.Transcript()
         try:
             options = self.connection_options()
             for name in SECRET_OPTIONS:
@@ -485,7 +490,7 @@ class CallbackModule(CallbackBase):
 
     def send_summary(self, run: _summary.PlaybookRun) -> None:
         """Mail the summary through the collection's one send path; a failure is a warning, never an error."""
-        transcript = _smtp.Transcript()
+        transcript = _smtp_transcript.Transcript()
         # The refresh token's expiry warnings of a send that then failed: shown with the failure.
         notices: list[str] = []
         try:
@@ -496,12 +501,12 @@ class CallbackModule(CallbackBase):
             for secret in self._own_secrets().secrets:
                 transcript.add_secret(secret)
 
-            def masked(spec: _smtp.MessageSpec) -> _smtp.MessageSpec:
+            def masked(spec: _smtp_message.MessageSpec) -> _smtp_message.MessageSpec:
                 # The transcript holds every secret the send knows, the access token once it is had.
                 return spec._replace(subject=mask_text(spec.subject, transcript), body=mask_html(spec.body, transcript),
                                      text_body=None if spec.text_body is None else mask_text(spec.text_body, transcript))
 
-            spec = masked(_smtp.MessageSpec(
+            spec = masked(_smtp_message.MessageSpec(
                 sender=self.get_option("sender"),
                 to=tuple(self.get_option("to") or ()),
                 cc=tuple(self.get_option("cc") or ()),
@@ -512,7 +517,7 @@ class CallbackModule(CallbackBase):
                 headers=SUMMARY_HEADERS,
             ))
 
-            def add_expiry_notice(expiry: _refresh_expiry.ExpiryReport) -> list[_smtp.MessageSpec]:
+            def add_expiry_notice(expiry: _refresh_expiry.ExpiryReport) -> list[_smtp_message.MessageSpec]:
                 # Once the token is had, before the mail is built for good: the summary is masked again, now also
                 # against the access token, and gets the expiry notice when there is one.
                 if expiry.warning:

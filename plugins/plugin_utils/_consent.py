@@ -33,8 +33,11 @@ import time
 import typing as t
 import urllib.parse
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _refresh_expiry, _secrets, _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils import _providers, _secrets
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import endpoint as _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import expiry as _refresh_expiry
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import grants as _grants
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import (
     InsecurePathError,
     ensure_own_private_directory,
@@ -145,7 +148,7 @@ def resolve_endpoints(*, provider: str, endpoints: t.Mapping[str, str | None], c
         raise OptionError("client_id", "is required (or give client_secrets_file)")
     resolved = {name: entry.endpoint(name, explicit=explicit or getattr(from_file, name, None), tenant=tenant)
                 for name, explicit in endpoints.items()}
-    resolved_scopes = _oauth2.split_scopes(scopes) or entry.default_scopes(_providers.REFRESH_TOKEN)
+    resolved_scopes = _grants.split_scopes(scopes) or entry.default_scopes(_providers.REFRESH_TOKEN)
     if not resolved_scopes:
         raise OptionError("scopes", f"is required with provider {provider!r}")
     return ResolvedClient(entry, resolved_id, client_secret or from_file.client_secret, resolved, resolved_scopes)
@@ -286,11 +289,11 @@ def _plain_http_allowed(token_uri: str) -> t.Iterator[None]:
 
 
 def exchange_code(client: ConsentClient, code: str, *, redirect_uri: str, code_verifier: str,
-                  tls: _oauth2.TLSSettings | None = None, login_hint: str | None = None,
+                  tls: _grants.TLSSettings | None = None, login_hint: str | None = None,
                   now: datetime.datetime | None = None) -> Authorization:
     """Exchange the authorization code, with its PKCE verifier, for a refresh token (obtained ``now``, by default
     when the token endpoint answered)."""
-    tls = tls or _oauth2.TLSSettings()
+    tls = tls or _grants.TLSSettings()
     flow = _flow(client, redirect_uri, code_verifier=code_verifier)
     # A 307 would re-POST the code, its verifier and the client secret to wherever it points.
     _token_endpoint.refuse_redirects(flow.oauth2session, token_uri=client.token_uri)
@@ -319,7 +322,7 @@ def authorization_from_token(token: t.Mapping[str, t.Any], *, requested_scopes: 
     The refresh token counts as obtained ``now`` (by default, when this is called, right after the answer), and
     expires then plus the answer's ``refresh_token_expires_in`` when it has one.
     """
-    obtained_at = now or _oauth2._utcnow()  # pylint: disable=protected-access
+    obtained_at = now or _grants.utcnow()  # pylint: disable=protected-access
     refresh_token = token.get("refresh_token")
     if not refresh_token:
         raise ConsentError("no_refresh_token", "The token endpoint issued an access token but no refresh token.",
@@ -334,7 +337,7 @@ def authorization_from_token(token: t.Mapping[str, t.Any], *, requested_scopes: 
         refresh_token=str(refresh_token),
         access_token=str(token.get("access_token") or ""),
         expires_in=expires_in,
-        scopes=_oauth2.split_scopes(token.get("scope")) or requested_scopes,
+        scopes=_grants.split_scopes(token.get("scope")) or requested_scopes,
         account=account_from_id_token(token.get("id_token")) or login_hint or None,
         obtained_at=obtained_at,
         refresh_token_expires_at=_refresh_expiry.expiry_from(obtained_at, token.get("refresh_token_expires_in")),
@@ -462,7 +465,7 @@ def _open_in_background(open_browser: t.Callable[[str], t.Any], url: str) -> Non
 def run_loopback(client: ConsentClient, *, port: int = 0, timeout: float = 300, login_hint: str | None = None,
                  announce: t.Callable[[str], t.Any] = lambda url: None,
                  open_browser: t.Callable[[str], t.Any] | None = None,
-                 tls: _oauth2.TLSSettings | None = None,
+                 tls: _grants.TLSSettings | None = None,
                  note: t.Callable[[str], t.Any] = lambda message: None,
                  clock: t.Callable[[], float] = time.monotonic) -> Authorization:
     """The whole consent on this machine: listen, show the URL, open the browser, wait for the redirect, exchange.
@@ -575,7 +578,7 @@ def start_manual(client: ConsentClient, *, store: PendingStore, port: int = 0,
 
 
 def finish_manual(client: ConsentClient, authorization_response: str, *, store: PendingStore,
-                  tls: _oauth2.TLSSettings | None = None, login_hint: str | None = None) -> Authorization:
+                  tls: _grants.TLSSettings | None = None, login_hint: str | None = None) -> Authorization:
     """Second step: the pasted redirect's code, exchanged with the verifier stored by :func:`start_manual`."""
     state = _query(authorization_response).get("state")
     if not state:

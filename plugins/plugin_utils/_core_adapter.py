@@ -28,9 +28,7 @@ from ansible.release import __version__ as ANSIBLE_VERSION
 from ansible.utils.display import Display
 
 from ansible_collections.smail.xoauth2.plugins.module_utils import _secrets
-
-if t.TYPE_CHECKING:
-    from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
+from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 display = Display()
 

@@ -22,8 +22,11 @@ import datetime
 import time
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _refresh_expiry, _secrets, _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils import _providers, _secrets
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import endpoint as _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import expiry as _refresh_expiry
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import grants as _grants
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._consent import (
     Authorization,
@@ -217,16 +220,16 @@ def poll_for_token(client: DeviceClient, authorization: DeviceAuthorization, *, 
                                                    request="the device code", hints=_DEVICE_HINTS)
 
 
-def run_device_flow(client: DeviceClient, *, timeout: float, tls: _oauth2.TLSSettings | None = None,
+def run_device_flow(client: DeviceClient, *, timeout: float, tls: _grants.TLSSettings | None = None,
                     announce: t.Callable[[DeviceAuthorization], t.Any] = lambda authorization: None,
                     login_hint: str | None = None, post: PostForm | None = None,
                     clock: t.Callable[[], float] = time.monotonic,
                     sleep: t.Callable[[float], t.Any] = time.sleep,
-                    now: t.Callable[[], datetime.datetime] = _oauth2._utcnow) -> Authorization:  # pylint: disable=protected-access
+                    now: t.Callable[[], datetime.datetime] = _grants.utcnow) -> Authorization:  # pylint: disable=protected-access
     """The whole device flow: ask for the codes, ``announce`` them, poll until approved, return the refresh token.
 
     A wait that ends without tokens says when (``now()`` after ``announce``) the code was shown."""
-    tls = tls or _oauth2.TLSSettings()
+    tls = tls or _grants.TLSSettings()
 
     def post_with_tls(uri: str, form: t.Mapping[str, str]) -> tuple[int, dict[str, t.Any]]:
         return _token_endpoint.post_form(uri, form, tls=tls)

@@ -24,8 +24,8 @@ from ansible import constants as C
 from ansible.plugins.action import ActionBase
 from ansible.utils.hashing import checksum_s
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._ini import engine as _ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import mode_for_secret_file, others_may_read
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._core_adapter import mask_result

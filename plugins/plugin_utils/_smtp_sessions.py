@@ -23,7 +23,11 @@ import os
 import time
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import delivery as _smtp_delivery
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import endpoint as _smtp_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import sasl as _smtp_sasl
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import session as _smtp_session
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import transcript as _smtp_transcript
 
 #: A kept session unused this long is ended (QUIT) instead of reused: servers drop idle clients after a few minutes.
 IDLE_LIMIT_SECONDS = 30.0
@@ -32,28 +36,28 @@ MAX_KEPT_SESSIONS = 4
 #: The longest a kept session's QUIT waits for the server's answer (at the worker's exit and when a session is ended).
 QUIT_TIMEOUT_SECONDS = 2.0
 
-SessionKey = tuple[_smtp.SMTPEndpoint, str, str, str]
+SessionKey = tuple[_smtp_endpoint.SMTPEndpoint, str, str, str]
 
 
-def session_key(endpoint: _smtp.SMTPEndpoint, login: _smtp.SASLLogin) -> SessionKey:
+def session_key(endpoint: _smtp_endpoint.SMTPEndpoint, login: _smtp_sasl.SASLLogin) -> SessionKey:
     """What a session is good for: the endpoint with its TLS settings, and the login (its secret only as a digest)."""
     digest = hashlib.sha256((login.secret or "").encode("utf-8")).hexdigest()
     return endpoint, login.mechanism, login.username or "", digest
 
 
-def _end(session: _smtp.SMTPSession) -> None:
+def _end(session: _smtp_session.SMTPSession) -> None:
     """QUIT a kept session, waiting at most QUIT_TIMEOUT_SECONDS for the answer, and close it."""
     session.quit(timeout=QUIT_TIMEOUT_SECONDS)
 
 
-def _quit_all(kept: dict[SessionKey, tuple[_smtp.SMTPSession, float]]) -> None:
+def _quit_all(kept: dict[SessionKey, tuple[_smtp_session.SMTPSession, float]]) -> None:
     while kept:
         _key, (session, _since) = kept.popitem()
         _end(session)
 
 
 class KeptSessions:
-    """A session provider (``_smtp.SessionProvider``) that keeps each connected session after its attempt."""
+    """A session provider (``_smtp_delivery.SessionProvider``) that keeps each connected session after its attempt."""
 
     def __init__(self, *, idle_limit: float = IDLE_LIMIT_SECONDS, limit: int = MAX_KEPT_SESSIONS,
                  clock: t.Callable[[], float] = time.monotonic) -> None:
@@ -63,14 +67,14 @@ class KeptSessions:
         self.pid = os.getpid()
         #: Connections this provider opened: one for a whole loop when every reuse succeeds.
         self.connections = 0
-        self._kept: dict[SessionKey, tuple[_smtp.SMTPSession, float]] = {}
+        self._kept: dict[SessionKey, tuple[_smtp_session.SMTPSession, float]] = {}
         # Runs when the worker process ends (multiprocessing's exit, not atexit), or when this provider is dropped.
         self._finalizer = multiprocessing.util.Finalize(self, _quit_all, args=(self._kept,), exitpriority=10)
 
     def __len__(self) -> int:
         return len(self._kept)
 
-    def open(self, endpoint: _smtp.SMTPEndpoint, logins: _smtp.LoginSource, transcript: _smtp.Transcript) -> _smtp.SMTPSession:
+    def open(self, endpoint: _smtp_endpoint.SMTPEndpoint, logins: _smtp_sasl.LoginSource, transcript: _smtp_transcript.Transcript) -> _smtp_session.SMTPSession:
         kept = self._kept.pop(session_key(endpoint, logins.login()), None)
         self._end_idle()
         if kept is not None:
@@ -82,9 +86,9 @@ class KeptSessions:
             else:
                 transcript.note("the kept session did not answer RSET with 250: a new connection")
         self.connections += 1
-        return _smtp.NEW_SESSIONS.open(endpoint, logins, transcript)
+        return _smtp_delivery.NEW_SESSIONS.open(endpoint, logins, transcript)
 
-    def release(self, session: _smtp.SMTPSession) -> None:
+    def release(self, session: _smtp_session.SMTPSession) -> None:
         if not session.connected:
             session.close()
             return

@@ -10,9 +10,10 @@ over :func:`run`; neither imports the other.
 
 from __future__ import annotations
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _credentials, _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import expiry as _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import OAUTH2_ARGSPEC, TLS_ARGSPEC, merge_argspecs
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import credentials as _credentials
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 #: The module's options, validated by AnsibleModule here and by ArgumentSpecValidator in the in-process action.

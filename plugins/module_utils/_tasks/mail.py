@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _smtp
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     OAUTH2_ARGSPEC,
@@ -20,6 +19,10 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     TLS_ARGSPEC,
     merge_argspecs,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import pipeline as _mailer
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import delivery as _smtp_delivery
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import message as _smtp_message
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import transcript as _smtp_transcript
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 #: An image of an HTML body (``inline``), the suboptions of community.general.mail's option of that name.
@@ -39,7 +42,7 @@ MESSAGE_ARGSPEC: dict[str, dict[str, t.Any]] = {
     "subtype": {"type": "str", "default": "plain", "choices": ["plain", "html"]},
     "text_body": {"type": "str"},
     "charset": {"type": "str", "default": "utf-8"},
-    "attachment_name_encoding": {"type": "str", "default": "auto", "choices": list(_smtp.ATTACHMENT_NAME_ENCODINGS)},
+    "attachment_name_encoding": {"type": "str", "default": "auto", "choices": list(_smtp_message.ATTACHMENT_NAME_ENCODINGS)},
     "attach": {"type": "list", "elements": "path", "default": []},
     "inline": {"type": "list", "elements": "dict", "default": [], "options": INLINE_OPTIONS},
     "headers": {"type": "dict", "default": {}},
@@ -66,14 +69,14 @@ PER_MESSAGE = tuple(MESSAGE_ARGSPEC["messages"]["options"])
 ARGUMENT_SPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, MESSAGE_ARGSPEC)
 
 
-def message_spec(params: dict, item: dict | None = None, *, prefix: str = "") -> _smtp.MessageSpec:
+def message_spec(params: dict, item: dict | None = None, *, prefix: str = "") -> _smtp_message.MessageSpec:
     """The message options (a batch item's over the top-level ones) as the SMTP core's MessageSpec."""
     values = dict(params)
     values.update({name: value for name, value in (item or {}).items() if value is not None})
     for required in ("sender", "subject"):
         if values.get(required) is None:
             raise OptionError(f"{prefix}{required}", "is required" + (" (here or at the top level)" if prefix else ""))
-    return _smtp.MessageSpec(
+    return _smtp_message.MessageSpec(
         sender=values["sender"],
         subject=values["subject"],
         to=tuple(values["to"]),
@@ -86,14 +89,14 @@ def message_spec(params: dict, item: dict | None = None, *, prefix: str = "") ->
         charset=values["charset"],
         attachment_name_encoding=values["attachment_name_encoding"],
         attachments=tuple(values["attach"]),
-        inline=_smtp.inline_images(values["inline"]),
+        inline=_smtp_message.inline_images(values["inline"]),
         headers=tuple((str(name), str(value)) for name, value in values["headers"].items()),
         message_id_domain=values["message_id_domain"],
     )
 
 
-def batch_result(params: dict, *, check_mode: bool, transcript: _smtp.Transcript,
-                 sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> TaskResult:
+def batch_result(params: dict, *, check_mode: bool, transcript: _smtp_transcript.Transcript,
+                 sessions: _smtp_delivery.SessionProvider = _smtp_delivery.NEW_SESSIONS) -> TaskResult:
     """``messages``: one connection, a result per message; failed when one failed, unless allow_partial."""
     specs = [message_spec(params, item, prefix=f"messages[{index}].") for index, item in enumerate(params["messages"])]
     batch = _mailer.deliver_batch(params, specs, check_only=check_mode, transcript=transcript, sessions=sessions)
@@ -115,13 +118,13 @@ def batch_result(params: dict, *, check_mode: bool, transcript: _smtp.Transcript
     return TaskResult({"changed": changed, **result}, secrets=delivery.secrets, warnings=delivery.warnings)
 
 
-def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> TaskResult:
+def run(params: dict, *, check_mode: bool = False, sessions: _smtp_delivery.SessionProvider = _smtp_delivery.NEW_SESSIONS) -> TaskResult:
     """Send the mail (or the ``messages`` batch) of validated ``params``: the task's result.
 
     The module process and the in-process action (``plugins/action/mail.py``) both call this; ``sessions`` lets the
     action keep one SMTP connection across the items of a loop (default: a connection per attempt).
     """
-    transcript = _smtp.Transcript()
+    transcript = _smtp_transcript.Transcript()
     try:
         if params["messages"]:
             return batch_result(params, check_mode=check_mode, transcript=transcript, sessions=sessions)

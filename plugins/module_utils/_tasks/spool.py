@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _errors, _mailer, _smtp, _spool
+from ansible_collections.smail.xoauth2.plugins.module_utils import _errors
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     OAUTH2_ARGSPEC,
@@ -20,6 +20,10 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     TLS_ARGSPEC,
     merge_argspecs,
 )
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import pipeline as _mailer
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import spool as _spool
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import delivery as _smtp_delivery
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import transcript as _smtp_transcript
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 #: The module's options, validated by AnsibleModule here and by ArgumentSpecValidator in the in-process action.
@@ -30,7 +34,7 @@ ARGUMENT_SPEC = merge_argspecs(OAUTH2_ARGSPEC, TLS_ARGSPEC, SMTP_ARGSPEC, {
 })
 
 
-def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvider = _smtp.NEW_SESSIONS) -> TaskResult:
+def run(params: dict, *, check_mode: bool = False, sessions: _smtp_delivery.SessionProvider = _smtp_delivery.NEW_SESSIONS) -> TaskResult:
     """List, release, discard or deliver the spool of validated ``params``: the task's result.
 
     The module process and the in-process action (``plugins/action/spool.py``) both call this.
@@ -41,7 +45,7 @@ def run(params: dict, *, check_mode: bool = False, sessions: _smtp.SessionProvid
     if both:
         return TaskResult.failure(f"Options 'release' and 'discard': both name {', '.join(both)}",
                                   error="invalid_option", option="release")
-    transcript = _smtp.Transcript()
+    transcript = _smtp_transcript.Transcript()
     result: dict = {"spool_delivered": [], "spool_refused": [], "spool_expired": [], "attempts": 0}
     secrets: t.Collection[str] = ()
     warnings: list[str] = []

@@ -57,4 +57,10 @@ def test_the_map_of_the_core_names_every_file_and_package():
                for path in (COLLECTION_ROOT / "plugins" / folder).iterdir()
                if path.name.startswith("_") and path.name != "__init__.py" and path.name != "__pycache__"}
     assert sorted(present - named) == []
+    # A package's bullet names each of its files.
+    for package in sorted(name for name in present if name.endswith("/")):
+        bullet = core_map[core_map.index(f"`plugins/module_utils/{package}`"):]
+        bullet = bullet[:bullet.find("\n- ") if "\n- " in bullet else len(bullet)]
+        files = {path.name for path in (COLLECTION_ROOT / "plugins" / "module_utils" / package).glob("*.py")} - {"__init__.py"}
+        assert sorted(name for name in files if f"`{name}`" not in bullet) == [], package
     assert (COLLECTION_ROOT / "docs" / "architecture.md").is_file() and "docs/architecture.md" in core_map

@@ -10,10 +10,10 @@ import datetime
 import json
 import re
 import ssl
-import webbrowser
 import urllib.error
 import urllib.request
 import uuid
+import webbrowser
 
 import pytest
 from ansible.errors import AnsibleActionSkip
@@ -22,7 +22,7 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 
 from ansible_collections.smail.xoauth2.plugins.action import authorize
 from ansible_collections.smail.xoauth2.plugins.action.authorize import ActionModule as AuthorizeAction
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import cache as _token_cache
 
 
 def test_documentation_matches_argspec(docs_match_argspec):
@@ -228,7 +228,7 @@ def test_device_mode_records_the_stated_expiry_in_the_token_cache(settings, show
     assert started + datetime.timedelta(seconds=86399) <= expires_at <= started + datetime.timedelta(seconds=86460)
     assert f"expires at {result['refresh_token_expires_at']}" in shown[-1]
     # What a later task on this controller finds, under a hash of the refresh token: two times, no secret.
-    record = _oauth2.TokenCache(str(cache_dir)).load_refresh_record(result["refresh_token"])
+    record = _token_cache.TokenCache(str(cache_dir)).load_refresh_record(result["refresh_token"])
     assert record.expires_at.replace(microsecond=0) == expires_at and record.obtained_at < record.expires_at
     stored = "".join(path.read_text(encoding="utf-8") for path in cache_dir.iterdir())
     assert result["refresh_token"] not in stored and settings["client_secret"] not in stored
@@ -242,7 +242,7 @@ def test_device_mode_without_a_stated_expiry_records_when_it_was_obtained(
                                                          token_cache_dir=str(cache_dir)), make_target())
 
     assert "refresh_token_expires_at" not in result and "expires at" not in shown[-1]
-    record = _oauth2.TokenCache(str(cache_dir)).load_refresh_record(result["refresh_token"])
+    record = _token_cache.TokenCache(str(cache_dir)).load_refresh_record(result["refresh_token"])
     assert record.expires_at is None and record.obtained_at is not None
 
 

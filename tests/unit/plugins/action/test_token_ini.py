@@ -12,8 +12,8 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 
 from ansible_collections.smail.xoauth2.plugins.action import token_ini
 from ansible_collections.smail.xoauth2.plugins.action.token_ini import ActionModule as TokenIniAction
-from ansible_collections.smail.xoauth2.plugins.module_utils import _token_ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._ini import token_layout as _token_ini
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import parse_client_secrets
 
 SECRET = "GOCSPX-client-secret-value"

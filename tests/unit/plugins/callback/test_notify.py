@@ -21,8 +21,11 @@ from ansible.parsing.vault import VaultLib, VaultSecret, VaultSecretsContext
 from ansible.playbook.task import Task
 
 from ansible_collections.smail.xoauth2.plugins.callback import notify
-from ansible_collections.smail.xoauth2.plugins.module_utils import _mailer, _oauth2, _refresh_expiry, _smtp
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import cache as _token_cache
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import expiry as _refresh_expiry
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import pipeline as _mailer
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import message as _smtp_message
 
 CLIENT_SECRET = "GOCSPX-client-secret-value"
 REFRESH_TOKEN = "1//refresh-token-value"
@@ -177,7 +180,7 @@ class TestSend:
 
     def test_the_message_builds(self, deliveries):
         run_playbook(make_callback(), fail_on=("web2",))
-        msg = _smtp.build_message(deliveries[0].spec)
+        msg = _smtp_message.build_message(deliveries[0].spec)
         assert [part.get_content_type() for part in msg.iter_parts()] == ["text/plain", "text/html"]
 
     def test_clean_run_sends_nothing_on_failure(self, deliveries):
@@ -466,7 +469,7 @@ class TestRefreshTokenExpiry:
         assert "Notice:" not in deliveries[0].spec.text_body and "Notice:" not in deliveries[0].spec.body
 
     def test_a_run_without_a_summary_still_warns_from_the_token_cache(self, deliveries, tmp_path):
-        cache = _oauth2.TokenCache(str(tmp_path / "tokens"))
+        cache = _token_cache.TokenCache(str(tmp_path / "tokens"))
         cache.store_refresh_record(REFRESH_TOKEN, _refresh_expiry.RefreshTokenRecord(expires_at=self.soon))
         callback = make_callback(token_cache_dir=str(tmp_path / "tokens"))
         run_playbook(callback)  # a clean run: on=failure sends nothing

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _net, _oauth2
+from ansible_collections.smail.xoauth2.plugins.module_utils import _net
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import grants as _grants
 
 
 @pytest.mark.parametrize("url", ["https://oauth2.googleapis.com/token", "http://127.0.0.1:8080/token",
@@ -28,7 +29,7 @@ def test_refused_with_the_option_named(url):
 
 def test_a_grant_with_plain_http_off_loopback_is_refused_before_any_request():
     with pytest.raises(OptionError) as info:
-        _oauth2.resolve_grant(provider="custom", client_id="c", client_secret="s", refresh_token="r",
+        _grants.resolve_grant(provider="custom", client_id="c", client_secret="s", refresh_token="r",
                               token_uri="http://oauth.example.com/token")
     assert info.value.option == "token_uri" and "clear text" in info.value.msg
 
@@ -52,7 +53,7 @@ def test_every_endpoint_option_is_checked():
 
     evil = AMBIGUOUS[0]
     checks = {
-        "token_uri": lambda: _oauth2.resolve_grant(provider="custom", client_id="c", client_secret="s", refresh_token="r",
+        "token_uri": lambda: _grants.resolve_grant(provider="custom", client_id="c", client_secret="s", refresh_token="r",
                                                    token_uri=evil),
         "auth_uri": lambda: _consent.resolve_client(provider="google", client_id="c", auth_uri=evil),
         "device_authorization_uri": lambda: _device_flow.resolve_device_client(provider="custom", client_id="c",

@@ -11,8 +11,9 @@ import pickle
 import pytest
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _errors, _ini, _private_file
+from ansible_collections.smail.xoauth2.plugins.module_utils import _errors, _private_file
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import CODES, MissingLibraryError, OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._ini import engine as _ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 

@@ -20,8 +20,10 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2, _providers, _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils import _providers
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import endpoint as _token_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import grants as _grants
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _consent
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 
@@ -42,7 +44,7 @@ def microsoft_client(settings):
 
 
 def tls(settings):
-    return _oauth2.TLSSettings(ca_path=settings["ca_path"], timeout=TIMEOUT)
+    return _grants.TLSSettings(ca_path=settings["ca_path"], timeout=TIMEOUT)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -209,7 +211,7 @@ class TestLoopback:
         assert authorization.account == settings["account"] and authorization.scopes == ("https://mail.google.com/",)
         assert authorization.expires_in == 3599
         assert authorization.refresh_token not in repr(authorization)
-        grant = _oauth2.resolve_grant(provider="custom", client_id=settings["client_id"], client_secret=settings["client_secret"],
+        grant = _grants.resolve_grant(provider="custom", client_id=settings["client_id"], client_secret=settings["client_secret"],
                                       refresh_token=authorization.refresh_token, token_uri=settings["token_uri"])
         refreshed = _token_endpoint.refresh_access_token(grant, tls=tls(settings))
         assert sandbox.authority.lookup_access_token(refreshed.token).account == settings["account"]
@@ -265,7 +267,7 @@ class TestLoopback:
             return real_exchange(client, code, **{**kwargs, "code_verifier": "x" * 64})
 
         monkeypatch.setattr(_consent, "exchange_code", exchange_with_another_verifier)
-        with pytest.raises(_oauth2.TokenError) as info:
+        with pytest.raises(_grants.TokenError) as info:
             _consent.run_loopback(sandbox_client(settings), timeout=TIMEOUT, open_browser=Browser(settings), tls=tls(settings))
         assert info.value.code == "invalid_grant" and "PKCE" in info.value.full_msg
         assert "Invalid code verifier" in info.value.msg
@@ -275,7 +277,7 @@ class TestLoopback:
         # Azure AD leaves offline_access out of the granted scopes; oauthlib's complaint about that is handled.
         assert authorization.scopes == ("https://outlook.office.com/SMTP.Send",)
         assert authorization.account is None
-        grant = _oauth2.resolve_grant(provider="microsoft", client_id=settings["microsoft_client_id"],
+        grant = _grants.resolve_grant(provider="microsoft", client_id=settings["microsoft_client_id"],
                                       client_secret=settings["microsoft_client_secret"], refresh_token=authorization.refresh_token,
                                       token_uri=settings["microsoft_token_uri"], tenant="contoso.example")
         refreshed = _token_endpoint.refresh_access_token(grant, tls=tls(settings))
@@ -340,7 +342,7 @@ class TestManual:
         entry = json.loads(entry_path.read_text())
         entry["code_verifier"] = "y" * 64
         entry_path.write_text(json.dumps(entry))
-        with pytest.raises(_oauth2.TokenError) as info:
+        with pytest.raises(_grants.TokenError) as info:
             _consent.finish_manual(client, consent(pending.url, settings), store=store, tls=tls(settings))
         assert info.value.code == "invalid_grant"
 
@@ -435,7 +437,7 @@ class TestTrust:
 
 def test_the_code_exchange_over_http_to_loopback_bypasses_the_proxy(settings, standin_proxy):
     client = sandbox_client(settings, token_uri=settings["token_uri_http"])
-    with pytest.raises(_oauth2.TokenError) as info:
+    with pytest.raises(_grants.TokenError) as info:
         _consent.exchange_code(client, "not-a-code", redirect_uri="http://127.0.0.1:9/", code_verifier="v" * 64, tls=tls(settings))
     assert info.value.code == "invalid_grant"  # the sandbox's answer, not the proxy's 502
     assert standin_proxy.requests == []

@@ -123,9 +123,9 @@ def test_a_result_without_a_token_is_shown(monkeypatch):
 
 @pytest.mark.skipif(not _secrets.CORE_MASKS_SECRETS, reason="ansible-core before 2.22 has no secret registry")
 def test_secrets_learnt_on_the_way_are_registered(secret_masker):
-    from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp
+    from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import transcript as _smtp_transcript
 
-    transcript = _smtp.Transcript()
+    transcript = _smtp_transcript.Transcript()
     transcript.add_secret("dXNlcj1zYXNsLXN0cmluZy12YWx1ZQ==")
     TaskResult({"changed": False}, secrets={"rt-learnt-secret-value"})
     assert secret_masker("a dXNlcj1zYXNsLXN0cmluZy12YWx1ZQ== b rt-learnt-secret-value") == "a $REDACTED$ b $REDACTED$"

@@ -17,8 +17,8 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _oauth2
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
+from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import grants as _grants
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _consent, _device_flow
 from ansible_collections.smail.xoauth2.plugins.plugin_utils._client_secrets import ClientSecrets
 
@@ -236,7 +236,7 @@ def sandbox_device_client(settings, query="", *, microsoft=False, secret=True):
 
 
 def tls(settings):
-    return _oauth2.TLSSettings(ca_path=settings["ca_path"], timeout=10)
+    return _grants.TLSSettings(ca_path=settings["ca_path"], timeout=10)
 
 
 def test_the_user_approves_while_the_task_polls(settings, fake_clock):

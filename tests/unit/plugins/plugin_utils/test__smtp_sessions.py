@@ -15,26 +15,31 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.smail.xoauth2.plugins.module_utils import _smtp
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import delivery as _smtp_delivery
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import endpoint as _smtp_endpoint
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import message as _smtp_message
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import sasl as _smtp_sasl
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import session as _smtp_session
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import transcript as _smtp_transcript
 from ansible_collections.smail.xoauth2.plugins.plugin_utils import _smtp_sessions
 
 
 def envelope(settings, subject, *, sender=None):
     sender = sender or settings["account"]
-    msg = _smtp.build_message(_smtp.MessageSpec(sender=sender, subject=subject, to=("ops@example.com",), body="hi\n"))
-    return _smtp.Envelope(sender, ("ops@example.com",), _smtp.message_bytes(msg), msg["Message-ID"])
+    msg = _smtp_message.build_message(_smtp_message.MessageSpec(sender=sender, subject=subject, to=("ops@example.com",), body="hi\n"))
+    return _smtp_message.Envelope(sender, ("ops@example.com",), _smtp_message.message_bytes(msg), msg["Message-ID"])
 
 
 @pytest.fixture()
 def endpoint(settings):
-    return _smtp.SMTPEndpoint(host=settings["host"], port=settings["smtp_ssl_port"], secure="ssl", timeout=5,
+    return _smtp_endpoint.SMTPEndpoint(host=settings["host"], port=settings["smtp_ssl_port"], secure="ssl", timeout=5,
                               ca_path=settings["ca_path"])
 
 
 @pytest.fixture()
 def logins(sandbox, settings):
     token = sandbox.authority.issue_access_token(settings["account"]).token
-    return _smtp.StaticLogin(_smtp.SASLLogin("xoauth2", settings["account"], token))
+    return _smtp_sasl.StaticLogin(_smtp_sasl.SASLLogin("xoauth2", settings["account"], token))
 
 
 def session_lines(settings):
@@ -43,8 +48,8 @@ def session_lines(settings):
 
 
 def send(endpoint, logins, settings, sessions, subject=None):
-    transcript = _smtp.Transcript()
-    report = _smtp.deliver_envelopes(endpoint, logins, [envelope(settings, subject or uuid.uuid4().hex)],
+    transcript = _smtp_transcript.Transcript()
+    report = _smtp_delivery.deliver_envelopes(endpoint, logins, [envelope(settings, subject or uuid.uuid4().hex)],
                                      transcript=transcript, sessions=sessions)
     assert report.outcomes[0].accepted == ["ops@example.com"], transcript.lines
     return transcript
@@ -89,7 +94,7 @@ def test_an_idle_session_is_ended_and_a_new_one_opened(endpoint, logins, setting
 def test_a_different_login_gets_its_own_session(endpoint, logins, sandbox, settings):
     sessions = _smtp_sessions.KeptSessions()
     send(endpoint, logins, settings, sessions)
-    other = _smtp.StaticLogin(_smtp.SASLLogin("xoauth2", settings["account"],
+    other = _smtp_sasl.StaticLogin(_smtp_sasl.SASLLogin("xoauth2", settings["account"],
                                               sandbox.authority.issue_access_token(settings["account"]).token))
     send(endpoint, other, settings, sessions)
     assert sessions.connections == 2 and len(sessions) == 2
@@ -98,15 +103,15 @@ def test_a_different_login_gets_its_own_session(endpoint, logins, sandbox, setti
 
 def test_a_session_the_server_closed_is_not_kept(endpoint, logins, settings):
     sessions = _smtp_sessions.KeptSessions()
-    transcript = _smtp.Transcript()
-    report = _smtp.deliver_envelopes(endpoint, logins, [envelope(settings, "x", sender=f"fault-mail421-{uuid.uuid4().hex}@example.com")],
+    transcript = _smtp_transcript.Transcript()
+    report = _smtp_delivery.deliver_envelopes(endpoint, logins, [envelope(settings, "x", sender=f"fault-mail421-{uuid.uuid4().hex}@example.com")],
                                      transcript=transcript, sessions=sessions)
     assert report.outcomes[0].error.smtp_code == 421
     assert len(sessions) == 0
 
 
 def test_the_key_holds_no_secret(endpoint):
-    key = _smtp_sessions.session_key(endpoint, _smtp.SASLLogin("xoauth2", "a@example.com", "ya29.secret-token"))
+    key = _smtp_sessions.session_key(endpoint, _smtp_sasl.SASLLogin("xoauth2", "a@example.com", "ya29.secret-token"))
     assert "ya29.secret-token" not in repr(key)
 
 
@@ -173,8 +178,8 @@ class SilentAtQuit:
 
 def kept_session(server, username, *, timeout, quit_timeouts):
     """A connected session with the server, recording the socket's timeout in force when it says QUIT."""
-    endpoint = _smtp.SMTPEndpoint(host="127.0.0.1", port=server.port, secure="never", timeout=timeout)
-    session = _smtp.SMTPSession(endpoint, _smtp.SASLLogin("xoauth2", username, "ya29.token"))
+    endpoint = _smtp_endpoint.SMTPEndpoint(host="127.0.0.1", port=server.port, secure="never", timeout=timeout)
+    session = _smtp_session.SMTPSession(endpoint, _smtp_sasl.SASLLogin("xoauth2", username, "ya29.token"))
     session.connect()
     session.ehlo()
     smtp, send = session.smtp, session.smtp.send
