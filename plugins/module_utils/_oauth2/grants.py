@@ -47,6 +47,7 @@ class RefreshTokenGrant(t.NamedTuple):
         material = json.dumps([self.token_uri, self.client_id, self.refresh_token, sorted(self.scopes), self.client_secret])
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
+
 #: Any of the three grants.
 Grant = t.Union[RefreshTokenGrant, ServiceAccountGrant, ClientCredentialsGrant]
 

@@ -260,7 +260,7 @@ class _Send:
     def _deliver(self, logins: _smtp_sasl.LoginSource, envelopes: t.Sequence[_smtp_message.Envelope], *,
                  policy: _retry.RetryPolicy, on_transaction: _smtp_delivery.TransactionHook | None) -> list[_smtp_delivery.Outcome]:
         report = _smtp_delivery.deliver_envelopes(self.endpoint, logins, envelopes, policy=policy, transcript=self.transcript,
-                                         on_transaction=on_transaction, sessions=self.connection)
+                                                  on_transaction=on_transaction, sessions=self.connection)
         self.fields["attempts"] += report.attempts
         self.fields["failed_attempts"].extend(report.failed_attempts)
         return report.outcomes
@@ -283,7 +283,7 @@ class _Send:
                 # Nothing more is sent of it: whoever has it now must not get it again from a later delivery.
                 self.warnings.append(f"The spooled mail {message.message_id}: {exc.full_msg}")
                 outcome.error = _smtp_replies.SMTPError(exc.code, exc.msg, stage="data", hint=exc.hint,
-                                                may_have_been_delivered=bool(outcome.accepted))
+                                                        may_have_been_delivered=bool(outcome.accepted))
 
         return self._deliver(logins, envelopes, policy=policy, on_transaction=progress)
 
@@ -527,9 +527,9 @@ def _message_result(envelope: _smtp_message.Envelope, outcome: _smtp_delivery.Ou
 def _refusal(result: dict[str, t.Any]) -> _smtp_replies.SMTPError:
     refused = "; ".join(f"{address}: {reply}" for address, reply in result["refused"].items())
     return _smtp_replies.SMTPError("recipients_refused", f"The server refused recipient(s) of {result['message_id']}: {refused} "
-                           f"(delivered to: {', '.join(result['recipients']) or 'nobody'}).", stage="rcpt",
-                           may_have_been_delivered=bool(result["recipients"]),
-                           hint="Set allow_partial=true to accept a mail that reached only some recipients.")
+                                   f"(delivered to: {', '.join(result['recipients']) or 'nobody'}).", stage="rcpt",
+                                   may_have_been_delivered=bool(result["recipients"]),
+                                   hint="Set allow_partial=true to accept a mail that reached only some recipients.")
 
 
 class BatchDelivery(t.NamedTuple):

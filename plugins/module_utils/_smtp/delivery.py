@@ -23,6 +23,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.transcript imp
 
 # --- delivery with retries ----------------------------------------------------------------------
 
+
 class Outcome:
     """What became of one envelope: who has it, who refused it for good, who is still waiting, and why."""
 

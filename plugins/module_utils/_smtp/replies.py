@@ -17,6 +17,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._errors import Smail
 
 # --- errors -------------------------------------------------------------------------------------
 
+
 class SMTPError(SmailError):
     """A failed send, attributed to its step.
 

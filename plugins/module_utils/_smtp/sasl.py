@@ -15,6 +15,7 @@ import typing as t
 
 # --- SASL ---------------------------------------------------------------------------------------
 
+
 def xoauth2_initial_response(username: str, access_token: str) -> str:
     """The base64 XOAUTH2 initial client response: ``user=U^Aauth=Bearer T^A^A``."""
     raw = f"user={username}\x01auth=Bearer {access_token}\x01\x01"

@@ -129,7 +129,7 @@ class SMTPSession:
         try:
             if endpoint.secure == "ssl":
                 smtp: TranscribedSMTP | TranscribedSMTPSSL = TranscribedSMTPSSL(local_hostname=endpoint.ehlohost, timeout=endpoint.timeout,
-                                                  context=self._tls_context)
+                                                                                context=self._tls_context)
             else:
                 smtp = TranscribedSMTP(local_hostname=endpoint.ehlohost, timeout=endpoint.timeout)
                 smtp.before_greeting = self._refuse_an_implicit_tls_port

@@ -150,6 +150,6 @@ def test_the_mailer_names_the_password_for_a_refused_plain_login():
     from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import replies as _smtp_replies  # pylint: disable=import-outside-toplevel
 
     refused = _smtp_replies.SMTPError("smtp_auth", "The server refused AUTH PLAIN for a@gmail.com: 535 5.7.8 Username and Password "
-                                           "not accepted.", stage="auth", hint="generic")
+                                      "not accepted.", stage="auth", hint="generic")
     hinted = _mailer.add_provider_hint({"provider": "google", "auth": "plain"}, refused)
     assert "app password" in hinted.hint and "token" not in hinted.hint

@@ -33,7 +33,7 @@ def envelope(settings, subject, *, sender=None):
 @pytest.fixture()
 def endpoint(settings):
     return _smtp_endpoint.SMTPEndpoint(host=settings["host"], port=settings["smtp_ssl_port"], secure="ssl", timeout=5,
-                              ca_path=settings["ca_path"])
+                                       ca_path=settings["ca_path"])
 
 
 @pytest.fixture()
@@ -50,7 +50,7 @@ def session_lines(settings):
 def send(endpoint, logins, settings, sessions, subject=None):
     transcript = _smtp_transcript.Transcript()
     report = _smtp_delivery.deliver_envelopes(endpoint, logins, [envelope(settings, subject or uuid.uuid4().hex)],
-                                     transcript=transcript, sessions=sessions)
+                                              transcript=transcript, sessions=sessions)
     assert report.outcomes[0].accepted == ["ops@example.com"], transcript.lines
     return transcript
 
@@ -95,7 +95,7 @@ def test_a_different_login_gets_its_own_session(endpoint, logins, sandbox, setti
     sessions = _smtp_sessions.KeptSessions()
     send(endpoint, logins, settings, sessions)
     other = _smtp_sasl.StaticLogin(_smtp_sasl.SASLLogin("xoauth2", settings["account"],
-                                              sandbox.authority.issue_access_token(settings["account"]).token))
+                                                        sandbox.authority.issue_access_token(settings["account"]).token))
     send(endpoint, other, settings, sessions)
     assert sessions.connections == 2 and len(sessions) == 2
     sessions.close()
@@ -105,7 +105,7 @@ def test_a_session_the_server_closed_is_not_kept(endpoint, logins, settings):
     sessions = _smtp_sessions.KeptSessions()
     transcript = _smtp_transcript.Transcript()
     report = _smtp_delivery.deliver_envelopes(endpoint, logins, [envelope(settings, "x", sender=f"fault-mail421-{uuid.uuid4().hex}@example.com")],
-                                     transcript=transcript, sessions=sessions)
+                                              transcript=transcript, sessions=sessions)
     assert report.outcomes[0].error.smtp_code == 421
     assert len(sessions) == 0
 

@@ -148,7 +148,7 @@ def test_a_failed_token_renewal_spools_the_own_mail_and_loses_nothing(sandbox, s
     earlier = spool_mail(settings, tmp_path, "renewal earlier", ["ops@example.com"])
 
     delivery = _mailer.deliver(values, _smtp_message.MessageSpec(sender=settings["account"], to=("ops@example.com",),
-                                                         subject="renewal own"))
+                                                                 subject="renewal own"))
 
     assert delivery.result["spooled"] is True and not delivery.result["sent"]
     pending = {entry["message_id"] for entry in delivery.result["spool_pending"]}

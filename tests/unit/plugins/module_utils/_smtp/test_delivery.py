@@ -112,14 +112,14 @@ def test_a_refused_cached_token_is_renewed_once(sandbox, settings, logins):
 def test_a_token_refused_after_renewal_is_final(sandbox, settings):
     never = CountingLogins(sandbox, "ya29.never-valid", renewable=False)
     report = _smtp_delivery.deliver_envelopes(endpoint(settings), never, [envelope(settings, "refused", ["ops@example.com"])],
-                                     policy=FAST, sleep=lambda _: None)
+                                              policy=FAST, sleep=lambda _: None)
     assert report.attempts == 1 and report.outcomes[0].error.code == "smtp_auth"
 
 
 def test_a_421_greeting_is_retried_then_reported(settings, logins):
     sleeps = []
     report = _smtp_delivery.deliver_envelopes(endpoint(settings, "smtp_greeting_421_port"), logins,
-                                     [envelope(settings, "greeting", ["ops@example.com"])], policy=FAST, sleep=sleeps.append)
+                                              [envelope(settings, "greeting", ["ops@example.com"])], policy=FAST, sleep=sleeps.append)
     assert report.attempts == 3 and len(sleeps) == 2
     assert report.outcomes[0].error.code == "smtp_connect" and report.outcomes[0].error.smtp_code == 421
 
@@ -147,7 +147,7 @@ def test_a_message_over_size_is_refused_before_data(settings, logins):
     mail = envelope(settings, "too large", ["ops@example.com"], body="x" * 5000)
     transcript = _smtp_transcript.Transcript()
     report = _smtp_delivery.deliver_envelopes(endpoint(settings, "smtp_small_size_port"), logins, [mail], policy=FAST,
-                                     transcript=transcript)
+                                              transcript=transcript)
     assert report.outcomes[0].error.code == "message_too_large"
     assert not any(line.startswith("C: MAIL") for line in transcript.lines)
 
@@ -231,7 +231,7 @@ def test_a_failed_later_transaction_keeps_the_earlier_ones_recipients(settings, 
 def test_a_missing_ca_path_is_an_invalid_option_before_any_connection(settings, logins):
     sleeps = []
     report = _smtp_delivery.deliver_envelopes(endpoint(settings, ca_path="/nonexistent/ca.pem"), logins,
-                                     [envelope(settings, "no ca", ["ops@example.com"])], policy=FAST, sleep=sleeps.append)
+                                              [envelope(settings, "no ca", ["ops@example.com"])], policy=FAST, sleep=sleeps.append)
     error = report.outcomes[0].error
     assert (error.code, error.transient, error.details["option"]) == ("invalid_option", False, "ca_path")
     assert report.attempts == 1 and sleeps == []
@@ -248,7 +248,7 @@ def test_a_host_name_that_does_not_resolve_is_final(settings, logins, monkeypatc
 
     monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     report = _smtp_delivery.deliver_envelopes(endpoint(settings, host="no-such-host.invalid"), logins,
-                                     [envelope(settings, "no host", ["ops@example.com"])], policy=FAST, sleep=lambda _: None)
+                                              [envelope(settings, "no host", ["ops@example.com"])], policy=FAST, sleep=lambda _: None)
     error = report.outcomes[0].error
     assert (error.code, error.transient, report.attempts) == ("smtp_connect", False, 1) and "host" in error.full_msg
 
@@ -256,14 +256,14 @@ def test_a_host_name_that_does_not_resolve_is_final(settings, logins, monkeypatc
 @pytest.mark.parametrize("host", ["a..b.example", "x" * 64 + ".example", "ex\u2028ample.com"])
 def test_a_host_that_is_not_a_host_name_is_an_invalid_option(settings, logins, host):
     report = _smtp_delivery.deliver_envelopes(endpoint(settings, host=host), logins, [envelope(settings, "bad host", ["ops@example.com"])],
-                                     policy=FAST, sleep=lambda _: None)
+                                              policy=FAST, sleep=lambda _: None)
     error = report.outcomes[0].error
     assert (error.code, error.transient, error.details["option"], report.attempts) == ("invalid_option", False, "host", 1)
 
 
 def test_implicit_tls_on_a_starttls_port_is_final(settings, logins):
     report = _smtp_delivery.deliver_envelopes(endpoint(settings, "smtp_starttls_port"), logins,
-                                     [envelope(settings, "ssl on 587", ["ops@example.com"])], policy=FAST, sleep=lambda _: None)
+                                              [envelope(settings, "ssl on 587", ["ops@example.com"])], policy=FAST, sleep=lambda _: None)
     error = report.outcomes[0].error
     assert (error.code, error.transient, report.attempts) == ("smtp_tls", False, 1) and "secure" in error.hint
 
@@ -274,9 +274,9 @@ def test_starttls_on_the_implicit_tls_port_waits_for_the_greeting_once(settings,
     transcript = _smtp_transcript.Transcript()
     sleeps = []
     report = _smtp_delivery.deliver_envelopes(endpoint(settings, secure="starttls", timeout=2), logins,
-                                     [envelope(settings, "starttls on 465", ["ops@example.com"])],
-                                     policy=RetryPolicy(retries=2, delay=0.01, max_time=60), transcript=transcript,
-                                     sleep=sleeps.append)
+                                              [envelope(settings, "starttls on 465", ["ops@example.com"])],
+                                              policy=RetryPolicy(retries=2, delay=0.01, max_time=60), transcript=transcript,
+                                              sleep=sleeps.append)
     error = report.outcomes[0].error
     assert (error.code, error.transient, report.attempts) == ("smtp_tls", False, 1)
     # One connection, one greeting wait (then the TLS probe answered), no retry: not one wait per attempt.
@@ -306,5 +306,5 @@ def test_the_transaction_hook_sees_each_transaction_of_an_envelope(settings, log
     full = f"fault-rcpt452x1-{tag}@example.com"
     seen = []
     _smtp_delivery.deliver_envelopes(endpoint(settings), logins, [envelope(settings, f"hooked {tag}", ["ops@example.com", full])],
-                            on_transaction=lambda outcome: seen.append((list(outcome.accepted), list(outcome.pending))))
+                                     on_transaction=lambda outcome: seen.append((list(outcome.accepted), list(outcome.pending))))
     assert seen == [(["ops@example.com"], [full]), (["ops@example.com", full], [])]

@@ -88,7 +88,7 @@ class TestBuildMessage:
 
     def test_headers_and_crlf(self):
         msg = _smtp_message.build_message(self.spec(cc=("Ann <ann@example.com>",), bcc=("hidden@example.com",),
-                                            reply_to=("desk@example.com",), message_id_domain="mid.example.com"))
+                                                    reply_to=("desk@example.com",), message_id_domain="mid.example.com"))
         raw = _smtp_message.message_bytes(msg)
         assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
         parsed = self.parsed(msg)

@@ -31,7 +31,7 @@ def decoded(b64: str) -> str:
 
 def endpoint(settings, port_key, secure, **kwargs):
     return _smtp_endpoint.SMTPEndpoint(host=settings["host"], port=settings[port_key], secure=secure,
-                              ca_path=settings["ca_path"], **{"timeout": 10, **kwargs})
+                                       ca_path=settings["ca_path"], **{"timeout": 10, **kwargs})
 
 
 def stored_messages(settings):
@@ -211,13 +211,11 @@ class TestSendAgainstSandbox:
             listener.close()
 
 
-
-
 class TestValidateConnection:
     def test_never_refused_for_remote_host_with_auth(self):
         with pytest.raises(OptionError) as info:
             _smtp_endpoint.validate_connection(_smtp_endpoint.SMTPEndpoint(host="smtp.example.com", port=25, secure="never"),
-                                      _smtp_sasl.SASLLogin("xoauth2", "u", "t"))
+                                               _smtp_sasl.SASLLogin("xoauth2", "u", "t"))
         assert info.value.option == "secure"
 
     def test_never_allowed_on_loopback(self):
@@ -240,7 +238,7 @@ class TestImplicitTlsPort:
         monkeypatch.setattr(_smtp_session, "FIRST_GREETING_WAIT", 0, raising=False)
         transcript = _smtp_transcript.Transcript()
         session = _smtp_session.SMTPSession(endpoint(settings, "smtp_ssl_port", secure, timeout=3),
-                                    _smtp_sasl.SASLLogin("xoauth2", settings["account"], bearer), transcript=transcript)
+                                            _smtp_sasl.SASLLogin("xoauth2", settings["account"], bearer), transcript=transcript)
         with session, pytest.raises(_smtp_replies.SMTPError) as info:
             session.connect()
         error = info.value
