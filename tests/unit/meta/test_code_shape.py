@@ -238,6 +238,9 @@ def _functions_holding(tree: ast.Module) -> dict[ast.AST, str]:
 def test_no_collection_code_is_imported_inside_a_function(path):
     tree = _parse(path)
     holder = _functions_holding(tree)
-    lazy = sorted({f"{_relative(path)}:{node.lineno} in {holder[node]}: {module}"
-                   for node, module in collection_imports(tree, _module_name(path)) if node in holder})
-    assert not lazy, f"collection code imported inside a function: {'; '.join(lazy)}"
+    lazy: dict[ast.AST, list[str]] = {}
+    for node, module in collection_imports(tree, _module_name(path)):
+        if node in holder:
+            lazy.setdefault(node, []).append(module)
+    found = [f"{_relative(path)}:{node.lineno} in {holder[node]}: {', '.join(modules)}" for node, modules in lazy.items()]
+    assert not found, f"collection code imported inside a function: {'; '.join(found)}"
