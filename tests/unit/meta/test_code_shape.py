@@ -50,7 +50,11 @@ MODULES = {_module_name(path): path for path in PLUGIN_FILES}
 
 
 def _relative(path: Path) -> str:
-    return str(path.relative_to(COLLECTION_ROOT)) if path.is_relative_to(COLLECTION_ROOT) else str(path)
+    """``path`` as the checkout names it: ``plugins/…`` or ``sandbox/…``."""
+    sandbox = _sandbox_dir()
+    if sandbox and path.is_relative_to(sandbox):
+        return str(path.relative_to(sandbox.parent))
+    return str(path.relative_to(COLLECTION_ROOT))
 
 
 # functions
