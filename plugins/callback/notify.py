@@ -539,6 +539,11 @@ class CallbackModule(CallbackBase):
                        transcript)
             self._display.vvv(transcript.mask(traceback.format_exc()))
             return
+        self._report_delivery(delivery, transcript)
+
+    def _report_delivery(self, delivery: _mailer.Delivery, transcript: _smtp_transcript.Transcript) -> None:
+        """Show what became of a summary the send path took: its warnings, refused recipients, spooled mails it
+        delivered first, and the summary sent (at default verbosity) unless it was spooled."""
         for warning in delivery.warnings:
             self._warn(warning, transcript)
         if delivery.result["refused"]:

@@ -75,6 +75,15 @@ def obtain_access_token(
         raise OptionError("refresh_token", "either access_token or client_id, client_secret and refresh_token are required")
     if cache is None:
         return _registered(_refresh_with_retries(grant, refresh, tls=tls, retry=retry, sleep=sleep, clock=clock))
+    return _obtain_cached(grant, cache, refresh, tls=tls, refused=refused, margin=margin, retry=retry, sleep=sleep,
+                          clock=clock, now=now)
+
+
+def _obtain_cached(grant: Grant, cache: TokenCache, refresh: t.Callable[..., AccessToken], *, tls: TLSSettings | None,
+                   refused: str | None, margin: float, retry: RetryPolicy, sleep: t.Callable[[float], None],
+                   clock: t.Callable[[], float], now: t.Callable[[], datetime.datetime]) -> AccessToken:
+    """:func:`obtain_access_token` with a cache: the cached token unless it is ``refused``, else one refresh under
+    the grant's lock, stored for the next task; a transient endpoint failure is remembered for the other processes."""
     key = cache_key(grant, tls)
 
     def raise_remembered_failure() -> None:
@@ -101,15 +110,20 @@ def obtain_access_token(
             return _registered(_with_refresh_record(cached, cache, grant))
         raise_remembered_failure()
         token = _refresh_with_retries(grant, refresh_remembering, tls=tls, retry=retry, sleep=sleep, clock=clock)
-        keys = [key]
-        if token.rotated_refresh_token and isinstance(grant, RefreshTokenGrant):
-            keys.append(cache_key(grant._replace(refresh_token=token.rotated_refresh_token), tls))
-        for name in keys:
-            try:
-                cache.store(name, token)
-            except OSError:
-                pass  # a cache that cannot be written costs a refresh next time, never the send
+        _store(token, cache, grant, key=key, tls=tls)
         return _registered(_note_refresh_token(token, cache, grant, now=now()))
+
+
+def _store(token: AccessToken, cache: TokenCache, grant: Grant, *, key: str, tls: TLSSettings | None) -> None:
+    """Cache ``token`` under ``key`` and, when the refresh token rotated, under the new refresh token's key too."""
+    keys = [key]
+    if token.rotated_refresh_token and isinstance(grant, RefreshTokenGrant):
+        keys.append(cache_key(grant._replace(refresh_token=token.rotated_refresh_token), tls))
+    for name in keys:
+        try:
+            cache.store(name, token)
+        except OSError:
+            pass  # a cache that cannot be written costs a refresh next time, never the send
 
 
 def _registered(token: AccessToken) -> AccessToken:

@@ -132,7 +132,22 @@ ATTACHMENT_NAME_ENCODINGS = ("auto", "rfc2231", "rfc2047")
 
 
 def build_message(spec: MessageSpec) -> EmailMessage:
-    """An RFC 5322 message (policy SMTP: CRLF, folded, encoded headers) with Date and Message-ID."""
+    """An RFC 5322 message (policy SMTP: CRLF, folded, encoded headers) with Date and Message-ID.
+
+    Raises OptionError naming the option at fault, checked in this order: the options that need no parsing, the
+    addresses and headers, the body, the attachments, then the headers and file names written in ``charset``.
+    """
+    _check_options(spec)
+    msg = EmailMessage(policy=MESSAGE_POLICY)
+    _set_headers(msg, spec)
+    _set_body(msg, spec)
+    _attach_files(msg, spec)
+    _encode_for_charset(msg, spec)
+    return msg
+
+
+def _check_options(spec: MessageSpec) -> None:
+    """Raise OptionError for an option that is wrong on its own or with another: subtype, charset, one-line values."""
     if spec.subtype not in ("plain", "html"):
         raise OptionError("subtype", "must be 'plain' or 'html'")
     if spec.text_body is not None and spec.subtype != "html":
@@ -147,7 +162,10 @@ def build_message(spec: MessageSpec) -> EmailMessage:
     _check_one_line(spec.subject, option="subject")
     if spec.message_id_domain:
         _check_one_line(spec.message_id_domain, option="message_id_domain")
-    msg = EmailMessage(policy=MESSAGE_POLICY)
+
+
+def _set_headers(msg: EmailMessage, spec: MessageSpec) -> None:
+    """The addresses (Bcc checked, never written), Subject, Date, Message-ID and the ``headers`` option's own."""
     sender = parse_address(spec.sender, option="sender")
     msg["From"] = sender
     for header, option, values in (("To", "to", spec.to), ("Cc", "cc", spec.cc), ("Reply-To", "reply_to", spec.reply_to)):
@@ -165,6 +183,10 @@ def build_message(spec: MessageSpec) -> EmailMessage:
             raise OptionError("headers", f"{name!r} is set from its own option, not from headers")
         _check_one_line(str(value), option=f"headers.{name}")
         msg[name] = str(value)
+
+
+def _set_body(msg: EmailMessage, spec: MessageSpec) -> None:
+    """The body in ``charset``: plain text, or HTML with its text alternative and the inline images it shows."""
     try:
         if spec.subtype == "html":
             if spec.text_body is not None:
@@ -180,10 +202,18 @@ def build_message(spec: MessageSpec) -> EmailMessage:
             msg.set_content(spec.body, charset=spec.charset)
     except UnicodeEncodeError:
         raise OptionError("charset", f"the body contains characters that {spec.charset} cannot encode") from None
+
+
+def _attach_files(msg: EmailMessage, spec: MessageSpec) -> None:
+    """Each file of ``attach``, once ``attachment_name_encoding`` is known to be one of its values."""
     if spec.attachment_name_encoding not in ATTACHMENT_NAME_ENCODINGS:
         raise OptionError("attachment_name_encoding", f"must be one of {', '.join(ATTACHMENT_NAME_ENCODINGS)}")
     for path in spec.attachments:
         _attach_file(msg, path)
+
+
+def _encode_for_charset(msg: EmailMessage, spec: MessageSpec) -> None:
+    """ISO-2022-JP headers for a Japanese mail, and attachment names as encoded words where asked (or implied)."""
     japanese = spec.charset.lower().replace("_", "-") == "iso-2022-jp"
     if japanese:
         try:
@@ -196,7 +226,6 @@ def build_message(spec: MessageSpec) -> EmailMessage:
             _mime.encoded_word_attachment_names(msg, spec.charset)
         except ValueError as exc:
             raise OptionError("attach", f"the file name {exc}; attachment_name_encoding=rfc2231 writes it in UTF-8") from None
-    return msg
 
 
 def _attach_file(msg: EmailMessage, path: str) -> None:
