@@ -35,17 +35,18 @@ OTHER_ACCOUNT = "other-account@example.com"
 
 
 def import_core() -> tuple[t.Any, t.Any, t.Any]:
-    """Import the collection's _mailer, _smtp and _spool from ANSIBLE_COLLECTIONS_PATH (the working tree's build)."""
+    """Import the collection's send pipeline, message and spool modules from ANSIBLE_COLLECTIONS_PATH (the working tree's build)."""
     for entry in reversed(os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)):
         if entry:
             sys.path.insert(0, entry)
     from ansible_collections.smail.xoauth2.plugins.module_utils._send import pipeline as _mailer  # pylint: disable=import-outside-toplevel
-    from ansible_collections.smail.xoauth2.plugins.module_utils._send import spool as _spool  # pylint: disable=import-outside-toplevel
+    from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import message as _smtp_message  # pylint: disable=import-outside-toplevel
+    from ansible_collections.smail.xoauth2.plugins.module_utils._spool import queue as _spool  # pylint: disable=import-outside-toplevel
 
-    return _mailer, _smtp, _spool
+    return _mailer, _smtp_message, _spool
 
 
-_mailer, _smtp, _spool = import_core()
+_mailer, _smtp_message, _spool = import_core()
 
 
 def send_options(bench_vars: dict, spool_dir: str | None) -> dict[str, t.Any]:

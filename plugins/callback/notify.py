@@ -218,9 +218,9 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._send import credentials as _credentials
 from ansible_collections.smail.xoauth2.plugins.module_utils._send import pipeline as _mailer
-from ansible_collections.smail.xoauth2.plugins.module_utils._send.spool import default_spool_dir as _spool_default_dir
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import message as _smtp_message
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import transcript as _smtp_transcript
+from ansible_collections.smail.xoauth2.plugins.module_utils._spool.queue import default_spool_dir as _spool_default_dir
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 if t.TYPE_CHECKING:

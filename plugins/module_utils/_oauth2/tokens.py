@@ -22,7 +22,6 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2.cache import
     TokenCache,
     cache_key,
 )
-from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2.endpoint import fetch_access_token
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2.expiry import RefreshTokenRecord
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2.grants import (
     AccessToken,
@@ -33,6 +32,16 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2.grants impor
     utcnow,
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._retry import NO_RETRY, RetryPolicy
+
+
+# The token endpoint's client, _oauth2/endpoint.py, is imported when a token is fetched: with it come google-auth and
+# requests, which a send with a cached or given token never needs (the module itself costs about 4 ms to compile in a
+# module process; google-auth and requests are imported by its functions).
+def fetch_access_token(grant: Grant, *, tls: TLSSettings | None = None) -> AccessToken:
+    """A new access token for any grant, from the token endpoint."""
+    from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2.endpoint import fetch_access_token as fetch  # pylint: disable=import-outside-toplevel
+
+    return fetch(grant, tls=tls)
 
 
 def obtain_access_token(

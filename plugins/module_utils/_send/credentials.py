@@ -19,7 +19,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import cache
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import expiry as _refresh_expiry
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import grants as _grants
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import tokens as _tokens
-from ansible_collections.smail.xoauth2.plugins.module_utils._send import connection as _connection
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import settings as _settings
 
 if t.TYPE_CHECKING:
     from ansible_collections.smail.xoauth2.plugins.module_utils._ini.rotation import RotationOutcome
@@ -145,9 +145,9 @@ def obtain_token(options: t.Mapping[str, t.Any], credentials: Credentials | None
         return _tokens.obtain_access_token(grant=None, access_token=options["access_token"])
     credentials = credentials or read_credentials(options)
     grant = resolve_grant(options, credentials, default_user=default_user)
-    return _tokens.obtain_access_token(grant=grant, cache=token_cache(options), tls=_connection.tls_settings(options),
+    return _tokens.obtain_access_token(grant=grant, cache=token_cache(options), tls=_settings.tls_settings(options),
                                        refused=refused, margin=expiry_margin(options),
-                                       retry=_connection.retry_policy(options))
+                                       retry=_settings.retry_policy(options))
 
 
 def scope_warnings(token: _grants.AccessToken) -> list[str]:

@@ -21,9 +21,9 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._options import (
     merge_argspecs,
 )
 from ansible_collections.smail.xoauth2.plugins.module_utils._send import pipeline as _mailer
-from ansible_collections.smail.xoauth2.plugins.module_utils._send import spool as _spool
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import delivery as _smtp_delivery
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import transcript as _smtp_transcript
+from ansible_collections.smail.xoauth2.plugins.module_utils._spool import queue as _spool
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 #: The module's options, validated by AnsibleModule here and by ArgumentSpecValidator in the in-process action.

@@ -23,11 +23,11 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._errors import Smail
 from ansible_collections.smail.xoauth2.plugins.module_utils._ini import token_layout as _token_ini
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import cache as _token_cache
 from ansible_collections.smail.xoauth2.plugins.module_utils._oauth2 import grants as _grants
-from ansible_collections.smail.xoauth2.plugins.module_utils._send import connection as _connection
 from ansible_collections.smail.xoauth2.plugins.module_utils._send import credentials as _credentials
 from ansible_collections.smail.xoauth2.plugins.module_utils._send import pipeline as _mailer
-from ansible_collections.smail.xoauth2.plugins.module_utils._send import spool as _spool
+from ansible_collections.smail.xoauth2.plugins.module_utils._send import settings as _settings
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import message as _smtp_message
+from ansible_collections.smail.xoauth2.plugins.module_utils._spool import queue as _spool
 from ansible_collections.smail.xoauth2.plugins.module_utils._task_result import TaskResult
 
 
@@ -143,7 +143,7 @@ def test_a_failed_token_renewal_spools_the_own_mail_and_loses_nothing(sandbox, s
     sandbox.authority.revoke_access_token(revoked)
     grant = _credentials.resolve_grant(values, _credentials.read_credentials(values))
     expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
-    key = _token_cache.cache_key(grant, _connection.tls_settings(values))
+    key = _token_cache.cache_key(grant, _settings.tls_settings(values))
     _credentials.token_cache(values).store(key, _grants.AccessToken(token=revoked, source="endpoint", expires_at=expires))
     earlier = spool_mail(settings, tmp_path, "renewal earlier", ["ops@example.com"])
 

@@ -21,9 +21,9 @@ import time
 import pytest
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError, SmailError
-from ansible_collections.smail.xoauth2.plugins.module_utils._send import spool as _spool
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import delivery as _smtp_delivery
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp import message as _smtp_message
+from ansible_collections.smail.xoauth2.plugins.module_utils._spool import queue as _spool
 
 ACCOUNT = "User@Example.com"
 MESSAGE = (b"Message-ID: <1@example.com>\r\nDate: Wed, 02 Dec 2026 02:30:00 +0000\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
@@ -148,7 +148,7 @@ class TestEnqueue:
         # Another process passes leased mail by while this one lives...
         script = """
             import sys
-            from ansible_collections.smail.xoauth2.plugins.module_utils._send.spool import Spool
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool.queue import Spool
             with Spool(sys.argv[1]).claim(sys.argv[2], due_only=False) as claim:
                 print(len(claim.messages), len(claim.passed))
         """
@@ -161,7 +161,7 @@ class TestEnqueue:
         script = """
             import os, signal, sys
             from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.message import Envelope
-            from ansible_collections.smail.xoauth2.plugins.module_utils._send.spool import Spool
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool.queue import Spool
             Spool(sys.argv[1]).enqueue([Envelope("user@example.com", ("a@example.com",), b"x\\r\\n", "<k@example.com>")],
                                        account=sys.argv[2], server="s:465")
             os.kill(os.getpid(), signal.SIGKILL)
@@ -218,7 +218,7 @@ class TestPrivacy:
         # In a child with a deadline: a FIFO opened for reading without O_NONBLOCK would block it for good.
         script = """
             import json, sys
-            from ansible_collections.smail.xoauth2.plugins.module_utils._send.spool import Spool
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool.queue import Spool
             spool = Spool(sys.argv[1])
             with spool.claim(sys.argv[2], due_only=False) as claim:
                 taken = [message.message_id for message in claim.messages]
@@ -405,7 +405,7 @@ class TestClaim:
             add(spool, message_id=message_id)
         worker = """
             import sys
-            from ansible_collections.smail.xoauth2.plugins.module_utils._send.spool import Spool
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool.queue import Spool
             spool = Spool(sys.argv[1])
             taken = []
             while True:
@@ -457,7 +457,7 @@ class TestChangesById:
         held = self.hold(spool)
         script = """
             import sys
-            from ansible_collections.smail.xoauth2.plugins.module_utils._send.spool import Spool
+            from ansible_collections.smail.xoauth2.plugins.module_utils._spool.queue import Spool
             spool = Spool(sys.argv[1])
             (message,) = spool.by_id(["<1@example.com>"], option="release")
             print(spool.release(message))

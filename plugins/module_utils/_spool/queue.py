@@ -49,7 +49,9 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._private_file import
     fsync_directory,
     remove_private_file,
 )
-from ansible_collections.smail.xoauth2.plugins.module_utils._send.spool_file import (
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.delivery import Outcome
+from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.message import Envelope
+from ansible_collections.smail.xoauth2.plugins.module_utils._spool.mail_file import (
     CONTROL_SIZE,
     CREATE_FLAGS,
     OPEN_FLAGS,
@@ -66,8 +68,6 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._send.spool_file imp
     read_fd,
     write_all,
 )
-from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.delivery import Outcome
-from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.message import Envelope
 
 try:
     import fcntl
