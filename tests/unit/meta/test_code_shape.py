@@ -264,7 +264,7 @@ def _explained_boundary(source: str, importer: str, module: str) -> bool:
     package, or the module of a package that imports google-auth or requests."""
     package = _package(module)
     if package is not None and package != _package(importer):
-        name = package.split(".")[-1]
+        name = package.rsplit(".", maxsplit=1)[-1]
     elif _imports_http_libraries(module):
         name = "/".join(module.split(".")[-2:]) + ".py"
     else:
