@@ -27,12 +27,13 @@ USER_PATH := $(PATH)
 export PATH := $(BIN):$(PATH)
 export SMAIL_XOAUTH2_SANDBOX_DIR := $(abspath sandbox)
 
-.PHONY: help venv venv-demo build demo test lint sanity units sandbox-tests integration sandbox-start sandbox-stop clean \
-  reliability-matrix get-pip test-core
+.PHONY: help venv venv-demo build demo test lint sanity units docs-tests sandbox-tests integration sandbox-start \
+  sandbox-stop clean reliability-matrix get-pip test-core
 
 help:
 	@echo "make demo   render SMAIL config for three local hosts from vault, send notifications through XOAUTH2 to the local sandbox"
-	@echo "make test   lint, sanity, unit, sandbox and integration tests (starts and stops the sandbox)"
+	@echo "make test   lint, sanity, unit, docs, sandbox and integration tests (starts and stops the sandbox)"
+	@echo "make docs-tests   docs/getting-started.md run as written, ansible-playbook against a sandbox of its own"
 	@echo "make sandbox-tests   the sandbox's own tests (sandbox/tests), on no particular ansible-core line"
 	@echo "make lint   ansible-lint, ruff, mypy, antsibull-changelog and antsibull-docs on the built collection,"
 	@echo "           ansible-lint also on the benchmarks' and the sandbox's playbooks, ruff also on sandbox/"
@@ -172,9 +173,20 @@ sanity: venv build get-pip
 
 # The unit tests run in UNIT_WORKERS processes (pytest-xdist; `auto`: one per CPU, 0: in pytest's own process).
 UNIT_WORKERS ?= auto
+# Each build copies the tests afresh, and each worker would rewrite the asserts of every test module and compile it
+# again (seconds of the run): the compiled modules are kept outside the copy, in $(PYCACHE), and used while their
+# sources are unchanged (the copy keeps the files' times). Nothing is written beside the sources.
+PYCACHE := $(BUILD)/pycache
 units: venv build
 	@echo "== units: pytest tests/unit"
-	@cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider -n $(UNIT_WORKERS) tests/unit
+	@cd $(COLLECTION) && env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(PYCACHE) PYTHONPATH=$(BUILD) \
+	  $(PY) -m pytest -q -p no:cacheprovider -n $(UNIT_WORKERS) tests/unit
+
+# The guide docs/getting-started.md run as written (tests/docs), against a sandbox of its own: real ansible-playbook
+# runs, which are no unit tests and take longer than all of them. CI runs them on one line, beside the sandbox's tests.
+docs-tests: venv build
+	@echo "== docs-tests: pytest tests/docs"
+	@cd $(COLLECTION) && PYTHONPATH=$(BUILD) $(PY) -m pytest -q -p no:cacheprovider tests/docs
 
 # The sandbox's own tests run from the checkout (the sandbox is no collection content) against sandboxes they start
 # themselves; they depend on no ansible-core line, so CI runs them on one line only (.ci/matrix.sh).
@@ -205,10 +217,10 @@ reliability-matrix: venv sandbox-start
 	[ $$status -ne 0 ] || $(PY) sandbox/fault_matrix.py --state-dir $(STATE) --doc docs/reliability.md || status=$$?; \
 	$(MAKE) --no-print-directory sandbox-stop; exit $$status
 
-# Each suite (lint, sanity, units, sandbox-tests, integration) stops make on failure: reaching the line below means all
-# five passed.
-test: lint sanity units sandbox-tests integration
-	@echo "suites: 5 passed, 0 failed"
+# Each suite (lint, sanity, units, docs-tests, sandbox-tests, integration) stops make on failure: reaching the line
+# below means all six passed.
+test: lint sanity units docs-tests sandbox-tests integration
+	@echo "suites: 6 passed, 0 failed"
 
 # One ansible-core line: natively when this machine's python3 is new enough for it, otherwise in a Debian 13 root
 # under .build/roots (see .ci/core_root.sh); each suite runs on its own and a table of results ends the run.

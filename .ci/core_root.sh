@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run make suites on one ansible-core line: .ci/core_root.sh CORE [SUITE...]   (CORE: 2.19, 2.20, 2.21 or 2.22)
 #
-# SUITE is a make target (demo, units, sandbox-tests, sanity, integration, lint; `test` means lint sanity units
-# sandbox-tests integration); each runs on its own, so one failure does not hide the others, and a table of results
-# and times ends the run.
+# SUITE is a make target (demo, units, docs-tests, sandbox-tests, sanity, integration, lint; `test` means lint sanity
+# units docs-tests sandbox-tests integration); each runs on its own, so one failure does not hide the others, and a
+# table of results and times ends the run.
 # When this machine's python3 is new enough for CORE, the suites run here, with a venv and build directory of
 # their own under .build/cores/CORE. Otherwise they run in a Debian 13 (trixie, Python 3.13, Dovecot 2.4) root made
 # with mmdebstrap under .build/roots/trixie (CORE_ROOT overrides it), on a fresh copy of this checkout's files; the
@@ -18,7 +18,7 @@ suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(demo units sanity integration lint)
 expanded=()
 for suite in "${suites[@]}"; do
-  if [ "$suite" = test ]; then expanded+=(lint sanity units sandbox-tests integration); else expanded+=("$suite"); fi
+  if [ "$suite" = test ]; then expanded+=(lint sanity units docs-tests sandbox-tests integration); else expanded+=("$suite"); fi
 done
 root=${CORE_ROOT:-$checkout/.build/roots/trixie}
 # mount: the full-disk case of the mail_spool_queue target mounts a small tmpfs of its own.

@@ -190,6 +190,8 @@ class TokenAuthority:
     def __init__(self, *, scope: str = GMAIL_SCOPE, access_token_lifetime: int = ACCESS_TOKEN_LIFETIME_SECONDS) -> None:
         self.scope = scope
         self.access_token_lifetime = access_token_lifetime
+        #: The clock of the device grants (their expiry and the interval between polls); a test may set a fake one.
+        self.device_clock: t.Callable[[], float] = time.time
         self._lock = threading.Lock()
         self._clients: dict[str, OAuthClient] = {}
         self._refresh_tokens: dict[str, RefreshToken] = {}
@@ -356,7 +358,7 @@ class TokenAuthority:
             grant = DeviceGrant(
                 device_code=f"{DEVICE_CODE_PREFIX}{secrets.token_urlsafe(32)}", user_code=f"{user_code[:4]}-{user_code[4:]}",
                 client_id=client_id, scope=scope, account=account, offline=offline, refusal=refusal,
-                expires_at=time.time() + switches.expires_in, interval=switches.interval, switches=switches,
+                expires_at=self.device_clock() + switches.expires_in, interval=switches.interval, switches=switches,
                 slow_downs_left=switches.slow_down,
             )
             self._device_grants[grant.device_code] = grant
@@ -367,7 +369,7 @@ class TokenAuthority:
         """The user's answer at the verification page; False for a code that is unknown, expired or decided."""
         with self._lock:
             grant = self._device_grants.get(self._user_codes.get(normalized_user_code(user_code), ""))
-            if grant is None or grant.status != "pending" or time.time() >= grant.expires_at:
+            if grant is None or grant.status != "pending" or self.device_clock() >= grant.expires_at:
                 return False
             grant.status = "approved" if approve else "denied"
             grant.account = account or grant.account
@@ -382,7 +384,7 @@ class TokenAuthority:
     def poll_device_code(self, client: OAuthClient, device_code: str) -> tuple[DeviceGrant, AccessToken, str | None]:
         """One poll of the token endpoint (RFC 8628 section 3.5): the tokens once approved, else raises OAuthError
         ``slow_down``, ``authorization_pending``, the refusal, ``expired_token`` or ``invalid_grant``."""
-        now = time.time()
+        now = self.device_clock()
         with self._lock:
             grant = self._device_grants.get(device_code)
             if grant is None or grant.client_id != client.client_id or grant.status == "redeemed":

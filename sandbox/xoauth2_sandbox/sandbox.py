@@ -285,7 +285,9 @@ class Sandbox:
     def _serve_threaded(self, server: socketserver.TCPServer, name: str) -> int:
         """Serve ``server`` (already bound) in a daemon thread until ``stop()``; returns its port."""
         port = int(server.server_address[1])
-        thread = threading.Thread(target=server.serve_forever, name=f"{name}-{port}", daemon=True)
+        # shutdown() returns when the loop next looks up (every poll_interval, 0.5 s by default): stop() is prompt.
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{name}-{port}",
+                                  daemon=True)
         thread.start()
         self._threaded_servers.append((server, thread))
         return port

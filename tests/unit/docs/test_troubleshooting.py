@@ -8,6 +8,7 @@ documents exactly the registry, and each module's RETURN ``error`` names registe
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -70,8 +71,9 @@ def _fixed_code_classes(trees: list[ast.Module], errors: set[str]) -> set[str]:
     return fixed - {"SmailError"}
 
 
+@functools.cache
 def raised_codes() -> dict[str, set[str]]:
-    """Each code of the plugins, with the files that raise it."""
+    """Each code of the plugins, with the files that raise it (the plugins parsed once for every test: read only)."""
     trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in PLUGINS.rglob("*.py")}
     errors = _error_classes(list(trees.values()))
     not_a_code_argument = _fixed_code_classes(list(trees.values()), errors)

@@ -57,16 +57,29 @@ def test_the_demo_installs_no_tools(target, tmp_path):
     assert pip_installs(target, tmp_path) == ["requirements-demo.txt"]
 
 
-@pytest.mark.parametrize("target", ["lint", "units", "sandbox-tests"])
+@pytest.mark.parametrize("target", ["lint", "units", "docs-tests", "sandbox-tests"])
 def test_the_tests_install_the_tools_too(target, tmp_path):
     assert pip_installs(target, tmp_path) == ["requirements-demo.txt", "requirements-dev.txt"]
 
 
 def test_make_test_and_the_ci_runner_name_the_same_suites():
-    # .ci/core_root.sh runs `test` suite by suite: its list must be the Makefile's, the sandbox's tests included.
+    # .ci/core_root.sh runs `test` suite by suite: its list must be the Makefile's, the guide's and the sandbox's tests
+    # included.
     makefile = (CHECKOUT / "Makefile").read_text(encoding="utf-8")
     runner = (CHECKOUT / ".ci" / "core_root.sh").read_text(encoding="utf-8")
     make_test = re.search(r"^test: (.+)$", makefile, re.MULTILINE).group(1).split()
     runner_test = re.search(r'"\$suite" = test \]; then expanded\+=\(([^)]*)\)', runner).group(1).split()
     assert make_test == runner_test
-    assert make_test.count("sandbox-tests") == 1 and "units" in make_test
+    assert make_test.count("sandbox-tests") == 1 and make_test.count("docs-tests") == 1 and "units" in make_test
+
+
+def test_ci_runs_the_guide_and_the_sandbox_tests_on_one_line():
+    # .ci/matrix.sh: the legs run in order ("CORE SUITE...") and the two run side by side (run_leg "$core" ...); one
+    # of them runs `test`, with docs-tests and sandbox-tests in it, and no other runs those two again.
+    matrix = (CHECKOUT / ".ci" / "matrix.sh").read_text(encoding="utf-8")
+    legs = [leg.split() for leg in re.findall(r'"2\.\d+((?: [a-z-]+)+)"', matrix)]
+    legs += [leg.split() for leg in re.findall(r'run_leg "\$core" "\$line_targets"((?: [a-z-]+)+)', matrix)]
+    assert len(legs) == 3, legs
+    with_test = [leg for leg in legs if "test" in leg]
+    assert len(with_test) == 1, legs
+    assert not [leg for leg in legs if {"docs-tests", "sandbox-tests"} & set(leg)], legs

@@ -11,7 +11,6 @@ import datetime
 import json
 import ssl
 import threading
-import time
 import urllib.parse
 import urllib.request
 
@@ -239,7 +238,10 @@ def tls(settings):
     return _grants.TLSSettings(ca_path=settings["ca_path"], timeout=10)
 
 
-def test_the_user_approves_while_the_task_polls(settings, fake_clock):
+def test_the_user_approves_while_the_task_polls(sandbox, settings, fake_clock, monkeypatch):
+    # The sandbox's device grants read the test's clock: it answers slow_down to a poll sooner than its interval after
+    # another, and the task's waits between polls pass on that clock, not on a real one.
+    monkeypatch.setattr(sandbox.authority, "device_clock", fake_clock)
     announced = []
     approved = threading.Event()
 
@@ -251,14 +253,10 @@ def test_the_user_approves_while_the_task_polls(settings, fake_clock):
         approved.set()
 
     def sleep(seconds):
-        """The wait before each poll; during the second (after a poll was answered pending) the user approves.
-
-        The sandbox answers slow_down to a poll sooner than its interval after another by its own, real clock: that
-        one wait is real. The wait before the first poll is not, nor is any wait the sandbox does not check."""
+        """The wait before each poll; during the second (after a poll was answered pending) the user approves."""
         fake_clock.sleep(seconds)
         if len(fake_clock.pauses) == 2:
             approve(announced[0])
-            time.sleep(seconds)
 
     authorization = _device_flow.run_device_flow(sandbox_device_client(settings, "interval=1"), timeout=30, tls=tls(settings),
                                                  announce=announced.append, clock=fake_clock, sleep=sleep)

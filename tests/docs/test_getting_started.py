@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-COLLECTION_ROOT = Path(__file__).resolve().parents[3]
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 GUIDE = COLLECTION_ROOT / "docs" / "getting-started.md"
 BROWSER = COLLECTION_ROOT / "tests" / "integration" / "targets" / "authorize" / "files" / "browser.py"
 ACCOUNT = "alerts@example.com"
