@@ -73,13 +73,16 @@ def test_make_test_and_the_ci_runner_name_the_same_suites():
     assert make_test.count("sandbox-tests") == 1 and make_test.count("docs-tests") == 1 and "units" in make_test
 
 
-def test_ci_runs_the_guide_and_the_sandbox_tests_on_one_line():
+def test_ci_runs_the_sandbox_tests_on_one_line_and_the_guide_on_the_oldest_and_newest():
     # .ci/matrix.sh: the legs run in order ("CORE SUITE...") and the two run side by side (run_leg "$core" ...); one
-    # of them runs `test`, with docs-tests and sandbox-tests in it, and no other runs those two again.
+    # of them runs `test`, with docs-tests and sandbox-tests in it; the newest line runs the guide again (docs-tests),
+    # and no line runs the sandbox's tests again.
     matrix = (CHECKOUT / ".ci" / "matrix.sh").read_text(encoding="utf-8")
     legs = [leg.split() for leg in re.findall(r'"2\.\d+((?: [a-z-]+)+)"', matrix)]
     legs += [leg.split() for leg in re.findall(r'run_leg "\$core" "\$line_targets"((?: [a-z-]+)+)', matrix)]
     assert len(legs) == 3, legs
     with_test = [leg for leg in legs if "test" in leg]
     assert len(with_test) == 1, legs
-    assert not [leg for leg in legs if {"docs-tests", "sandbox-tests"} & set(leg)], legs
+    assert not [leg for leg in legs if "sandbox-tests" in leg], legs
+    newest = max(re.findall(r'"(2\.\d+)(?: [a-z-]+)+"', matrix), key=lambda core: int(core.split(".")[1]))
+    assert re.search(rf'"{re.escape(newest)}(?: [a-z-]+)* docs-tests', matrix), newest
