@@ -35,9 +35,6 @@ def has_8bit(data: bytes) -> bool:
     return not data.isascii()
 
 
-# --- the 7bit downgrade ---------------------------------------------------------------------
-
-
 def downgrade_to_7bit(data: bytes) -> bytes:
     """The same message with every 8bit (or binary) leaf part re-encoded as quoted-printable (text) or
     base64 (anything else), every header and the MIME structure kept, Message-ID and Date unchanged;

@@ -68,8 +68,6 @@ def cache_key(grant: Grant, tls: TLSSettings | None) -> str:
     return hashlib.sha256(json.dumps([key, tls.validate_certs, trust]).encode("utf-8")).hexdigest()
 
 
-# --- cache --------------------------------------------------------------------------------------
-
 def default_cache_dir() -> str:
     """The cache directory used when none is given: ``~/.ansible/smail_xoauth2/tokens``."""
     return os.path.join(os.path.expanduser("~"), ".ansible", "smail_xoauth2", "tokens")

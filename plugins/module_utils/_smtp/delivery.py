@@ -21,8 +21,6 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.sasl import Lo
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.session import SMTPSession
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.transcript import Transcript
 
-# --- delivery with retries ----------------------------------------------------------------------
-
 
 class Outcome:
     """What became of one envelope: who has it, who refused it for good, who is still waiting, and why."""

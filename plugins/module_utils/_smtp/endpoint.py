@@ -24,8 +24,6 @@ DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "never": 25}
 AUTH_MECHANISMS = ("xoauth2", "oauthbearer", "plain", "login", "none")
 
 
-# --- settings -----------------------------------------------------------------------------------
-
 class SMTPEndpoint(t.NamedTuple):
     """Where and how to connect."""
 

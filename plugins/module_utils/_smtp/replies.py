@@ -15,8 +15,6 @@ import typing as t
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import SmailError
 
-# --- errors -------------------------------------------------------------------------------------
-
 
 class SMTPError(SmailError):
     """A failed send, attributed to its step.

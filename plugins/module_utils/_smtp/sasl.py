@@ -13,8 +13,6 @@ import base64
 import json
 import typing as t
 
-# --- SASL ---------------------------------------------------------------------------------------
-
 
 def xoauth2_initial_response(username: str, access_token: str) -> str:
     """The base64 XOAUTH2 initial client response: ``user=U^Aauth=Bearer T^A^A``."""

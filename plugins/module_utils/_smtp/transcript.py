@@ -24,8 +24,6 @@ if t.TYPE_CHECKING:
 MASK = "*****"
 
 
-# --- transcript ---------------------------------------------------------------------------------
-
 class Transcript:
     """Commands (``C:``) and replies (``S:``) of one session, with every registered secret masked."""
 
