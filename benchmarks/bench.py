@@ -794,9 +794,9 @@ def case_sections(results: Results) -> list[str]:
          "Python's zipimport compiles each one twice (CPython issue 141276, open as of 3.14). smail.xoauth2.mail's "
          "send path (the SMTP session with its retries, the token cache, the message builder, the option specs) is "
          "several times the code of community.general.mail's single file, and compiling it is most of that "
-         "difference. Code only some sends need is imported only by them: the INI engine, the HTML-to-text "
-         "converter, attachments, the spool, rotated tokens, the app-only grants, the token endpoint and what a "
-         "failed SMTP step means. On a remote host, for many mails, the `messages` batch of case 2 pays the process "
+         "difference. Code only some sends need is imported only by them, one package each: the INI files and rotated "
+         "tokens (`_ini`), HTML bodies, Japanese mail and the 7bit downgrade (`_mime`), the spool (`_spool`), and "
+         "the token endpoint's client with google-auth and requests. On a remote host, for many mails, the `messages` batch of case 2 pays the process "
          "once."),
         "",
         "## 2. The same 20 mails as one `messages` task vs the loop",
