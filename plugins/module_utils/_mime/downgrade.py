@@ -19,10 +19,7 @@ import typing as t
 from email import policy
 from email.message import Message
 
-_MAX_LINE = 78  # RFC 5322 line length, the one policy SMTP folds to
-_MAX_WORD = 75  # RFC 2047 limit for one encoded word
 _SAFE_ENCODINGS = ("7bit", "quoted-printable", "base64")
-_ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
 _BARE_CR = re.compile(rb"\r(?!\n)")
 # Keeps unchanged headers as they were parsed: only the values this module rewrites are folded anew.
 _AS_PARSED = policy.SMTP.clone(refold_source="none")

@@ -13,22 +13,10 @@ from __future__ import annotations
 import os
 import re
 import typing as t
-from email import policy
 from email.message import MIMEPart
 from html.parser import HTMLParser
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
-
-_MAX_LINE = 78  # RFC 5322 line length, the one policy SMTP folds to
-_MAX_WORD = 75  # RFC 2047 limit for one encoded word
-_SAFE_ENCODINGS = ("7bit", "quoted-printable", "base64")
-_ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
-_BARE_CR = re.compile(rb"\r(?!\n)")
-# Keeps unchanged headers as they were parsed: only the values this module rewrites are folded anew.
-_AS_PARSED = policy.SMTP.clone(refold_source="none")
-
-HeaderValue = t.Any  # a str as parsed or set with set_raw, or a header object from the registry
-
 
 _CONTENT_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+$")
 _MIME_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`{|}~-]+$")  # RFC 2045 token

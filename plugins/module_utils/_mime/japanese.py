@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import base64
 import functools
-import re
 import typing as t
-from email import policy
 from email.headerregistry import Address, AddressHeader, Group
 from email.message import EmailMessage
 
@@ -23,11 +21,7 @@ from ansible_collections.smail.xoauth2.plugins.module_utils._mime.downgrade impo
 
 _MAX_LINE = 78  # RFC 5322 line length, the one policy SMTP folds to
 _MAX_WORD = 75  # RFC 2047 limit for one encoded word
-_SAFE_ENCODINGS = ("7bit", "quoted-printable", "base64")
 _ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
-_BARE_CR = re.compile(rb"\r(?!\n)")
-# Keeps unchanged headers as they were parsed: only the values this module rewrites are folded anew.
-_AS_PARSED = policy.SMTP.clone(refold_source="none")
 
 HeaderValue = t.Any  # a str as parsed or set with set_raw, or a header object from the registry
 

@@ -6,39 +6,12 @@
 
 from __future__ import annotations
 
-import email
-from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 
 import pytest
+from mime_messages import DATE, MESSAGE_ID, header_block, new_message, parsed, wire  # pylint: disable=import-error
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._mime import downgrade as _downgrade
-
-DATE = "Wed, 02 Dec 2026 02:32:23 +0000"
-MESSAGE_ID = "<1234.5678@example.com>"
-
-
-def new_message(subject: str = "Hello") -> EmailMessage:
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = Address("Sender", addr_spec="sender@example.com")
-    msg["To"] = Address(addr_spec="rcpt@example.com")
-    msg["Subject"] = subject
-    msg["Date"] = DATE
-    msg["Message-ID"] = MESSAGE_ID
-    return msg
-
-
-def wire(msg: EmailMessage) -> bytes:
-    return msg.as_bytes(policy=policy.SMTP)
-
-
-def parsed(data: bytes) -> EmailMessage:
-    return email.message_from_bytes(data, policy=policy.default)
-
-
-def header_block(data: bytes) -> bytes:
-    return data.split(b"\r\n\r\n", 1)[0]
 
 
 def leaves(msg: EmailMessage) -> list[EmailMessage]:
@@ -52,11 +25,6 @@ def assert_same_content(original: bytes, downgraded: bytes) -> None:
         assert new.get_content() == old.get_content()
         assert new.get_filename() == old.get_filename()
         assert new["Content-Transfer-Encoding"] in ("7bit", "quoted-printable", "base64")
-
-
-def assert_lines_fit(data: bytes) -> None:
-    for line in header_block(data).split(b"\r\n"):
-        assert len(line) <= 78, line
 
 
 class TestHas8bit:

@@ -7,60 +7,14 @@
 from __future__ import annotations
 
 import base64
-import email
-from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 
 import pytest
+from mime_messages import new_message, parsed, wire  # pylint: disable=import-error
 
 from ansible_collections.smail.xoauth2.plugins.module_utils._errors import OptionError
 from ansible_collections.smail.xoauth2.plugins.module_utils._mime import html as _html
 from ansible_collections.smail.xoauth2.plugins.module_utils._smtp.message import InlineImage
-
-DATE = "Wed, 02 Dec 2026 02:32:23 +0000"
-MESSAGE_ID = "<1234.5678@example.com>"
-
-
-def new_message(subject: str = "Hello") -> EmailMessage:
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = Address("Sender", addr_spec="sender@example.com")
-    msg["To"] = Address(addr_spec="rcpt@example.com")
-    msg["Subject"] = subject
-    msg["Date"] = DATE
-    msg["Message-ID"] = MESSAGE_ID
-    return msg
-
-
-def wire(msg: EmailMessage) -> bytes:
-    return msg.as_bytes(policy=policy.SMTP)
-
-
-def parsed(data: bytes) -> EmailMessage:
-    return email.message_from_bytes(data, policy=policy.default)
-
-
-def header_block(data: bytes) -> bytes:
-    return data.split(b"\r\n\r\n", 1)[0]
-
-
-def leaves(msg: EmailMessage) -> list[EmailMessage]:
-    return [part for part in msg.walk() if not part.is_multipart()]
-
-
-def assert_same_content(original: bytes, downgraded: bytes) -> None:
-    before, after = parsed(original), parsed(downgraded)
-    assert [p.get_content_type() for p in before.walk()] == [p.get_content_type() for p in after.walk()]
-    for old, new in zip(leaves(before), leaves(after)):
-        assert new.get_content() == old.get_content()
-        assert new.get_filename() == old.get_filename()
-        assert new["Content-Transfer-Encoding"] in ("7bit", "quoted-printable", "base64")
-
-
-def assert_lines_fit(data: bytes) -> None:
-    for line in header_block(data).split(b"\r\n"):
-        assert len(line) <= 78, line
-
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,"
